@@ -1,0 +1,122 @@
+"""The app factory. `create_app(settings)` builds the aiohttp app; pools open and close through
+`cleanup_ctx`, so `python -m aiohttp.web session_service.app:create_app` works as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, AsyncIterator, Optional
+
+import asyncpg
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from . import routes, views
+from .appkeys import DATABASES, METRICS, SETTINGS
+from .config import Database, Settings, load_settings, needs_embedded_postgres
+from .metrics import ServiceMetrics
+from .middleware import authenticate, observe
+from .store import Store, init_connection
+
+log = logging.getLogger("session_service")
+
+HEALTH_TIMEOUT_S = 2.0
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    """Every non-operational path: match like Starlette, then call the view."""
+    found = routes.match(request.method, request.path)
+    request["route_template"] = found.template
+    if found.status == 404:
+        return views.error_response(404, "Not Found")
+    if found.status == 405:
+        return views.error_response(405, "Method Not Allowed", headers={"Allow": ", ".join(found.allow)})
+    assert found.route is not None
+    handler = views.HANDLERS[found.route.handler_name]
+    try:
+        return await handler(request, found.params)
+    except views.HTTPError as exc:
+        return views.error_response(exc.status, exc.detail)
+    except views.RequestInvalid as exc:
+        return views.error_response(422, exc.errors)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """`{"status":"ok"}` when every database answers `SELECT 1`, else 503 with the reason."""
+    for db_id, handle in request.app[DATABASES].items():
+        try:
+            async with asyncio.timeout(HEALTH_TIMEOUT_S):
+                async with handle.pool.acquire() as conn:
+                    await conn.fetchval("SELECT 1")
+        except Exception as exc:  # any failure is "unreachable" to a health check
+            return web.json_response(
+                {"status": "unavailable", "db_id": db_id, "reason": f"database unreachable ({type(exc).__name__})"},
+                status=503,
+            )
+    return web.json_response({"status": "ok"})
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _open_database(db: Database, settings: Settings, metrics: ServiceMetrics) -> views.DatabaseHandle:
+    histogram = metrics.query_latency.labels(db.db_id)
+
+    def record(query: Any) -> None:
+        histogram.observe(query.elapsed)
+
+    async def init(conn: asyncpg.Connection) -> None:
+        await init_connection(conn)
+        conn.add_query_logger(record)
+
+    pool = await asyncpg.create_pool(
+        db.dsn, min_size=settings.pool_min_size, max_size=settings.pool_max_size, init=init
+    )
+    try:
+        async with pool.acquire() as conn:
+            created = await Store.ensure_tables(conn, db.tables)
+            if created:
+                log.info("created missing tables %s in schema %s of db %s", created, db.tables.schema, db.db_id)
+            columns, extra = await Store.introspect(conn, db.tables)
+    except BaseException:
+        await pool.close()
+        raise
+    return views.DatabaseHandle(db.db_id, pool, Store(db.tables, columns, extra))
+
+
+async def _databases_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings, metrics = app[SETTINGS], app[METRICS]
+    handles: dict[str, views.DatabaseHandle] = {}
+    try:
+        for db in settings.databases:
+            handles[db.db_id] = await _open_database(db, settings, metrics)
+        app[DATABASES].update(handles)
+        yield
+    finally:
+        await asyncio.gather(*(h.pool.close() for h in handles.values()), return_exceptions=True)
+        app[DATABASES].clear()
+
+
+def create_app(settings: Optional[Settings] = None, argv: Any = None) -> web.Application:
+    """Build the app. Without `settings`, read them from the environment (the `aiohttp.web`
+    entry point passes `argv`, unused), starting the embedded Postgres if no DSN is set."""
+    if settings is None:
+        embedded_dsn = None
+        if needs_embedded_postgres():
+            from .embedded_pg import start_embedded_postgres
+
+            embedded_dsn = start_embedded_postgres()
+        settings = load_settings(embedded_dsn=embedded_dsn)
+    app = web.Application(middlewares=[observe, authenticate], client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app[METRICS] = ServiceMetrics()
+    app[DATABASES] = {}
+    app[METRICS].watch_pools(lambda: {db_id: h.pool for db_id, h in app[DATABASES].items()})
+    app.cleanup_ctx.append(_databases_ctx)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_view)
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    return app

@@ -1,0 +1,170 @@
+"""Configuration, read once at the edge (the CLI or `create_app`) and never again.
+
+The environment variables are the ones an agno deployment already has, so the native service
+can be pointed at the same database as the AgentOS it replaces:
+
+| Variable | Meaning | Default |
+|---|---|---|
+| `AGNO_PG_DSN`, else `DATABASE_URL` | the single database | embedded Postgres |
+| `AGNO_SESSION_DSN_MAP` | JSON `{"db_id": "dsn", ...}` for several databases | |
+| `AGNO_DEFAULT_DB_ID` | db id of the single DSN; with a map, the db for requests without `db_id` | agno's id; none (400, as agno) |
+| `AGNO_SERVICE_PORT` | listening port | 8080 |
+| `AGNO_DB_SCHEMA`, `AGNO_SESSION_TABLE`, `AGNO_RUNS_TABLE` | agno's table options | `ai`, `agno_sessions`, `agno_runs` |
+| `OS_SECURITY_KEY` | bearer key, as AgentOS | open |
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Optional
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ConfigError(ValueError):
+    """The environment does not describe a usable configuration."""
+
+
+@dataclass(frozen=True)
+class Tables:
+    """agno's table names for one database (`PostgresDb(db_schema=, session_table=, runs_table=)`)."""
+
+    schema: str = "ai"
+    sessions: str = "agno_sessions"
+    runs: str = "agno_runs"
+
+    @classmethod
+    def from_names(cls, schema: Optional[str], sessions: Optional[str], runs: Optional[str]) -> "Tables":
+        sessions_name = sessions or "agno_sessions"
+        # agno: a custom session table moves the runs table default to `<session_table>_runs`.
+        runs_name = runs or (f"{sessions}_runs" if sessions else "agno_runs")
+        return cls(schema=schema or "ai", sessions=sessions_name, runs=runs_name)
+
+
+@dataclass(frozen=True)
+class Database:
+    """One routable database: the `db_id` clients name and where it lives."""
+
+    db_id: str
+    dsn: str
+    tables: Tables = field(default_factory=Tables)
+
+
+@dataclass(frozen=True)
+class Settings:
+    databases: tuple[Database, ...]
+    default_db_id: str
+    # The db that answers requests without `db_id`. agno answers those with 400 when it has
+    # several databases, so with a DSN map this is None unless AGNO_DEFAULT_DB_ID is set.
+    route_default_db_id: Optional[str] = None
+    host: str = "0.0.0.0"
+    port: int = 8080
+    security_key: Optional[str] = None
+    pool_min_size: int = 2
+    pool_max_size: int = 10
+    request_timeout_s: float = 60.0
+    max_body_bytes: int = 1024 * 1024
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    embedded_pg_dir: Optional[Path] = None
+    embedded: bool = False
+
+    def database(self, db_id: str) -> Optional[Database]:
+        for db in self.databases:
+            if db.db_id == db_id:
+                return db
+        return None
+
+
+def agno_default_db_id(dsn: str, schema: str) -> str:
+    """The id agno gives a `PostgresDb` without an explicit id: uuid5 of `<db_url>#<schema>`.
+
+    agno hashes its SQLAlchemy URL (`postgresql+psycopg://...`); ours is a libpq DSN, so this id
+    only matches when the deployment configured the same spelling. Set `AGNO_DEFAULT_DB_ID` to
+    the id your AgentOS uses if clients send `db_id`.
+    """
+    return str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{dsn}#{schema}"))
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _trusted(raw: str) -> tuple[IPNetwork, ...]:
+    nets = []
+    for part in raw.split(","):
+        part = part.strip()
+        if part:
+            try:
+                nets.append(ipaddress.ip_network(part, strict=False))
+            except ValueError:
+                raise ConfigError(f"AGNO_TRUSTED_PROXIES: {part!r} is not an IP address or network") from None
+    return tuple(nets)
+
+
+def load_settings(env: Mapping[str, str] | None = None, *, embedded_dsn: Optional[str] = None) -> Settings:
+    """Build `Settings` from environment variables.
+
+    With no DSN at all the caller starts the embedded Postgres and passes its DSN as
+    `embedded_dsn`; without that either, `ConfigError` says what to set.
+    """
+    env = os.environ if env is None else env
+    tables = Tables.from_names(env.get("AGNO_DB_SCHEMA"), env.get("AGNO_SESSION_TABLE"), env.get("AGNO_RUNS_TABLE"))
+    dsn_map_raw = env.get("AGNO_SESSION_DSN_MAP")
+    single = env.get("AGNO_PG_DSN") or env.get("DATABASE_URL")
+    embedded = False
+    if dsn_map_raw:
+        try:
+            dsn_map = json.loads(dsn_map_raw)
+        except ValueError as exc:
+            raise ConfigError(f"AGNO_SESSION_DSN_MAP is not valid JSON: {exc}") from None
+        if not isinstance(dsn_map, dict) or not dsn_map or not all(
+            isinstance(k, str) and isinstance(v, str) and v for k, v in dsn_map.items()
+        ):
+            raise ConfigError('AGNO_SESSION_DSN_MAP must be a non-empty JSON object {"db_id": "dsn"}')
+        databases = tuple(Database(db_id, dsn, tables) for db_id, dsn in dsn_map.items())
+        default_db_id = env.get("AGNO_DEFAULT_DB_ID") or databases[0].db_id
+        if default_db_id not in dsn_map:
+            raise ConfigError(f"AGNO_DEFAULT_DB_ID {default_db_id!r} is not a key of AGNO_SESSION_DSN_MAP")
+        route_default = default_db_id if (env.get("AGNO_DEFAULT_DB_ID") or len(databases) == 1) else None
+    else:
+        dsn = single or embedded_dsn
+        if not dsn:
+            raise ConfigError("no database: set AGNO_PG_DSN (or DATABASE_URL, or AGNO_SESSION_DSN_MAP)")
+        embedded = not single
+        db_id = env.get("AGNO_DEFAULT_DB_ID") or agno_default_db_id(dsn, tables.schema)
+        databases = (Database(db_id, dsn, tables),)
+        default_db_id = route_default = db_id
+    pool_min = _int(env, "AGNO_POOL_MIN_SIZE", 2)
+    pool_max = _int(env, "AGNO_POOL_MAX_SIZE", 10)
+    if pool_min < 0 or pool_max < 1 or pool_min > pool_max:
+        raise ConfigError("pool sizes need 0 <= AGNO_POOL_MIN_SIZE <= AGNO_POOL_MAX_SIZE and a max of at least 1")
+    return Settings(
+        databases=databases,
+        default_db_id=default_db_id,
+        route_default_db_id=route_default,
+        host=env.get("AGNO_SERVICE_HOST", "0.0.0.0"),
+        port=_int(env, "AGNO_SERVICE_PORT", 8080),
+        security_key=env.get("OS_SECURITY_KEY") or None,
+        pool_min_size=pool_min,
+        pool_max_size=pool_max,
+        request_timeout_s=float(_int(env, "AGNO_REQUEST_TIMEOUT_S", 60)),
+        max_body_bytes=_int(env, "AGNO_MAX_BODY_BYTES", 1024 * 1024),
+        trusted_proxies=_trusted(env.get("AGNO_TRUSTED_PROXIES", "")),
+        embedded=embedded,
+    )
+
+
+def needs_embedded_postgres(env: Mapping[str, str] | None = None) -> bool:
+    env = os.environ if env is None else env
+    return not (env.get("AGNO_SESSION_DSN_MAP") or env.get("AGNO_PG_DSN") or env.get("DATABASE_URL"))

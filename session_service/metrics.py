@@ -1,0 +1,55 @@
+"""Prometheus metrics, one registry per app (no process-global state).
+
+Labels are bounded: the route *template* (`/sessions/{session_id}`), never the concrete path.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class PoolCollector:
+    """Pool size and connections in use per `db_id`, read from the pools at scrape time."""
+
+    def __init__(self, pools: Callable[[], dict[str, object]]):
+        self._pools = pools
+
+    def collect(self) -> Iterable[Metric]:
+        size = GaugeMetricFamily("agno_session_db_pool_size", "Connections open in the pool", labels=["db_id"])
+        in_use = GaugeMetricFamily("agno_session_db_pool_in_use", "Connections checked out of the pool", labels=["db_id"])
+        for db_id, pool in self._pools().items():
+            total = pool.get_size()  # type: ignore[attr-defined]
+            size.add_metric([db_id], total)
+            in_use.add_metric([db_id], total - pool.get_idle_size())  # type: ignore[attr-defined]
+        yield size
+        yield in_use
+
+
+class ServiceMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "agno_session_requests", "HTTP requests answered", ["method", "route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "agno_session_request_duration_seconds",
+            "Time to answer a request",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.query_latency = Histogram(
+            "agno_session_db_query_duration_seconds",
+            "Time of one SQL statement",
+            ["db_id"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+    def watch_pools(self, pools: Callable[[], dict[str, object]]) -> None:
+        self.registry.register(PoolCollector(pools))  # type: ignore[arg-type]

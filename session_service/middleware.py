@@ -1,0 +1,142 @@
+"""Operational middleware: request ids, one JSON log line per request, real client IP, crash
+recovery, a request timeout, the body limit and AgentOS's security-key auth.
+
+Order (outermost first): `observe` wraps everything so that even an auth failure or a crash is
+logged, counted and carries a request id; `authenticate` runs before any route, as AgentOS's
+`AuthMiddleware` does (so an unknown path without a key is a 401, not a 404).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Awaitable, Callable, Optional
+
+from aiohttp import web
+
+from .appkeys import METRICS, SETTINGS
+from .config import IPNetwork
+from .views import error_response
+
+access_log = logging.getLogger("session_service.access")
+error_log = logging.getLogger("session_service.error")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+# Routes that answer without a key: they are the operator's, not AgentOS's.
+OPEN_PATHS = frozenset({"/healthz", "/metrics"})
+
+
+def request_id_of(header: Optional[str]) -> str:
+    """Keep a caller's id if it is a sane token (it ends up in logs), else make one."""
+    if header and _REQUEST_ID_OK.match(header):
+        return header
+    return uuid.uuid4().hex
+
+
+def client_ip(peer: Optional[str], forwarded_for: Optional[str], real_ip: Optional[str], trusted: tuple[IPNetwork, ...]) -> Optional[str]:
+    """The client's address. Forwarding headers are believed only from a trusted proxy, and in
+    `X-Forwarded-For` only up to the first hop that is not itself a trusted proxy."""
+
+    def is_trusted(addr: Optional[str]) -> bool:
+        if not addr:
+            return False
+        try:
+            ip = ipaddress.ip_address(addr.strip())
+        except ValueError:
+            return False
+        return any(ip in net for net in trusted)
+
+    if not trusted or not is_trusted(peer):
+        return peer
+    if forwarded_for:
+        hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+        for hop in reversed(hops):
+            if not is_trusted(hop):
+                return hop
+        if hops:
+            return hops[0]
+    if real_ip and real_ip.strip():
+        return real_ip.strip()
+    return peer
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    metrics = request.app[METRICS]
+    rid = request_id_of(request.headers.get(REQUEST_ID_HEADER))
+    request["request_id"] = rid
+    request["route_template"] = request.path if request.path in OPEN_PATHS else "unmatched"
+    started = time.perf_counter()
+    try:
+        length = request.content_length
+        if length is not None and length > settings.max_body_bytes:
+            response: web.StreamResponse = error_response(413, f"Request body too large (limit {settings.max_body_bytes} bytes)")
+        else:
+            response = await asyncio.wait_for(handler(request), timeout=settings.request_timeout_s)
+    except asyncio.TimeoutError:
+        response = error_response(504, f"Request timed out after {settings.request_timeout_s:g} s")
+    except web.HTTPRequestEntityTooLarge:
+        response = error_response(413, f"Request body too large (limit {settings.max_body_bytes} bytes)")
+    except web.HTTPException as exc:  # aiohttp's own (should not happen: routing is ours)
+        response = error_response(exc.status, exc.reason)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        # Crash recovery: the client gets agno's generic 500, the log gets the traceback.
+        error_log.exception("unhandled error", extra={"request_id": rid})
+        response = error_response(500, f"Internal server error ({type(exc).__name__})")
+    response.headers[REQUEST_ID_HEADER] = rid
+    elapsed = time.perf_counter() - started
+    route = request["route_template"]
+    metrics.requests.labels(request.method, route, str(response.status)).inc()
+    metrics.latency.labels(request.method, route).observe(elapsed)
+    access_log.info(
+        json.dumps(
+            {
+                "msg": "request",
+                "method": request.method,
+                "route": route,
+                "status": response.status,
+                "duration_ms": round(elapsed * 1000, 3),
+                "request_id": rid,
+                "client_ip": client_ip(
+                    request.remote,
+                    request.headers.get("X-Forwarded-For"),
+                    request.headers.get("X-Real-IP"),
+                    settings.trusted_proxies,
+                ),
+            },
+            ensure_ascii=False,
+        )
+    )
+    return response
+
+
+def bearer_token(header: str) -> str:
+    """AgentOS accepts `Bearer <key>` (any case) and a bare `<key>`."""
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return header.strip()
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    key = request.app[SETTINGS].security_key
+    if not key or request.method == "OPTIONS" or request.path in OPEN_PATHS:
+        return await handler(request)
+    token = bearer_token(request.headers.get("Authorization", ""))
+    if not token:
+        return error_response(401, "Authorization header required")
+    if not hmac.compare_digest(token.encode(), key.encode()):
+        return error_response(401, "Invalid authentication token")
+    return await handler(request)

@@ -1,0 +1,361 @@
+"""All SQL of the service, against agno's own tables. Parameters are always bound.
+
+Reads return rows as plain dicts with JSONB decoded by `json.loads` (which keeps Postgres's
+canonical key order, the order agno prints). Writes send JSON as text cast to `jsonb`, so that
+a Python `None` can be written as JSON `null` exactly where agno (SQLAlchemy's JSONB type)
+writes it, and as SQL NULL where agno leaves the column out.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import asyncpg
+
+from .config import Tables
+
+# Where agno's JSON columns come from: the 2.x `runs` blob is read only to be merged.
+JSON_COLUMNS = ("session_data", "agent_data", "team_data", "workflow_data", "metadata", "summary", "runs")
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _text(value: Any) -> str:
+    """A Python value as JSON text for a `$n::text::jsonb` parameter (None becomes JSON null)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _strip_nul(value: Any) -> Any:
+    """agno's `sanitize_postgres_strings`: Postgres text cannot hold NUL, so agno drops it."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {k: _strip_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strip_nul(v) for v in value]
+    return value
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """Decode json/jsonb with the stdlib parser: key order and float values stay agno's."""
+    for typename in ("json", "jsonb"):
+        await conn.set_type_codec(typename, schema="pg_catalog", encoder=_text, decoder=json.loads, format="text")
+
+
+@dataclass(frozen=True)
+class SessionQuery:
+    """The filters of `GET /sessions` (already validated)."""
+
+    session_type: Optional[str] = None
+    component_id: Optional[str] = None
+    user_id: Optional[str] = None
+    session_name: Optional[str] = None
+    limit: int = 20
+    page: int = 1
+    sort_by: Optional[str] = "created_at"
+    sort_order: str = "desc"
+
+
+class Store:
+    """The SQL for one database's tables. Stateless apart from the names and known columns."""
+
+    def __init__(self, tables: Tables, session_columns: frozenset[str], extra_tables: frozenset[str] = frozenset()):
+        self.tables = tables
+        self.session_columns = session_columns
+        schema = quote_ident(tables.schema)
+        self.sessions = f"{schema}.{quote_ident(tables.sessions)}"
+        self.runs = f"{schema}.{quote_ident(tables.runs)}"
+        # agno also cleans these on delete when they exist (external-agent transcripts, compactions).
+        self.transcripts = f"{schema}.agno_transcripts" if "agno_transcripts" in extra_tables else None
+        self.compactions = f"{schema}.agno_compactions" if "agno_compactions" in extra_tables else None
+
+    # ---- schema ------------------------------------------------------------------------------
+
+    @staticmethod
+    async def introspect(conn: asyncpg.Connection, tables: Tables) -> tuple[frozenset[str], frozenset[str]]:
+        """The sessions table's real columns (for `sort_by`) and which optional tables exist."""
+        columns = await conn.fetch(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2",
+            tables.schema,
+            tables.sessions,
+        )
+        present = await conn.fetch(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 AND table_name = ANY($2::text[])",
+            tables.schema,
+            ["agno_transcripts", "agno_compactions"],
+        )
+        return frozenset(r["column_name"] for r in columns), frozenset(r["table_name"] for r in present)
+
+    @staticmethod
+    async def table_exists(conn: asyncpg.Connection, schema: str, table: str) -> bool:
+        return bool(
+            await conn.fetchval(
+                "SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2", schema, table
+            )
+        )
+
+    @staticmethod
+    async def ensure_tables(conn: asyncpg.Connection, tables: Tables) -> list[str]:
+        """Create agno's sessions/runs tables (agno's DDL) where missing. Never alters a table."""
+        created = []
+        s, st, rt = tables.schema, tables.sessions, tables.runs
+        q_schema = quote_ident(s)
+        sessions = f"{q_schema}.{quote_ident(st)}"
+        runs = f"{q_schema}.{quote_ident(rt)}"
+        versions = f"{q_schema}.agno_schema_versions"
+        async with conn.transaction():
+            # One creator at a time across processes sharing the database.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('agentos_session_ddl'))")
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {q_schema}")
+            if not await Store.table_exists(conn, s, st):
+                await conn.execute(
+                    f"""CREATE TABLE {sessions} (
+                        session_id VARCHAR NOT NULL, session_type VARCHAR NOT NULL,
+                        agent_id VARCHAR, team_id VARCHAR, workflow_id VARCHAR, user_id VARCHAR,
+                        session_data JSONB, agent_data JSONB, team_data JSONB, workflow_data JSONB,
+                        metadata JSONB, summary JSONB, created_at BIGINT NOT NULL, updated_at BIGINT,
+                        CONSTRAINT {quote_ident(st + "_pkey")} PRIMARY KEY (session_id))"""
+                )
+                for col in ("created_at", "session_type"):
+                    await conn.execute(f"CREATE INDEX {quote_ident(f'idx_{st}_{col}')} ON {sessions} ({col})")
+                created.append(st)
+            if not await Store.table_exists(conn, s, rt):
+                await conn.execute(
+                    f"""CREATE TABLE {runs} (
+                        run_id VARCHAR NOT NULL,
+                        session_id VARCHAR NOT NULL, run_type VARCHAR NOT NULL,
+                        agent_id VARCHAR, team_id VARCHAR, workflow_id VARCHAR, user_id VARCHAR,
+                        parent_run_id VARCHAR, status VARCHAR, run_index BIGINT, run_data JSONB NOT NULL,
+                        created_at BIGINT NOT NULL, updated_at BIGINT,
+                        CONSTRAINT {quote_ident(rt + "_pkey")} PRIMARY KEY (run_id),
+                        CONSTRAINT {quote_ident(rt + "_session_id_fkey")} FOREIGN KEY (session_id)
+                            REFERENCES {sessions} (session_id) ON DELETE CASCADE)"""
+                )
+                for col in ("agent_id", "created_at", "run_type", "session_id", "status", "team_id", "user_id", "workflow_id"):
+                    await conn.execute(f"CREATE INDEX {quote_ident(f'idx_{rt}_{col}')} ON {runs} ({col})")
+                await conn.execute(
+                    f"CREATE INDEX {quote_ident(f'idx_{rt}_session_id_run_index')} ON {runs} (session_id, run_index)"
+                )
+                created.append(rt)
+            if created:
+                if not await Store.table_exists(conn, s, "agno_schema_versions"):
+                    await conn.execute(
+                        f"""CREATE TABLE {versions} (table_name VARCHAR NOT NULL, version VARCHAR NOT NULL,
+                            created_at VARCHAR NOT NULL, updated_at VARCHAR,
+                            CONSTRAINT agno_schema_versions_pkey PRIMARY KEY (table_name))"""
+                    )
+                    await conn.execute(
+                        f"CREATE INDEX idx_agno_schema_versions_created_at ON {versions} (created_at)"
+                    )
+                now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+                for name in created:
+                    await conn.execute(
+                        f"INSERT INTO {versions} (table_name, version, created_at, updated_at) "
+                        "VALUES ($1, '3.0.0', $2, $2) ON CONFLICT (table_name) DO NOTHING",
+                        name,
+                        now,
+                    )
+        return created
+
+    # ---- reads -------------------------------------------------------------------------------
+
+    def _list_where(self, q: SessionQuery) -> tuple[str, list[Any]]:
+        clauses, args = [], []
+
+        def bind(value: Any) -> str:
+            args.append(value)
+            return f"${len(args)}"
+
+        if q.user_id is not None:
+            clauses.append(f"user_id = {bind(q.user_id)}")
+        if q.component_id is not None:
+            column = {"agent": "agent_id", "team": "team_id", "workflow": "workflow_id"}.get(q.session_type or "")
+            if column:
+                clauses.append(f"{column} = {bind(q.component_id)}")
+            else:
+                p = bind(q.component_id)
+                clauses.append(f"(agent_id = {p} OR team_id = {p} OR workflow_id = {p})")
+        if q.session_name is not None:
+            # agno does not escape % and _ in the value: they stay wildcards, as there.
+            clauses.append(f"coalesce(session_data ->> 'session_name', '') ILIKE {bind('%' + q.session_name + '%')}")
+        if q.session_type is not None:
+            clauses.append(f"session_type = {bind(q.session_type)}")
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+    def _order_by(self, q: SessionQuery) -> str:
+        # agno: an unknown column means no ORDER BY at all; `updated_at` falls back to created_at.
+        if q.sort_by is None or q.sort_by not in self.session_columns:
+            return ""
+        column = "coalesce(updated_at, created_at)" if q.sort_by == "updated_at" else quote_ident(q.sort_by)
+        return f" ORDER BY {column} {'ASC' if q.sort_order == 'asc' else 'DESC'}"
+
+    async def list_sessions(self, conn: asyncpg.Connection, q: SessionQuery) -> tuple[list[dict[str, Any]], int]:
+        """One page of session rows and the filtered total, the statement shapes agno runs."""
+        where, args = self._list_where(q)
+        total = await conn.fetchval(f"SELECT count(*) FROM (SELECT * FROM {self.sessions}{where}) AS filtered", *args)
+        n = len(args)
+        rows = await conn.fetch(
+            f"SELECT * FROM {self.sessions}{where}{self._order_by(q)} LIMIT ${n + 1} OFFSET ${n + 2}",
+            *args,
+            q.limit,
+            (q.page - 1) * q.limit,
+        )
+        return [dict(r) for r in rows], total
+
+    async def runs_of_sessions(self, conn: asyncpg.Connection, session_ids: Sequence[str]) -> dict[str, list[Any]]:
+        """Runs of many sessions in one query (agno's list order: run_index, created_at)."""
+        if not session_ids:
+            return {}
+        rows = await conn.fetch(
+            f"SELECT session_id, run_data FROM {self.runs} WHERE session_id = ANY($1::varchar[]) "
+            "ORDER BY run_index ASC, created_at ASC",
+            list(session_ids),
+        )
+        out: dict[str, list[Any]] = {}
+        for r in rows:
+            out.setdefault(r["session_id"], []).append(r["run_data"])
+        return out
+
+    async def runs_of_session(self, conn: asyncpg.Connection, session_id: str) -> list[Any]:
+        rows = await conn.fetch(
+            f"SELECT run_data FROM {self.runs} WHERE session_id = $1 ORDER BY run_index ASC, created_at ASC, run_id ASC",
+            session_id,
+        )
+        return [r["run_data"] for r in rows]
+
+    async def get_session(
+        self, conn: asyncpg.Connection, session_id: str, user_id: Optional[str], *, for_update: bool = False
+    ) -> Optional[dict[str, Any]]:
+        """`SELECT * ... WHERE session_id [AND user_id]`; agno never filters on type here."""
+        sql = f"SELECT * FROM {self.sessions} WHERE session_id = $1"
+        args: list[Any] = [session_id]
+        if user_id is not None:
+            sql += " AND user_id = $2"
+            args.append(user_id)
+        if for_update:
+            sql += " FOR UPDATE"
+        row = await conn.fetchrow(sql, *args)
+        return dict(row) if row is not None else None
+
+    async def session_exists(self, conn: asyncpg.Connection, session_id: str) -> bool:
+        return bool(await conn.fetchval(f"SELECT 1 FROM {self.sessions} WHERE session_id = $1", session_id))
+
+    # ---- writes ------------------------------------------------------------------------------
+
+    async def insert_session(self, conn: asyncpg.Connection, values: dict[str, Any]) -> Optional[dict[str, Any]]:
+        """Insert a new session row; None when the id is taken (checked atomically, no overwrite)."""
+        columns, params, args = self._values(values)
+        row = await conn.fetchrow(
+            f"INSERT INTO {self.sessions} ({', '.join(columns)}) VALUES ({', '.join(params)}) "
+            "ON CONFLICT (session_id) DO NOTHING RETURNING *",
+            *args,
+        )
+        return dict(row) if row is not None else None
+
+    async def upsert_session(
+        self, conn: asyncpg.Connection, values: dict[str, Any], now: int
+    ) -> Optional[dict[str, Any]]:
+        """agno's `upsert_session`: insert, or update everything but type and created_at, bumping
+        `updated_at`, guarded by the owner check. None when the guard refuses."""
+        columns, params, args = self._values(values)
+        updates = [f"{c} = EXCLUDED.{c}" for c in columns if c not in ("session_id", "session_type", "created_at", "updated_at")]
+        args.append(now)
+        updates.append(f"updated_at = ${len(args)}")
+        row = await conn.fetchrow(
+            f"INSERT INTO {self.sessions} AS existing ({', '.join(columns)}) VALUES ({', '.join(params)}) "
+            f"ON CONFLICT (session_id) DO UPDATE SET {', '.join(updates)} "
+            "WHERE existing.user_id = EXCLUDED.user_id OR existing.user_id IS NULL RETURNING *",
+            *args,
+        )
+        return dict(row) if row is not None else None
+
+    def _values(self, values: dict[str, Any]) -> tuple[list[str], list[str], list[Any]]:
+        columns, params, args = [], [], []
+        for column, value in values.items():
+            columns.append(quote_ident(column))
+            if column in JSON_COLUMNS:
+                args.append(_text(_strip_nul(value)))
+                params.append(f"${len(args)}::text::jsonb")
+            else:
+                args.append(value)
+                params.append(f"${len(args)}")
+        return columns, params, args
+
+    async def rename_session(
+        self,
+        conn: asyncpg.Connection,
+        session_id: str,
+        name: str,
+        session_type: Optional[str],
+        user_id: Optional[str],
+    ) -> Optional[dict[str, Any]]:
+        """Set `session_data.session_name`, leaving `updated_at` alone (as agno does).
+
+        agno's `jsonb_set` fails on JSON-null `session_data` (a 500) and silently stores nothing
+        on SQL NULL; here both become `{"session_name": name}` (see known differences).
+        """
+        args: list[Any] = [session_id, _text(name.replace("\x00", ""))]
+        sql = (
+            f"UPDATE {self.sessions} SET session_data = CASE "
+            "WHEN jsonb_typeof(session_data) = 'object' THEN jsonb_set(session_data, '{session_name}', $2::text::jsonb) "
+            "ELSE jsonb_build_object('session_name', $2::text::jsonb) END "
+            "WHERE session_id = $1"
+        )
+        if session_type is not None:
+            args.append(session_type)
+            sql += f" AND session_type = ${len(args)}"
+        if user_id is not None:
+            args.append(user_id)
+            sql += f" AND user_id = ${len(args)}"
+        row = await conn.fetchrow(sql + " RETURNING *", *args)
+        return dict(row) if row is not None else None
+
+    async def delete_session(self, conn: asyncpg.Connection, session_id: str, user_id: Optional[str]) -> bool:
+        """agno's `delete_session`: the row (owner-scoped), then its runs and side tables."""
+        async with conn.transaction():
+            sql = f"DELETE FROM {self.sessions} WHERE session_id = $1"
+            args: list[Any] = [session_id]
+            if user_id is not None:
+                sql += " AND user_id = $2"
+                args.append(user_id)
+            status = await conn.execute(sql, *args)
+            if status.endswith(" 0"):
+                return False
+            await conn.execute(f"DELETE FROM {self.runs} WHERE session_id = $1", session_id)
+            if self.transcripts:
+                await conn.execute(f"DELETE FROM {self.transcripts} WHERE agno_session_id = $1", session_id)
+            if self.compactions:
+                await conn.execute(f"DELETE FROM {self.compactions} WHERE session_id = $1", session_id)
+            return True
+
+    async def delete_sessions(self, conn: asyncpg.Connection, session_ids: list[str], user_id: Optional[str]) -> None:
+        """agno's `delete_sessions`: only the ids the owner filter allows; runs of all given ids."""
+        async with conn.transaction():
+            if user_id is None:
+                deletable = session_ids
+            else:
+                rows = await conn.fetch(
+                    f"SELECT session_id FROM {self.sessions} WHERE session_id = ANY($1::varchar[]) AND user_id = $2",
+                    session_ids,
+                    user_id,
+                )
+                deletable = [r["session_id"] for r in rows]
+            await conn.execute(f"DELETE FROM {self.sessions} WHERE session_id = ANY($1::varchar[])", deletable)
+            if user_id is None:
+                await conn.execute(f"DELETE FROM {self.runs} WHERE session_id = ANY($1::varchar[])", session_ids)
+            else:
+                await conn.execute(
+                    f"DELETE FROM {self.runs} WHERE session_id = ANY($1::varchar[]) AND user_id = $2",
+                    session_ids,
+                    user_id,
+                )
+            cascade = session_ids if user_id is None else deletable
+            if self.transcripts:
+                await conn.execute(f"DELETE FROM {self.transcripts} WHERE agno_session_id = ANY($1::varchar[])", cascade)
+            if self.compactions:
+                await conn.execute(f"DELETE FROM {self.compactions} WHERE session_id = ANY($1::varchar[])", cascade)

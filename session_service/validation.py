@@ -1,0 +1,235 @@
+"""Request validation with FastAPI's exact 422 bodies.
+
+AgentOS validates query parameters and bodies with pydantic through FastAPI; clients (and the
+parity tests) see pydantic's error `type`, `msg`, `input` and `ctx`. The cheapest way to be
+identical is to validate with the same pydantic types, so this module declares each route's
+parameters in agno's signature order (the order FastAPI reports errors in) and turns pydantic's
+errors into FastAPI's list. Pure functions: no I/O.
+"""
+
+from __future__ import annotations
+
+import email.message
+import json
+from enum import Enum
+from typing import Annotated, Any, Callable, Dict, List, Mapping, Optional, Sequence
+
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+
+class SessionType(str, Enum):
+    AGENT = "agent"
+    TEAM = "team"
+    WORKFLOW = "workflow"
+
+
+class SortOrder(str, Enum):
+    ASC = "asc"
+    DESC = "desc"
+
+
+class CreateSessionRequest(BaseModel):
+    session_id: Optional[str] = None
+    session_name: Optional[str] = None
+    session_state: Optional[Dict[str, Any]] = None
+    metadata: Optional[Dict[str, Any]] = None
+    user_id: Optional[str] = None
+    agent_id: Optional[str] = None
+    team_id: Optional[str] = None
+    workflow_id: Optional[str] = None
+
+
+class UpdateSessionRequest(BaseModel):
+    session_name: Optional[str] = None
+    session_state: Optional[Dict[str, Any]] = None
+    metadata: Optional[Dict[str, Any]] = None
+    summary: Optional[Dict[str, Any]] = None
+
+
+class DeleteSessionRequest(BaseModel):
+    session_ids: List[str] = Field(..., min_length=1)
+    session_types: List[SessionType] = Field(..., min_length=1)
+
+
+class RequestInvalid(Exception):
+    """A 422 with FastAPI's body: `{"detail": [errors...]}`."""
+
+    def __init__(self, errors: list[dict[str, Any]]):
+        super().__init__(errors)
+        self.errors = errors
+
+
+class BodyUnreadable(Exception):
+    """Starlette could not decode the body at all: FastAPI answers 400."""
+
+
+# --------------------------------------------------------------------------------------------
+# Query parameters
+# --------------------------------------------------------------------------------------------
+
+_OPT_STR = TypeAdapter(Optional[str])
+_TYPE = TypeAdapter(Optional[SessionType])
+_TYPE_DEFAULT_AGENT = TypeAdapter(SessionType)
+_SORT_ORDER = TypeAdapter(Optional[SortOrder])
+_LIMIT = TypeAdapter(Optional[Annotated[int, Field(ge=1)]])
+_PAGE = TypeAdapter(Optional[Annotated[int, Field(ge=0)]])
+_OPT_INT = TypeAdapter(Optional[int])
+_BOOL = TypeAdapter(bool)
+_STATUS = TypeAdapter(Optional[List[str]])
+
+
+class Param:
+    """One query parameter: its alias, pydantic type and default (FastAPI `Query(...)`)."""
+
+    __slots__ = ("name", "adapter", "default", "many")
+
+    def __init__(self, name: str, adapter: TypeAdapter, default: Any = None, many: bool = False):
+        self.name, self.adapter, self.default, self.many = name, adapter, default, many
+
+
+def _fastapi_errors(exc: ValidationError, loc: tuple[Any, ...]) -> list[dict[str, Any]]:
+    """pydantic errors as FastAPI reports them (no `url`, location prefixed, ctx JSON-safe)."""
+    out = []
+    for err in exc.errors(include_url=False):
+        item: dict[str, Any] = {"type": err["type"], "loc": [*loc, *err["loc"]], "msg": err["msg"], "input": _jsonable(err["input"])}
+        if "ctx" in err:
+            item["ctx"] = {k: _jsonable(v) for k, v in err["ctx"].items()}
+        out.append(item)
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    """The subset of FastAPI's `jsonable_encoder` that error inputs and ctx values need."""
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, BaseException):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def parse_query(query: Mapping[str, Sequence[str]], params: Sequence[Param]) -> dict[str, Any]:
+    """Validate `params` (in order) from a multi-valued query mapping; raise `RequestInvalid`.
+
+    Starlette hands FastAPI the *last* value of a repeated scalar parameter, and every value of
+    a list parameter.
+    """
+    values: dict[str, Any] = {}
+    errors: list[dict[str, Any]] = []
+    for p in params:
+        raw = query.get(p.name)
+        if not raw:
+            value = p.default
+            values[p.name] = value.value if isinstance(value, Enum) else value
+            continue
+        try:
+            value = p.adapter.validate_python(list(raw) if p.many else raw[-1])
+        except ValidationError as exc:
+            errors.extend(_fastapi_errors(exc, ("query", p.name)))
+            continue
+        values[p.name] = value.value if isinstance(value, Enum) else value
+    if errors:
+        raise RequestInvalid(errors)
+    return values
+
+
+# Each route's query parameters in agno's signature order.
+LIST_PARAMS = (
+    Param("type", _TYPE),
+    Param("component_id", _OPT_STR),
+    Param("user_id", _OPT_STR),
+    Param("session_name", _OPT_STR),
+    Param("limit", _LIMIT, 20),
+    Param("page", _PAGE, 1),
+    Param("sort_by", _OPT_STR, "created_at"),
+    Param("sort_order", _SORT_ORDER, SortOrder.DESC),
+    Param("db_id", _OPT_STR),
+    Param("table", _OPT_STR),
+)
+CREATE_PARAMS = (Param("type", _TYPE_DEFAULT_AGENT, SessionType.AGENT), Param("db_id", _OPT_STR))
+DETAIL_PARAMS = (Param("type", _TYPE), Param("user_id", _OPT_STR), Param("db_id", _OPT_STR), Param("table", _OPT_STR))
+RUNS_PARAMS = (
+    Param("type", _TYPE),
+    Param("user_id", _OPT_STR),
+    Param("created_after", _OPT_INT),
+    Param("created_before", _OPT_INT),
+    Param("status", _STATUS, many=True),
+    Param("db_id", _OPT_STR),
+    Param("table", _OPT_STR),
+)
+RUN_PARAMS = DETAIL_PARAMS
+DELETE_PARAMS = (
+    Param("user_id", _OPT_STR),
+    Param("db_id", _OPT_STR),
+    Param("table", _OPT_STR),
+    Param("delete_media", _BOOL, False),
+)
+RENAME_PARAMS = DETAIL_PARAMS
+UPDATE_PARAMS = DETAIL_PARAMS
+
+# --------------------------------------------------------------------------------------------
+# Bodies
+# --------------------------------------------------------------------------------------------
+
+_NO_BODY = object()
+
+
+def decode_body(raw: bytes, content_type: Optional[str]) -> Any:
+    """FastAPI's body reading: JSON for `application/json` and `+json`, raw bytes otherwise,
+    `_NO_BODY` when empty. Malformed JSON is a 422 `json_invalid`; undecodable bytes a 400."""
+    if not raw:
+        return _NO_BODY
+    if content_type:
+        message = email.message.Message()
+        message["content-type"] = content_type
+        subtype = message.get_content_subtype()
+        if message.get_content_maintype() != "application" or not (subtype == "json" or subtype.endswith("+json")):
+            return raw
+    else:
+        # FastAPI's strict_content_type (the default) does not parse a body without a type.
+        return raw
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise RequestInvalid(
+            [{"type": "json_invalid", "loc": ["body", exc.pos], "msg": "JSON decode error", "input": {}, "ctx": {"error": exc.msg}}]
+        ) from None
+    except (UnicodeDecodeError, ValueError):
+        raise BodyUnreadable() from None
+
+
+def _missing(loc: list[Any]) -> dict[str, Any]:
+    return {"type": "missing", "loc": loc, "msg": "Field required", "input": None}
+
+
+def parse_model(body: Any, model: type[BaseModel], *, required: bool) -> Optional[BaseModel]:
+    """A single, not embedded body model (FastAPI validates the whole body at `loc=("body",)`)."""
+    if body is _NO_BODY:
+        if required:
+            raise RequestInvalid([_missing(["body"])])
+        return model()
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise RequestInvalid(_fastapi_errors(exc, ("body",))) from None
+
+
+_STR = TypeAdapter(str)
+
+
+def parse_embedded_str(body: Any, key: str) -> str:
+    """`Body(embed=True)` of a `str`: a missing key, or a body that is not an object, is `missing`."""
+    if body is _NO_BODY or isinstance(body, bytes) or not isinstance(body, dict) or key not in body:
+        raise RequestInvalid([_missing(["body", key])])
+    try:
+        return _STR.validate_python(body[key])
+    except ValidationError as exc:
+        raise RequestInvalid(_fastapi_errors(exc, ("body", key))) from None
+
+
+Validator = Callable[[Mapping[str, Sequence[str]]], dict[str, Any]]
