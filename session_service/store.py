@@ -263,7 +263,11 @@ class Store:
         """agno's `upsert_session`: insert, or update everything but type and created_at, bumping
         `updated_at`, guarded by the owner check. None when the guard refuses."""
         columns, params, args = self._values(values)
-        updates = [f"{c} = EXCLUDED.{c}" for c in columns if c not in ("session_id", "session_type", "created_at", "updated_at")]
+        updates = [
+            f"{quote_ident(c)} = EXCLUDED.{quote_ident(c)}"
+            for c in values
+            if c not in ("session_id", "session_type", "created_at", "updated_at")
+        ]
         args.append(now)
         updates.append(f"updated_at = ${len(args)}")
         row = await conn.fetchrow(

@@ -214,7 +214,7 @@ def parse_model(body: Any, model: type[BaseModel], *, required: bool) -> Optiona
             raise RequestInvalid([_missing(["body"])])
         return model()
     try:
-        return model.model_validate(body)
+        return model.model_validate(body, from_attributes=True)
     except ValidationError as exc:
         raise RequestInvalid(_fastapi_errors(exc, ("body",))) from None
 
