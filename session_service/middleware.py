@@ -82,7 +82,8 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         if length is not None and length > settings.max_body_bytes:
             response: web.StreamResponse = error_response(413, f"Request body too large (limit {settings.max_body_bytes} bytes)")
         else:
-            response = await asyncio.wait_for(handler(request), timeout=settings.request_timeout_s)
+            async with asyncio.timeout(settings.request_timeout_s):
+                response = await handler(request)
     except asyncio.TimeoutError:
         response = error_response(504, f"Request timed out after {settings.request_timeout_s:g} s")
     except web.HTTPRequestEntityTooLarge:

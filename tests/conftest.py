@@ -17,7 +17,9 @@ from typing import Iterator, Optional
 
 import pytest
 
-from tests.legacy.fixtures import SECURITY_KEY, _answers, free_port
+pytest.register_assert_rewrite("tests.legacy.fixtures")
+
+from tests.legacy.fixtures import SECURITY_KEY, _answers, free_port  # noqa: E402
 
 pytest_plugins = ["tests.legacy.fixtures"]
 
