@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test contract-test unit-test clean
+.PHONY: install tools run test contract-test clean
 
 install: $(STAMP)
 
@@ -18,7 +18,12 @@ $(STAMP): pyproject.toml constraints.txt
 run: install
 	$(BIN)/agentos-session serve
 
-test: install
+# The smoke-script test drives curl and jq; install them from Debian's packages if missing.
+tools:
+	@command -v curl >/dev/null && command -v jq >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq curl jq >/dev/null)
+
+test: install tools
 	$(BIN)/pytest -q
 
 contract-test: install

@@ -1,4 +1,4 @@
-"""Typed keys of the state an app carries (the only mutable state: it lives on the app)."""
+"""Typed keys of the state an app and a request carry (the only mutable state: it lives on them)."""
 
 from __future__ import annotations
 
@@ -15,3 +15,7 @@ if TYPE_CHECKING:
 SETTINGS = web.AppKey("settings", Settings)
 DATABASES = web.AppKey("databases", dict)  # db_id -> DatabaseHandle
 METRICS = web.AppKey("metrics", ServiceMetrics)
+
+# Per-request state.
+REQUEST_ID = web.RequestKey("request_id", str)
+ROUTE_TEMPLATE = web.RequestKey("route_template", str)

@@ -20,7 +20,8 @@ from typing import Awaitable, Callable, Optional
 
 from aiohttp import web
 
-from .appkeys import METRICS, SETTINGS
+from .appkeys import METRICS, REQUEST_ID, ROUTE_TEMPLATE, SETTINGS
+from .routes import match
 from .config import IPNetwork
 from .views import error_response
 
@@ -74,18 +75,24 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     metrics = request.app[METRICS]
     rid = request_id_of(request.headers.get(REQUEST_ID_HEADER))
-    request["request_id"] = rid
-    request["route_template"] = request.path if request.path in OPEN_PATHS else "unmatched"
+    request[REQUEST_ID] = rid
+    # The label for logs and metrics; dispatch refines it, and it is never the concrete path.
+    request[ROUTE_TEMPLATE] = request.path if request.path in OPEN_PATHS else match(request.method, request.path).template
     started = time.perf_counter()
+    deadline = asyncio.timeout(settings.request_timeout_s)
     try:
         length = request.content_length
         if length is not None and length > settings.max_body_bytes:
             response: web.StreamResponse = error_response(413, f"Request body too large (limit {settings.max_body_bytes} bytes)")
         else:
-            async with asyncio.timeout(settings.request_timeout_s):
+            async with deadline:
                 response = await handler(request)
-    except asyncio.TimeoutError:
-        response = error_response(504, f"Request timed out after {settings.request_timeout_s:g} s")
+    except TimeoutError as exc:
+        if deadline.expired():
+            response = error_response(504, f"Request timed out after {settings.request_timeout_s:g} s")
+        else:  # the handler's own timeout (a database one, say) is a crash like any other
+            error_log.exception("unhandled error", extra={"request_id": rid})
+            response = error_response(500, f"Internal server error ({type(exc).__name__})")
     except web.HTTPRequestEntityTooLarge:
         response = error_response(413, f"Request body too large (limit {settings.max_body_bytes} bytes)")
     except web.HTTPException as exc:  # aiohttp's own (should not happen: routing is ours)
@@ -98,7 +105,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = error_response(500, f"Internal server error ({type(exc).__name__})")
     response.headers[REQUEST_ID_HEADER] = rid
     elapsed = time.perf_counter() - started
-    route = request["route_template"]
+    route = request[ROUTE_TEMPLATE]
     metrics.requests.labels(request.method, route, str(response.status)).inc()
     metrics.latency.labels(request.method, route).observe(elapsed)
     access_log.info(

@@ -58,7 +58,7 @@ class Match:
     route: Optional[Route]
     params: dict[str, str]
     status: int  # 200 for a match, else 404 or 405
-    allow: tuple[str, ...] = ()
+    allow: tuple[str, ...] = ()  # the 405's Allow header
 
     @property
     def template(self) -> str:
@@ -76,18 +76,17 @@ def strip_trailing_slashes(path: str) -> str:
 
 
 def match(method: str, path: str) -> Match:
-    """Starlette's rule: the first full match wins; a path-only match gives 405."""
+    """Starlette's rule: the first full match wins; otherwise the first path-only match gives a
+    405 whose `Allow` names that route's methods. FastAPI routes do not add HEAD to GET."""
     path = strip_trailing_slashes(path)
-    allowed: list[str] = []
+    first_partial: Optional[Route] = None
     for route, pattern in _PATTERNS:
         m = pattern.match(path)
         if m is None:
             continue
-        if route.method == method or (method == "HEAD" and route.method == "GET"):
+        if route.method == method:
             return Match(route, m.groupdict(), 200)
-        allowed.append(route.method)
-    if allowed:
-        if "GET" in allowed:
-            allowed.append("HEAD")
-        return Match(None, {}, 405, tuple(sorted(set(allowed))))
+        first_partial = first_partial or route
+    if first_partial is not None:
+        return Match(None, {}, 405, (first_partial.method,))
     return Match(None, {}, 404)

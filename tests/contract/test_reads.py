@@ -114,10 +114,14 @@ def test_each_run_by_id(pair, session_id: str) -> None:
         ("GET", "/nope"), ("GET", "/sessions/a/b/c/d"), ("PUT", "/sessions"), ("PUT", "/sessions/s-agent-1"),
         ("POST", "/sessions/s-agent-1"), ("DELETE", "/sessions/s-agent-1/runs"), ("GET", "/sessions/s-agent-1/rename"),
         ("PATCH", "/sessions"), ("GET", "/sessions/s-agent-1/runs/x/y"), ("POST", "/sessions/s-agent-1/runs"),
+        ("HEAD", "/sessions"), ("HEAD", "/sessions/s-agent-1"), ("OPTIONS", "/sessions"), ("PUT", "/sessions/x/"),
     ],
 )  # fmt: skip
 def test_routing_defaults(pair, method: str, path: str) -> None:
     check(pair, method, path)
+    client, legacy, native = pair
+    allow = [client.request(method, base + path).headers.get("allow") for base in (legacy, native)]
+    assert allow[0] == allow[1]
 
 
 @pytest.mark.parametrize(
