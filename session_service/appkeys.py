@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
 from .config import Settings
 from .metrics import ServiceMetrics
-
-if TYPE_CHECKING:
-    from .views import DatabaseHandle
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASES = web.AppKey("databases", dict)  # db_id -> DatabaseHandle

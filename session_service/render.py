@@ -37,7 +37,7 @@ def dumps_error(body: Any) -> bytes:
     return json.dumps(body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()
 
 
-def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+def drop_none(d: dict[str, Any]) -> dict[str, Any]:
     """`response_model_exclude_none=True` applies to a model's own fields, never inside dict values."""
     return {k: v for k, v in d.items() if v is not None}
 
@@ -339,7 +339,7 @@ def session_list_item(row: dict[str, Any], runs: list[dict[str, Any]]) -> dict[s
     session_data = row.get("session_data") or {}
     stype = detect_session_type(row)
     metrics = session_data.get("session_metrics")
-    return _drop_none(
+    return drop_none(
         {
             "session_id": row.get("session_id", ""),
             "session_name": session_name(row.get("session_data"), runs, row.get("session_type"), row.get("workflow_data")),
@@ -441,7 +441,7 @@ def session_detail(
                 "updated_at": updated,
                 "total_tokens": total_tokens,
             }
-    return body if include_none else _drop_none(body)
+    return body if include_none else drop_none(body)
 
 
 def _workflow_detail(row: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -650,7 +650,7 @@ def _preview(value: Any) -> Optional[str]:
 
 def run_preview(schema: dict[str, Any]) -> dict[str, Any]:
     """`SessionRunPreviewSchema.from_run` over an already-built run schema (nulls omitted)."""
-    return _drop_none(
+    return drop_none(
         {
             "run_id": schema["run_id"],
             "parent_run_id": schema.get("parent_run_id"),

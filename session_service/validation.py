@@ -12,7 +12,7 @@ from __future__ import annotations
 import email.message
 import json
 from enum import Enum
-from typing import Annotated, Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Annotated, Any, Dict, List, Mapping, Optional, Sequence
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
@@ -231,5 +231,3 @@ def parse_embedded_str(body: Any, key: str) -> str:
     except ValidationError as exc:
         raise RequestInvalid(_fastapi_errors(exc, ("body", key))) from None
 
-
-Validator = Callable[[Mapping[str, Sequence[str]]], dict[str, Any]]

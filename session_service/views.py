@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional
 from uuid import uuid4
 
 import asyncpg
@@ -225,7 +225,7 @@ async def _session_run_schemas(request: web.Request, path: dict[str, str]) -> li
 
 async def get_session_runs(request: web.Request, path: dict[str, str]) -> web.Response:
     schemas = await _session_run_schemas(request, path)
-    return json_response([render._drop_none(s) for s in schemas])
+    return json_response([render.drop_none(s) for s in schemas])
 
 
 async def get_session_run_previews(request: web.Request, path: dict[str, str]) -> web.Response:

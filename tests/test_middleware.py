@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from session_service import views
 from session_service.app import create_app
 from session_service.appkeys import DATABASES
-from session_service.config import Settings, load_settings
+from session_service.config import load_settings
 from session_service.middleware import client_ip
 
 DB_ID = "main-db"
