@@ -13,7 +13,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import routes, views
-from .appkeys import DATABASES, METRICS, ROUTE_TEMPLATE, SETTINGS
+from .appkeys import DATABASES, METRICS, ROUTE_MATCH, SETTINGS
 from .config import Database, Settings, load_settings, needs_embedded_postgres
 from .metrics import ServiceMetrics
 from .middleware import authenticate, observe
@@ -25,9 +25,8 @@ HEALTH_TIMEOUT_S = 2.0
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
-    """Every non-operational path: match like Starlette, then call the view."""
-    found = routes.match(request.method, request.path)
-    request[ROUTE_TEMPLATE] = found.template
+    """Every non-operational path: the Starlette-style match `observe` made, then the view."""
+    found = request.get(ROUTE_MATCH) or routes.match(request.method, request.path)
     if found.status == 404:
         return views.error_response(404, "Not Found")
     if found.status == 405:

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from .config import Settings
 from .metrics import ServiceMetrics
+from .routes import Match
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASES = web.AppKey("databases", dict)  # db_id -> DatabaseHandle
@@ -13,4 +14,4 @@ METRICS = web.AppKey("metrics", ServiceMetrics)
 
 # Per-request state.
 REQUEST_ID = web.RequestKey("request_id", str)
-ROUTE_TEMPLATE = web.RequestKey("route_template", str)
+ROUTE_MATCH = web.RequestKey("route_match", Match)

@@ -20,7 +20,7 @@ from typing import Awaitable, Callable, Optional
 
 from aiohttp import web
 
-from .appkeys import METRICS, REQUEST_ID, ROUTE_TEMPLATE, SETTINGS
+from .appkeys import METRICS, REQUEST_ID, ROUTE_MATCH, SETTINGS
 from .routes import match
 from .config import IPNetwork
 from .views import error_response
@@ -76,8 +76,13 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     metrics = request.app[METRICS]
     rid = request_id_of(request.headers.get(REQUEST_ID_HEADER))
     request[REQUEST_ID] = rid
-    # The label for logs and metrics; dispatch refines it, and it is never the concrete path.
-    request[ROUTE_TEMPLATE] = request.path if request.path in OPEN_PATHS else match(request.method, request.path).template
+    # Matched once, here, so that even a 401 is labelled by its route template (never the concrete
+    # path); `dispatch` serves the same match.
+    if request.path in OPEN_PATHS:
+        route = request.path
+    else:
+        found = request[ROUTE_MATCH] = match(request.method, request.path)
+        route = found.template
     started = time.perf_counter()
     deadline = asyncio.timeout(settings.request_timeout_s)
     try:
@@ -105,7 +110,6 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = error_response(500, f"Internal server error ({type(exc).__name__})")
     response.headers[REQUEST_ID_HEADER] = rid
     elapsed = time.perf_counter() - started
-    route = request[ROUTE_TEMPLATE]
     metrics.requests.labels(request.method, route, str(response.status)).inc()
     metrics.latency.labels(request.method, route).observe(elapsed)
     access_log.info(
