@@ -26,10 +26,11 @@ class Route:
 
     @property
     def pattern(self) -> re.Pattern[str]:
-        return _compile(self.template)
+        return compile_template(self.template)
 
 
-def _compile(template: str) -> re.Pattern[str]:
+def compile_template(template: str) -> re.Pattern[str]:
+    """`/sessions/{session_id}` -> a regex where each `{name}` is one path segment."""
     regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
     return re.compile(f"^{regex}$")
 
@@ -48,7 +49,7 @@ SESSION_ROUTES: tuple[Route, ...] = (
     Route("PATCH", "/sessions/{session_id}", "update_session"),
 )
 
-_PATTERNS = tuple((route, _compile(route.template)) for route in SESSION_ROUTES)
+_PATTERNS = tuple((route, compile_template(route.template)) for route in SESSION_ROUTES)
 
 
 @dataclass(frozen=True)
@@ -90,3 +91,10 @@ def match(method: str, path: str) -> Match:
     if first_partial is not None:
         return Match(None, {}, 405, (first_partial.method,))
     return Match(None, {}, 404)
+
+
+def route_template(method: str, path: str) -> str:
+    """`GET /sessions/abc/runs` -> `GET /sessions/{session_id}/runs`: the one place where a
+    concrete request becomes a bounded route label, for metrics, comparator rules and reports.
+    Paths outside the table are `METHOD unmatched` (or `METHOD method_not_allowed`)."""
+    return f"{method} {match(method, path).template}"

@@ -1,0 +1,151 @@
+"""The comparator's vocabulary: a `Request`, the two `Response`s to it, the `Difference`s
+between them and the `Comparison` that ends as `match`, `mismatch`, `expected` or `error`.
+
+Sides are `legacy` (agno AgentOS) and `native` (this project's service); per request, the
+`primary` answered the client and the `shadow` is the mirrored copy. Everything here is plain
+data, picklable, so a comparison can run in another thread or process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping, Optional
+from urllib.parse import parse_qs, urlsplit
+
+from .paths import template_of
+
+Side = Literal["legacy", "native"]
+Result = Literal["match", "mismatch", "expected", "error"]
+Kind = Literal["status", "header", "value", "type", "missing", "extra", "order", "length"]
+
+RESULTS: tuple[Result, ...] = ("match", "mismatch", "expected", "error")
+KINDS: tuple[Kind, ...] = ("status", "header", "value", "type", "missing", "extra", "order", "length")
+
+
+class _Absent:
+    """The value of a side that has nothing at a path (a `missing` or `extra` difference)."""
+
+    _instance: Optional["_Absent"] = None
+
+    def __new__(cls) -> "_Absent":
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "<absent>"
+
+    def __reduce__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT: Any = _Absent()
+
+
+@dataclass(frozen=True)
+class Request:
+    """What was sent to both sides. `target` is the path with its query string."""
+
+    method: str
+    target: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.target).path
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        return parse_qs(urlsplit(self.target).query, keep_blank_values=True)
+
+    @classmethod
+    def parse(cls, line: str) -> "Request":
+        """`"GET /sessions?limit=2"`: the short form used by tests, CLIs and request files."""
+        method, _, target = line.strip().partition(" ")
+        if not target:
+            method, target = "GET", method
+        return cls(method.upper(), target.strip())
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.target}"
+
+
+@dataclass(frozen=True)
+class Response:
+    """One side's answer. `error` is set instead when the side gave no HTTP answer at all
+    (connection refused, timeout): then `status` is 0 and the comparison is an `error`."""
+
+    status: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    side: Optional[Side] = None
+    error: Optional[str] = None
+
+    def header(self, name: str) -> Optional[str]:
+        """Case-insensitive lookup; multi-valued headers are expected joined by the caller."""
+        lowered = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == lowered:
+                return value
+        return None
+
+    @classmethod
+    def failed(cls, error: str, side: Optional[Side] = None) -> "Response":
+        return cls(0, {}, b"", side, error)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One place where the two answers disagree.
+
+    `path` is concrete (`data[3].session_name`; `:status` and `:headers.<name>` for the HTTP
+    parts; `$` for the body as a whole) and `template` is the same path with every index as
+    `[*]`, a bounded value fit for metric labels and rules."""
+
+    path: str
+    kind: Kind
+    primary: Any = ABSENT
+    shadow: Any = ABSENT
+    template: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.template:
+            object.__setattr__(self, "template", template_of(self.path))
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"path": self.path, "template": self.template, "kind": self.kind}
+        if self.primary is not ABSENT:
+            out["primary"] = self.primary
+        if self.shadow is not ABSENT:
+            out["shadow"] = self.shadow
+        return out
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The verdict on one pair. `differences` are the ones that count; `noise` holds those a
+    `NoiseModel` explained away; `known` names the known difference behind an `expected`."""
+
+    result: Result
+    differences: tuple[Difference, ...] = ()
+    route: Optional[str] = None
+    known: Optional[str] = None
+    reason: Optional[str] = None
+    noise: tuple[Difference, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """True for `match` and `expected`: nothing for a person to look at."""
+        return self.result in ("match", "expected")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"result": self.result, "route": self.route}
+        if self.known:
+            out["known"] = self.known
+        if self.reason:
+            out["reason"] = self.reason
+        out["differences"] = [d.to_dict() for d in self.differences]
+        if self.noise:
+            out["noise"] = [d.to_dict() for d in self.noise]
+        return out
