@@ -8,6 +8,8 @@ data, picklable, so a comparison can run in another thread or process.
 
 from __future__ import annotations
 
+import base64
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Optional
 from urllib.parse import parse_qs, urlsplit
@@ -61,11 +63,26 @@ class Request:
 
     @classmethod
     def parse(cls, line: str) -> "Request":
-        """`"GET /sessions?limit=2"`: the short form used by tests, CLIs and request files."""
-        method, _, target = line.strip().partition(" ")
+        """`"GET /sessions?limit=2"` (the short form used by tests, CLIs and request files), or
+        one JSON object as written by `to_dict`."""
+        line = line.strip()
+        if line.startswith("{"):
+            return cls.from_dict(json.loads(line))
+        method, _, target = line.partition(" ")
         if not target:
             method, target = "GET", method
         return cls(method.upper(), target.strip())
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"method": self.method, "target": self.target}
+        if self.headers:
+            out["headers"] = dict(self.headers)
+        out.update(_body_fields(self.body))
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Request":
+        return cls(str(data["method"]).upper(), str(data["target"]), dict(data.get("headers") or {}), _body_of(data))
 
     def __str__(self) -> str:
         return f"{self.method} {self.target}"
@@ -93,6 +110,39 @@ class Response:
     @classmethod
     def failed(cls, error: str, side: Optional[Side] = None) -> "Response":
         return cls(0, {}, b"", side, error)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"status": self.status, "headers": dict(self.headers)}
+        out.update(_body_fields(self.body))
+        if self.side:
+            out["side"] = self.side
+        if self.error:
+            out["error"] = self.error
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Response":
+        return cls(int(data.get("status", 0)), dict(data.get("headers") or {}), _body_of(data), data.get("side"),
+                   data.get("error"))  # fmt: skip
+
+
+def _body_fields(body: bytes) -> dict[str, str]:
+    """A body for JSON files: its text when it is UTF-8 (the usual case), else base64."""
+    if not body:
+        return {}
+    try:
+        return {"body": body.decode()}
+    except UnicodeDecodeError:
+        return {"body_base64": base64.b64encode(body).decode()}
+
+
+def _body_of(data: Mapping[str, Any]) -> bytes:
+    if "body_base64" in data:
+        return base64.b64decode(data["body_base64"])
+    body = data.get("body")
+    if body is None:
+        return b""
+    return body.encode() if isinstance(body, str) else json.dumps(body).encode()
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ def configure_logging(level: str = "INFO") -> None:
 
 
 def serve(host: Optional[str], port: Optional[int]) -> int:
+    """Serve the /sessions API (on the embedded Postgres when no DSN is configured)."""
     from .app import create_app
 
     embedded_dsn = None
@@ -69,18 +70,25 @@ def serve(host: Optional[str], port: Optional[int]) -> int:
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="agentos-session", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve_p = sub.add_parser("serve", help="serve the /sessions API")
+def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    serve_p = sub.add_parser("serve", help="serve the /sessions API", description=serve.__doc__)
     serve_p.add_argument("--host", default=None, help="listen address (default AGNO_SERVICE_HOST or 0.0.0.0)")
     serve_p.add_argument("--port", type=int, default=None, help="listen port (default AGNO_SERVICE_PORT or 8080)")
     serve_p.add_argument("--log-level", default=os.environ.get("AGNO_LOG_LEVEL", "INFO"))
-    args = parser.parse_args(argv)
+    serve_p.set_defaults(run=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
-    if args.command == "serve":
-        return serve(args.host, args.port)
-    return 2
+    return serve(args.host, args.port)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """`python -m session_service`: the service's own commands only."""
+    parser = argparse.ArgumentParser(prog="session_service", description=__doc__)
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.run(args))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""The `agentos-session` command: one entry point, with each part's commands."""

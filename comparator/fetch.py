@@ -1,0 +1,124 @@
+"""Sending one `Request` to a side and getting a `Response`: the comparator's only I/O, used by
+the CLI and the pytest fixtures. A side is a base URL, an aiohttp `web.Application` (served on
+a local test server) or an ASGI app (through httpx's in-process transport)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Iterable, Optional, Protocol
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp import web
+
+from .model import Request, Response, Side
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+DEFAULT_TIMEOUT_S = 30.0
+
+
+class Target(Protocol):
+    async def send(self, request: Request) -> Response: ...
+
+    async def close(self) -> None: ...
+
+
+def _headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Multi-valued headers joined with ", " (RFC 9110 §5.3), names as sent."""
+    out: dict[str, str] = {}
+    for key, value in pairs:
+        out[key] = f"{out[key]}, {value}" if key in out else value
+    return out
+
+
+class UrlTarget:
+    """A running service at `base` (`http://127.0.0.1:7777`)."""
+
+    def __init__(self, base: str, timeout_s: float = DEFAULT_TIMEOUT_S, side: Optional[Side] = None) -> None:
+        self.base = base.rstrip("/")
+        self.side = side
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: Optional[aiohttp.ClientSession] = None
+
+    async def send(self, request: Request) -> Response:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout, auto_decompress=True)
+        for attempt in (1, 2):
+            try:
+                async with self._session.request(request.method, self.base + request.target, data=request.body or None,
+                                                 headers=dict(request.headers), allow_redirects=False) as r:  # fmt: skip
+                    return Response(r.status, _headers(r.headers.items()), await r.read(), self.side)
+            except aiohttp.ServerDisconnectedError as exc:
+                # A server may close a kept-alive connection (uvicorn does after a 500) just as
+                # it is reused; a read that never reached the server is safe to send again.
+                if attempt == 2 or request.method not in IDEMPOTENT:
+                    return Response.failed(f"{type(exc).__name__}: {exc}", self.side)
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                return Response.failed(f"{type(exc).__name__}: {exc}", self.side)
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class AiohttpAppTarget:
+    """An aiohttp application, started (with its startup and cleanup hooks) on first use."""
+
+    def __init__(self, app: web.Application, side: Optional[Side] = None) -> None:
+        self.app = app
+        self.side = side
+        self._server: Any = None
+        self._url: Optional[UrlTarget] = None
+
+    async def send(self, request: Request) -> Response:
+        if self._url is None:
+            from aiohttp.test_utils import TestServer
+
+            self._server = TestServer(self.app)
+            await self._server.start_server()
+            self._url = UrlTarget(str(self._server.make_url("")), side=self.side)
+        return await self._url.send(request)
+
+    async def close(self) -> None:
+        if self._url is not None:
+            await self._url.close()
+        if self._server is not None:
+            await self._server.close()
+
+
+class AsgiTarget:
+    """An ASGI application (FastAPI, Starlette, agno's AgentOS app), called in process."""
+
+    def __init__(self, app: Any, side: Optional[Side] = None) -> None:
+        try:
+            import httpx
+        except ImportError as exc:  # pragma: no cover - depends on the user's environment
+            raise RuntimeError("comparing ASGI apps needs httpx (pip install httpx)") from exc
+        self.side = side
+        self._client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+    async def send(self, request: Request) -> Response:
+        r = await self._client.request(request.method, request.target, content=request.body or None,
+                                       headers=dict(request.headers))  # fmt: skip
+        return Response(r.status_code, _headers(r.headers.multi_items()), r.content, self.side)
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def target_for(side: Any, label: Optional[Side] = None) -> Target:
+    """A target from what a user passes: a URL string, an aiohttp app, an ASGI app, or an
+    object that already has `send` and `close`."""
+    if isinstance(side, str):
+        if urlsplit(side).scheme not in ("http", "https"):
+            raise ValueError(f"not an http(s) base URL: {side!r}")
+        return UrlTarget(side, side=label)
+    if isinstance(side, web.Application):
+        return AiohttpAppTarget(side, label)
+    if hasattr(side, "send") and hasattr(side, "close"):
+        return side  # type: ignore[no-any-return]
+    if callable(side):
+        return AsgiTarget(side, label)
+    raise TypeError(f"cannot send requests to {side!r}: give a base URL, an aiohttp app or an ASGI app")
