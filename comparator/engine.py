@@ -7,6 +7,7 @@ spelling), reported as one `order` difference at `$`. (3) Otherwise deepdiff wal
 guided by `_Guide`, a deepdiff operator that skips equal subtrees (so cost follows the
 differences, not the body size), skips ignored paths, reports key-order and array-order
 differences (which deepdiff does not see) and array lengths, and by the rules' unordered arrays.
+deepdiff is started at the smallest subtrees that hold the differences (`_differing_subtrees`).
 """
 
 from __future__ import annotations
@@ -134,32 +135,48 @@ def _excerpt(a: bytes, b: bytes, width: int = 40) -> tuple[str, str]:
     return a[lo:i + width].decode(errors="replace"), b[lo:i + width].decode(errors="replace")
 
 
-def _zoom(primary: Any, shadow: Any, rules: RouteRules) -> tuple[list[Segment], Any, Any]:
-    """Descend while exactly one child differs and the containers themselves agree (same keys
-    in the same order, or same length and not an unordered array): deepdiff then starts at the
-    smallest subtree holding every difference. Most differing pairs differ in one place, and
-    deepdiff's cost is per node it visits, so this keeps their cost near that of a leaf."""
-    prefix: list[Segment] = []
-    while True:
-        if isinstance(primary, dict) and isinstance(shadow, dict) and list(primary) == list(shadow):
-            differing: list[Segment] = [k for k in primary if not _same(primary[k], shadow[k])]
-        elif (isinstance(primary, list) and isinstance(shadow, list) and len(primary) == len(shadow)
-              and not (rules.unordered and rules.unordered_at(format_path(prefix), format_template(prefix)))):
-            differing = [i for i in range(len(primary)) if not _same(primary[i], shadow[i])]
+def _differing_subtrees(primary: Any, shadow: Any, rules: RouteRules) -> list[tuple[list[Segment], Any, Any]]:
+    """Where deepdiff should look: descend through containers that agree in shape (the same
+    keys in the same order; or the same length, not a permutation, not an unordered array)
+    into the children that differ, and stop where shapes disagree or at scalars. deepdiff's
+    cost is per node it visits, so it is started at each of these small subtrees instead of
+    at the root: the cost follows the differences, not the size of the body. This decides no
+    difference itself; deepdiff and `_Guide` report every one."""
+    found: list[tuple[list[Segment], Any, Any]] = []
+    stack: list[tuple[list[Segment], Any, Any]] = [([], primary, shadow)]
+    while stack:
+        prefix, a, b = stack.pop()
+        if prefix and rules.ignore:
+            probe = Difference(format_path(prefix), "value", template=format_template(prefix))
+            if rules.ignores(probe):
+                continue
+        children: list[Segment]
+        if isinstance(a, dict) and isinstance(b, dict) and list(a) == list(b):
+            children = [k for k in a if not _same(a[k], b[k])]
+        elif (isinstance(a, list) and isinstance(b, list) and len(a) == len(b)
+              and not (rules.unordered and rules.unordered_at(format_path(prefix), format_template(prefix)))):  # fmt: skip
+            children = [i for i in range(len(a)) if not _same(a[i], b[i])]
+            if len(children) > 1 and sorted(_ENCODE(a[i]) for i in children) == sorted(_ENCODE(b[i]) for i in children):
+                found.append((prefix, a, b))  # a permutation: `_Guide` reports one `order` for the list
+                continue
         else:
-            return prefix, primary, shadow
-        if len(differing) != 1:
-            return prefix, primary, shadow
-        step = differing[0]
-        prefix.append(step)
-        primary, shadow = primary[step], shadow[step]  # type: ignore[index]
+            found.append((prefix, a, b))
+            continue
+        stack.extend((prefix + [c], a[c], b[c]) for c in reversed(children))  # type: ignore[index]
+    return found
 
 
 def diff_bodies(primary: Any, shadow: Any, rules: RouteRules) -> list[Difference]:
     """The differences between two parsed bodies (pure; no serialization check)."""
     if _same(primary, shadow):
         return []
-    prefix, primary, shadow = _zoom(primary, shadow, rules)
+    out: list[Difference] = []
+    for prefix, left, right in _differing_subtrees(primary, shadow, rules):
+        out.extend(_deepdiff(prefix, left, right, rules))
+    return out
+
+
+def _deepdiff(prefix: list[Segment], primary: Any, shadow: Any, rules: RouteRules) -> list[Difference]:
     guide = _Guide(rules, prefix)
     keyed = any(u.key for u in rules.unordered)
     options: dict[str, Any] = {"view": "tree", "custom_operators": [guide], "ignore_nan_inequality": True}

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from .model import Request, Response, Side
 
@@ -31,6 +32,14 @@ def _headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     return out
 
 
+def _url(text: str) -> URL:
+    """Send the target as written (`%2F`, `//` and all) when it is already a valid URL, so both
+    sides see the same bytes; quote it only when it is not (spaces, non-ASCII)."""
+    if text.isascii() and " " not in text:
+        return URL(text, encoded=True)
+    return URL(text)
+
+
 class UrlTarget:
     """A running service at `base` (`http://127.0.0.1:7777`)."""
 
@@ -43,12 +52,13 @@ class UrlTarget:
     async def send(self, request: Request) -> Response:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout, auto_decompress=True)
+        url = _url(self.base + request.target)
         for attempt in (1, 2):
             try:
-                async with self._session.request(request.method, self.base + request.target, data=request.body or None,
+                async with self._session.request(request.method, url, data=request.body or None,
                                                  headers=dict(request.headers), allow_redirects=False) as r:  # fmt: skip
                     return Response(r.status, _headers(r.headers.items()), await r.read(), self.side)
-            except aiohttp.ServerDisconnectedError as exc:
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
                 # A server may close a kept-alive connection (uvicorn does after a 500) just as
                 # it is reused; a read that never reached the server is safe to send again.
                 if attempt == 2 or request.method not in IDEMPOTENT:

@@ -5,9 +5,17 @@ from typing import Iterator
 import httpx
 import pytest
 
+from comparator.pytest_plugin import Parity
+from tests.contract.differential import Pair
+
 
 @pytest.fixture(scope="module")
-def pair(legacy_url: str, native_url: str) -> Iterator[tuple[httpx.Client, str, str]]:
-    """(client, legacy base url, native base url) over the same seeded database."""
+def http() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=30) as client:
-        yield client, legacy_url, native_url
+        yield client
+
+
+@pytest.fixture
+def pair(http: httpx.Client, legacy_url: str, native_url: str, parity: Parity) -> Pair:
+    """Legacy and native over the same seeded database, judged by `parity`."""
+    return Pair(http, legacy_url, native_url, parity)

@@ -1,7 +1,9 @@
-"""Send one request to the legacy AgentOS and to the native service, compare what comes back.
+"""Send one request to the legacy AgentOS and to the native service; judge the answers with the
+project's comparator through the `parity` fixture (comparator.pytest_plugin), under the rules
+of config/comparator.yaml (`parity_rules` in pyproject.toml): byte-identical bodies, equal
+status, content type and Allow, and the known differences as `expected`.
 
-Equality is byte equality of the body plus equal status and content type. The only
-normalisations are named where they are applied (`normalize`), each with its reason.
+The only normalisations are named where they are applied (`normalize`), each with its reason.
 """
 
 from __future__ import annotations
@@ -10,23 +12,16 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional, Union
 
 import httpx
 
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    content_type: Optional[str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
+from comparator import Comparison, Request, Response
+from comparator.pytest_plugin import Parity
 
 
 def send(client: httpx.Client, base: str, method: str, path: str, *, body: Any = None, raw: Optional[bytes] = None,
-         headers: Optional[dict[str, str]] = None) -> Answer:  # fmt: skip
+         headers: Optional[dict[str, str]] = None) -> Response:  # fmt: skip
     hdrs = dict(headers or {})
     content = raw
     if body is not None:
@@ -40,23 +35,51 @@ def send(client: httpx.Client, base: str, method: str, path: str, *, body: Any =
         if method != "GET":
             raise
         r = client.request(method, base + path, content=content, headers=hdrs)
-    return Answer(r.status_code, r.headers.get("content-type"), r.content)
+    return Response(r.status_code, dict(r.headers.multi_items()), r.content)
 
 
-def describe(legacy: Answer, native: Answer) -> str:
-    lb, nb = legacy.body, native.body
-    i = next((k for k in range(min(len(lb), len(nb))) if lb[k] != nb[k]), min(len(lb), len(nb)))
-    return (
-        f"status legacy={legacy.status} native={native.status}; content-type legacy={legacy.content_type!r} "
-        f"native={native.content_type!r}\nfirst difference at byte {i}:\n"
-        f"  legacy: ...{lb[max(0, i - 80):i + 120]!r}\n  native: ...{nb[max(0, i - 80):i + 120]!r}\n"
-        f"legacy body: {lb[:3000]!r}\nnative body: {nb[:3000]!r}"
-    )
+def body_of(response: Response) -> Any:
+    return json.loads(response.body)
 
 
-def assert_same(legacy: Answer, native: Answer) -> None:
-    if (legacy.status, legacy.content_type, legacy.body) != (native.status, native.content_type, native.body):
-        raise AssertionError(describe(legacy, native))
+@dataclass
+class Pair:
+    """Both services over the same database, and the test's `parity` checker. Unpacks as
+    `(client, legacy_url, native_url)`."""
+
+    client: httpx.Client
+    legacy: str
+    native: str
+    parity: Parity
+    # The last request `both` sent (legacy's form): the route `same` reports when given none.
+    last: Optional[Request] = None
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.client, self.legacy, self.native))
+
+    def __getitem__(self, index: int) -> Any:
+        return (self.client, self.legacy, self.native)[index]
+
+    def both(self, method: str, legacy_path: str, native_path: str, **kw: Any) -> tuple[Response, Response]:
+        self.last = Request(method, legacy_path)
+        return (send(self.client, self.legacy, method, legacy_path, **kw),
+                send(self.client, self.native, method, native_path, **kw))  # fmt: skip
+
+    def same(self, legacy: Response, native: Response, request: Union[str, Request, None] = None) -> Comparison:
+        """The two answers are the same answer: a `match`, nothing else."""
+        request = request or self.last
+        return self.parity.verify(_side(legacy, "legacy"), _side(native, "native"), request=request, expect="match")
+
+    def known(self, entry: str, legacy: Response, native: Response, request: Union[str, Request]) -> Comparison:
+        """The answers differ exactly as the known difference `entry` says (the comparator
+        checks the trigger and each side's status and fixed body against the YAML)."""
+        comparison = self.parity.verify(_side(legacy, "legacy"), _side(native, "native"), request=request, expect="expected")
+        assert comparison.known == entry, comparison
+        return comparison
+
+
+def _side(response: Response, side: str) -> Response:
+    return Response(response.status, response.headers, response.body, side, response.error)  # type: ignore[arg-type]
 
 
 _ISO = re.compile(rb'"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)"')
@@ -75,7 +98,7 @@ def mask_clock(body: bytes, window_s: int = 5) -> bytes:
     return _ISO.sub(repl, body)
 
 
-def normalize(answer: Answer, replace: dict[str, str], extra: Optional[Callable[[bytes], bytes]] = None) -> Answer:
+def normalize(answer: Response, replace: dict[str, str], extra: Optional[Callable[[bytes], bytes]] = None) -> Response:
     """Swap the per-side session ids for one token and mask the write clock (see `mask_clock`)."""
     body = answer.body
     for old, new in replace.items():
@@ -83,4 +106,4 @@ def normalize(answer: Answer, replace: dict[str, str], extra: Optional[Callable[
     body = mask_clock(body)
     if extra:
         body = extra(body)
-    return Answer(answer.status, answer.content_type, body)
+    return Response(answer.status, answer.headers, body, answer.side)

@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from typing import Optional
 
 import httpx
 import pytest
 
-from tests.contract.differential import assert_same, send
+from comparator import Request
+from comparator.pytest_plugin import Parity
+from tests.contract.differential import Pair
 from tests.legacy.fixtures import SECURITY_KEY
 
 pytestmark = pytest.mark.contract
 
 
-@pytest.fixture(scope="module")
-def secured(legacy_secured_url: str, native_secured_url: str) -> Iterator[tuple[httpx.Client, str, str]]:
-    with httpx.Client(timeout=30) as client:
-        yield client, legacy_secured_url, native_secured_url
+@pytest.fixture
+def secured(http: httpx.Client, legacy_secured_url: str, native_secured_url: str, parity: Parity) -> Pair:
+    return Pair(http, legacy_secured_url, native_secured_url, parity)
 
 
-@pytest.fixture(scope="module")
-def multi(legacy_multi_url: str, native_multi_url: str) -> Iterator[tuple[httpx.Client, str, str]]:
-    with httpx.Client(timeout=30) as client:
-        yield client, legacy_multi_url, native_multi_url
+@pytest.fixture
+def multi(http: httpx.Client, legacy_multi_url: str, native_multi_url: str, parity: Parity) -> Pair:
+    return Pair(http, legacy_multi_url, native_multi_url, parity)
 
 
 AUTH_HEADERS = [
@@ -35,10 +35,9 @@ AUTH_HEADERS = [
 @pytest.mark.parametrize("authorization", AUTH_HEADERS)
 @pytest.mark.parametrize("method,path", [("GET", "/sessions"), ("GET", "/sessions/s-agent-1"), ("GET", "/nope"),
                                          ("DELETE", "/sessions/does-not-exist"), ("PUT", "/sessions")])  # fmt: skip
-def test_security_key(secured, authorization: Optional[str], method: str, path: str) -> None:
-    client, legacy, native = secured
+async def test_security_key(secured: Pair, authorization: Optional[str], method: str, path: str) -> None:
     headers = {} if authorization is None else {"Authorization": authorization}
-    assert_same(send(client, legacy, method, path, headers=headers), send(client, native, method, path, headers=headers))
+    await secured.parity.check(Request(method, path, headers), primary=secured.legacy, shadow=secured.native, expect="match")
 
 
 MULTI_CASES = [
@@ -51,13 +50,11 @@ MULTI_CASES = [
 
 
 @pytest.mark.parametrize("path", MULTI_CASES)
-def test_multi_db_reads(multi, path: str) -> None:
-    client, legacy, native = multi
-    assert_same(send(client, legacy, "GET", path), send(client, native, "GET", path))
+async def test_multi_db_reads(multi: Pair, path: str) -> None:
+    await multi.parity.check(f"GET {path}", primary=multi.legacy, shadow=multi.native, expect="match")
 
 
 @pytest.mark.parametrize("query", ["", "?db_id=nope", "?db_id=second-db&type=bad"])
-def test_multi_db_write_errors(multi, query: str) -> None:
-    client, legacy, native = multi
-    body = {"session_id": "multi-never-created"}
-    assert_same(send(client, legacy, "POST", "/sessions" + query, body=body), send(client, native, "POST", "/sessions" + query, body=body))
+def test_multi_db_write_errors(multi: Pair, query: str) -> None:
+    lr, nr = multi.both("POST", "/sessions" + query, "/sessions" + query, body={"session_id": "multi-never-created"})
+    multi.same(lr, nr, f"POST /sessions{query}")

@@ -1,5 +1,6 @@
-"""Differential contract tests of the read routes: same request to agno and to the native
-service, same status, content type and body bytes. Data: tests/legacy/seed.py (real agno runs)."""
+"""Differential contract tests of the read routes: the same request to agno and to the native
+service through `parity.check` (the comparator's pytest fixture), which requires a `match`:
+same status, content type, Allow and body bytes. Data: tests/legacy/seed.py (real agno runs)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.contract.differential import assert_same, send
-from tests.contract.known import assert_known
+from comparator import Comparison
+from comparator.pytest_plugin import Parity
+from tests.contract.differential import body_of
 from tests.legacy import seed
 
 pytestmark = pytest.mark.contract
@@ -33,14 +35,19 @@ LIST_CASES = [
 ] + [f"?sort_by={c}&sort_order={o}" for c in COLUMNS for o in ("asc", "desc")]  # fmt: skip
 
 
-def check(pair, method: str, path: str, **kw) -> None:  # type: ignore[no-untyped-def]
-    client, legacy, native = pair
-    assert_same(send(client, legacy, method, path, **kw), send(client, native, method, path, **kw))
+@pytest.fixture
+def pair(parity: Parity, legacy_url: str, native_url: str) -> tuple[Parity, str, str]:
+    return parity, legacy_url, native_url
+
+
+async def check(pair: tuple[Parity, str, str], method: str, path: str, expect: str = "match") -> Comparison:
+    parity, legacy, native = pair
+    return await parity.check(f"{method} {path}", primary=legacy, shadow=native, expect=expect)
 
 
 @pytest.mark.parametrize("query", LIST_CASES)
-def test_list(pair, query: str) -> None:
-    check(pair, "GET", "/sessions" + query)
+async def test_list(pair, query: str) -> None:
+    await check(pair, "GET", "/sessions" + query)
 
 
 DETAIL_VARIANTS = ["", "?type=agent", "?type=team", "?type=workflow", "/"]
@@ -48,8 +55,8 @@ DETAIL_VARIANTS = ["", "?type=agent", "?type=team", "?type=workflow", "/"]
 
 @pytest.mark.parametrize("variant", DETAIL_VARIANTS)
 @pytest.mark.parametrize("session_id", SESSIONS)
-def test_detail(pair, session_id: str, variant: str) -> None:
-    check(pair, "GET", f"/sessions/{session_id}{variant}")
+async def test_detail(pair, session_id: str, variant: str) -> None:
+    await check(pair, "GET", f"/sessions/{session_id}{variant}")
 
 
 @pytest.mark.parametrize(
@@ -62,8 +69,8 @@ def test_detail(pair, session_id: str, variant: str) -> None:
         "/sessions/a%2Fb", "/sessions/s-agent-1/", "/sessions/s-agent-1//",
     ],
 )  # fmt: skip
-def test_detail_edges(pair, path: str) -> None:
-    check(pair, "GET", path)
+async def test_detail_edges(pair, path: str) -> None:
+    await check(pair, "GET", path)
 
 
 RUNS_VARIANTS = ["", "?type=agent", "?type=team", "?type=workflow"]
@@ -72,8 +79,8 @@ RUNS_VARIANTS = ["", "?type=agent", "?type=team", "?type=workflow"]
 @pytest.mark.parametrize("variant", RUNS_VARIANTS)
 @pytest.mark.parametrize("session_id", SESSIONS)
 @pytest.mark.parametrize("route", ["runs", "run-previews"])
-def test_runs(pair, route: str, session_id: str, variant: str) -> None:
-    check(pair, "GET", f"/sessions/{session_id}/{route}{variant}")
+async def test_runs(pair, route: str, session_id: str, variant: str) -> None:
+    await check(pair, "GET", f"/sessions/{session_id}/{route}{variant}")
 
 
 RUN_FILTERS = [
@@ -87,25 +94,25 @@ RUN_FILTERS = [
 
 @pytest.mark.parametrize("query", RUN_FILTERS)
 @pytest.mark.parametrize("route", ["runs", "run-previews"])
-def test_run_filters(pair, route: str, query: str) -> None:
-    check(pair, "GET", f"/sessions/{seed.S_AGENT_STATUS}/{route}{query}")
+async def test_run_filters(pair, route: str, query: str) -> None:
+    await check(pair, "GET", f"/sessions/{seed.S_AGENT_STATUS}/{route}{query}")
 
 
 @pytest.mark.parametrize("route", ["runs", "run-previews", "runs/x"])
 @pytest.mark.parametrize("session_id", ["nope", seed.NULL_DATA_1])
-def test_runs_missing(pair, route: str, session_id: str) -> None:
-    check(pair, "GET", f"/sessions/{session_id}/{route}")
+async def test_runs_missing(pair, route: str, session_id: str) -> None:
+    await check(pair, "GET", f"/sessions/{session_id}/{route}")
 
 
 @pytest.mark.parametrize("session_id", SESSIONS)
-def test_each_run_by_id(pair, session_id: str) -> None:
+async def test_each_run_by_id(pair, session_id: str) -> None:
     """Every run the legacy lists, fetched by id from both (plus its run-by-id variants)."""
-    client, legacy, _ = pair
-    runs = send(client, legacy, "GET", f"/sessions/{session_id}/runs").json()
+    parity, legacy, _ = pair
+    runs = body_of(await parity.send(f"GET /sessions/{session_id}/runs", legacy))
     ids = [r["run_id"] for r in runs] or ["none"]
     for run_id in ids + ["nope"]:
         for variant in ("", "?type=team", "?user_id=nope"):
-            check(pair, "GET", f"/sessions/{session_id}/runs/{run_id}{variant}")
+            await check(pair, "GET", f"/sessions/{session_id}/runs/{run_id}{variant}")
 
 
 @pytest.mark.parametrize(
@@ -117,11 +124,8 @@ def test_each_run_by_id(pair, session_id: str) -> None:
         ("HEAD", "/sessions"), ("HEAD", "/sessions/s-agent-1"), ("OPTIONS", "/sessions"), ("PUT", "/sessions/x/"),
     ],
 )  # fmt: skip
-def test_routing_defaults(pair, method: str, path: str) -> None:
-    check(pair, method, path)
-    client, legacy, native = pair
-    allow = [client.request(method, base + path).headers.get("allow") for base in (legacy, native)]
-    assert allow[0] == allow[1]
+async def test_routing_defaults(pair, method: str, path: str) -> None:
+    await check(pair, method, path)  # config/comparator.yaml compares the Allow header too
 
 
 @pytest.mark.parametrize(
@@ -132,6 +136,6 @@ def test_routing_defaults(pair, method: str, path: str) -> None:
         ("list-sort-by-collection-attribute", "?sort_by=items&sort_order=asc"),
     ],
 )
-def test_known_list_differences(pair, entry: str, query: str) -> None:
-    client, legacy, native = pair
-    assert_known(entry, send(client, legacy, "GET", "/sessions" + query), send(client, native, "GET", "/sessions" + query))
+async def test_known_list_differences(pair, entry: str, query: str) -> None:
+    comparison = await check(pair, "GET", "/sessions" + query, expect="expected")
+    assert comparison.known == entry

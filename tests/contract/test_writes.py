@@ -21,8 +21,8 @@ from typing import Any, Optional
 import asyncpg
 import pytest
 
-from tests.contract.differential import Answer, assert_same, normalize, send
-from tests.contract.known import assert_known
+from comparator import Request, Response
+from tests.contract.differential import Pair, body_of, normalize, send
 from tests.legacy import seed
 
 pytestmark = pytest.mark.contract
@@ -34,13 +34,12 @@ def ids(tag: str) -> tuple[str, str]:
     return f"L-{tag}-{token}", f"N-{tag}-{token}"
 
 
-def both(pair, method: str, legacy_path: str, native_path: str, **kw: Any) -> tuple[Answer, Answer]:  # type: ignore[no-untyped-def]
-    client, legacy, native = pair
-    return send(client, legacy, method, legacy_path, **kw), send(client, native, method, native_path, **kw)
+def both(pair: Pair, method: str, legacy_path: str, native_path: str, **kw: Any) -> tuple[Response, Response]:
+    return pair.both(method, legacy_path, native_path, **kw)
 
 
-def assert_equivalent(legacy: Answer, native: Answer, lid: str, nid: str) -> None:
-    assert_same(normalize(legacy, {lid: "<id>"}), normalize(native, {nid: "<id>"}))
+def assert_equivalent(pair: Pair, legacy: Response, native: Response, lid: str, nid: str) -> None:
+    pair.same(normalize(legacy, {lid: "<id>"}), normalize(native, {nid: "<id>"}))
 
 
 def cross_read(pair, *session_ids: str) -> None:  # type: ignore[no-untyped-def]
@@ -48,7 +47,7 @@ def cross_read(pair, *session_ids: str) -> None:  # type: ignore[no-untyped-def]
     client, legacy, native = pair
     for sid in session_ids:
         for path in (f"/sessions/{sid}", f"/sessions/{sid}/runs", f"/sessions?component_id=&user_id=&session_name={sid}"):
-            assert_same(send(client, legacy, "GET", path), send(client, native, "GET", path))
+            pair.same(send(client, legacy, "GET", path), send(client, native, "GET", path), f"GET {path}")
 
 
 def create_pair(pair, tag: str, body: Optional[dict[str, Any]] = None, query: str = "") -> tuple[str, str]:  # type: ignore[no-untyped-def]
@@ -59,7 +58,7 @@ def create_pair(pair, tag: str, body: Optional[dict[str, Any]] = None, query: st
     lr = send(client, legacy, "POST", f"/sessions{query}", body=lbody)
     nr = send(client, native, "POST", f"/sessions{query}", body=nbody)
     assert lr.status == 201, lr.body
-    assert_equivalent(lr, nr, lid, nid)
+    pair.same(normalize(lr, {lid: "<id>"}), normalize(nr, {nid: "<id>"}), f"POST /sessions{query}")
     return lid, nid
 
 
@@ -96,9 +95,9 @@ def test_create_without_body_generates_id(pair, raw: Optional[bytes], ctype: Opt
     headers = {"Content-Type": ctype} if ctype else {}
     lr, nr = both(pair, "POST", "/sessions", "/sessions", raw=raw, headers=headers)
     assert lr.status == nr.status == 201
-    lid, nid = lr.json()["session_id"], nr.json()["session_id"]
+    lid, nid = body_of(lr)["session_id"], body_of(nr)["session_id"]
     uuid.UUID(nid)
-    assert_equivalent(lr, nr, lid, nid)
+    assert_equivalent(pair, lr, nr, lid, nid)
     cross_read(pair, lid, nid)
 
 
@@ -124,9 +123,9 @@ CREATE_ERRORS = [
 @pytest.mark.parametrize("query,kw", CREATE_ERRORS)
 def test_create_errors(pair, query: str, kw: dict[str, Any]) -> None:
     client, legacy, native = pair
-    lr, nr = send(client, legacy, "POST", "/sessions" + query, **kw), send(client, native, "POST", "/sessions" + query, **kw)
+    lr, nr = pair.both("POST", "/sessions" + query, "/sessions" + query, **kw)
     assert lr.status >= 400
-    assert_same(lr, nr)
+    pair.same(lr, nr)
 
 
 # ---- POST /sessions/{id}/rename ---------------------------------------------------------------
@@ -148,7 +147,7 @@ RENAMES = [
 def test_rename(pair, query: str, body: dict[str, Any]) -> None:
     lid, nid = create_pair(pair, "rename", {"session_name": "before", "user_id": "user-9", "session_state": {"s": 1}})
     lr, nr = both(pair, "POST", f"/sessions/{lid}/rename{query}", f"/sessions/{nid}/rename{query}", body=body)
-    assert_equivalent(lr, nr, lid, nid)
+    assert_equivalent(pair, lr, nr, lid, nid)
     cross_read(pair, lid, nid)
 
 
@@ -159,7 +158,7 @@ def test_rename_other_types(pair, session_type: str) -> None:
     for query in ("", f"?type={session_type}", "?type=agent"):
         lr, nr = both(pair, "POST", f"/sessions/{lid}/rename{query}", f"/sessions/{nid}/rename{query}",
                       body={"session_name": f"renamed {query}"})  # fmt: skip
-        assert_equivalent(lr, nr, lid, nid)
+        assert_equivalent(pair, lr, nr, lid, nid)
     cross_read(pair, lid, nid)
 
 
@@ -180,14 +179,14 @@ RENAME_ERRORS = [
 def test_rename_errors(pair, target: str, kw: dict[str, Any]) -> None:
     lr, nr = both(pair, "POST", f"/sessions/{target}/rename", f"/sessions/{target}/rename", **kw)
     assert lr.status == 422
-    assert_same(lr, nr)
+    pair.same(lr, nr)
 
 
 def test_rename_missing_session(pair) -> None:
     for query in ("", "?type=team", "?db_id=nope", "?table=agno_sessions"):
         lr, nr = both(pair, "POST", f"/sessions/nope/rename{query}", f"/sessions/nope/rename{query}", body={"session_name": "x"})
         assert lr.status >= 400
-        assert_same(lr, nr)
+        pair.same(lr, nr)
 
 
 @pytest.mark.parametrize("session_id", [seed.S_AGENT_2, seed.S_TEAM_2, seed.S_WF_2, seed.LEGACY_2])
@@ -197,8 +196,9 @@ def test_rename_seeded_session_same_row(pair, session_id: str) -> None:
     client, legacy, native = pair
     lr = send(client, legacy, "POST", f"/sessions/{session_id}/rename", body={"session_name": "Same name ✓"})
     nr = send(client, native, "POST", f"/sessions/{session_id}/rename", body={"session_name": "Same name ✓"})
+    pair.last = Request("POST", f"/sessions/{session_id}/rename")
     assert lr.status == 200
-    assert_same(lr, nr)
+    pair.same(lr, nr)
     cross_read(pair, session_id)
 
 
@@ -226,7 +226,7 @@ def test_patch(pair, session_type: str, body: dict[str, Any]) -> None:
                                           "metadata": {"old": True}}, f"?type={session_type}")  # fmt: skip
     lr, nr = both(pair, "PATCH", f"/sessions/{lid}", f"/sessions/{nid}", body=body)
     assert lr.status == 200, lr.body
-    assert_equivalent(lr, nr, lid, nid)
+    assert_equivalent(pair, lr, nr, lid, nid)
     cross_read(pair, lid, nid)
 
 
@@ -234,7 +234,7 @@ def test_patch(pair, session_type: str, body: dict[str, Any]) -> None:
 def test_patch_query_variants(pair, query: str) -> None:
     lid, nid = create_pair(pair, "patchq", {"agent_id": "basic-agent", "user_id": "user-7", "session_name": "n"})
     lr, nr = both(pair, "PATCH", f"/sessions/{lid}{query}", f"/sessions/{nid}{query}", body={"session_state": {"q": query}})
-    assert_equivalent(lr, nr, lid, nid)
+    assert_equivalent(pair, lr, nr, lid, nid)
     cross_read(pair, lid, nid)
 
 
@@ -246,8 +246,9 @@ def test_patch_seeded_session_same_row(pair, session_id: str) -> None:
     body = {"session_state": {"patched": True, "ü": 1e-6}, "summary": {"summary": "Résumé", "topics": ["a"]}}
     lr = send(client, legacy, "PATCH", f"/sessions/{session_id}", body=body)
     nr = send(client, native, "PATCH", f"/sessions/{session_id}", body=body)
+    pair.last = Request("PATCH", f"/sessions/{session_id}")
     assert lr.status == 200
-    assert_same(normalize(lr, {}), normalize(nr, {}))
+    pair.same(normalize(lr, {}), normalize(nr, {}))
     cross_read(pair, session_id)
 
 
@@ -265,14 +266,14 @@ PATCH_ERRORS = [
 def test_patch_errors(pair, kw: dict[str, Any]) -> None:
     lr, nr = both(pair, "PATCH", "/sessions/s-agent-1", "/sessions/s-agent-1", **kw)
     assert lr.status == 422
-    assert_same(lr, nr)
+    pair.same(lr, nr)
 
 
 def test_patch_missing_session(pair) -> None:
     for query in ("", "?type=team", "?db_id=nope", "?table=nope&db_id=main-db"):
         lr, nr = both(pair, "PATCH", f"/sessions/nope{query}", f"/sessions/nope{query}", body={"session_name": "x"})
         assert lr.status >= 400
-        assert_same(lr, nr)
+        pair.same(lr, nr)
 
 
 # ---- DELETE -----------------------------------------------------------------------------------
@@ -283,14 +284,14 @@ def test_delete(pair, query: str) -> None:
     lid, nid = create_pair(pair, "delete", {"user_id": "user-9", "session_name": "to delete"})
     lr, nr = both(pair, "DELETE", f"/sessions/{lid}{query}", f"/sessions/{nid}{query}")
     assert lr.status == 204
-    assert_same(lr, nr)
+    pair.same(lr, nr)
     cross_read(pair, lid, nid)
 
 
 @pytest.mark.parametrize("query", ["", "?delete_media=true", "?delete_media=maybe", "?db_id=nope", "?table=x"])
 def test_delete_edges(pair, query: str) -> None:
     lr, nr = both(pair, "DELETE", f"/sessions/nope{query}", f"/sessions/nope{query}")
-    assert_same(lr, nr)
+    pair.same(lr, nr)
 
 
 def test_bulk_delete(pair) -> None:
@@ -298,9 +299,9 @@ def test_bulk_delete(pair) -> None:
     l2, n2 = create_pair(pair, "bulk", {"team_id": "basic-team"}, "?type=team")
     lr, nr = both(pair, "DELETE", "/sessions", "/sessions",
                   body={"session_ids": [l1, l2, "nope"], "session_types": ["agent", "team", "workflow"]})  # fmt: skip
-    assert_same(lr, nr)
+    pair.same(lr, nr)
     nr2 = send(pair[0], pair[2], "DELETE", "/sessions", body={"session_ids": [n1, n2, "nope"], "session_types": ["agent", "team", "workflow"]})
-    assert_same(lr, nr2)
+    pair.same(lr, nr2)
     cross_read(pair, l1, l2, n1, n2)
 
 
@@ -328,7 +329,7 @@ BULK_ERRORS = [
 def test_bulk_delete_errors(pair, kw: dict[str, Any], query: str) -> None:
     lr, nr = both(pair, "DELETE", "/sessions" + query, "/sessions" + query, **kw)
     assert lr.status >= 400
-    assert_same(lr, nr)
+    pair.same(lr, nr)
 
 
 # ---- Known differences ------------------------------------------------------------------------
@@ -337,12 +338,12 @@ def test_bulk_delete_errors(pair, kw: dict[str, Any], query: str) -> None:
 def test_rename_json_null_session_data(pair) -> None:
     lid, nid = create_pair(pair, "jsonnull", {})  # no name, no state: session_data is JSON null
     lr, nr = both(pair, "POST", f"/sessions/{lid}/rename", f"/sessions/{nid}/rename", body={"session_name": "named"})
-    assert_known("rename-json-null-session-data", lr, nr)
-    assert nr.json()["session_name"] == "named"
+    pair.known("rename-json-null-session-data", lr, nr, Request("POST", f"/sessions/{lid}/rename"))
+    assert body_of(nr)["session_name"] == "named"
     # What native wrote, agno reads identically.
     cross_read(pair, lid, nid)
     client, legacy, _ = pair
-    assert send(client, legacy, "GET", f"/sessions/{nid}").json()["session_name"] == "named"
+    assert body_of(send(client, legacy, "GET", f"/sessions/{nid}"))["session_name"] == "named"
 
 
 def _insert_sql_null_session(dsn: str, session_id: str) -> None:
@@ -365,9 +366,10 @@ def test_rename_sql_null_session_data(pair, pg_dsn: str) -> None:
     _insert_sql_null_session(pg_dsn, lid)
     _insert_sql_null_session(pg_dsn, nid)
     lr, nr = both(pair, "POST", f"/sessions/{lid}/rename", f"/sessions/{nid}/rename", body={"session_name": "kept"})
-    assert_known("rename-sql-null-session-data", lr, nr)
-    assert lr.json()["session_name"] == ""  # agno: not stored, derived name shown
-    assert nr.json()["session_name"] == "kept"
+    pair.known("rename-sql-null-session-data", normalize(lr, {lid: "<id>"}), normalize(nr, {nid: "<id>"}),
+               Request("POST", f"/sessions/{lid}/rename"))  # fmt: skip
+    assert body_of(lr)["session_name"] == ""  # agno: not stored, derived name shown
+    assert body_of(nr)["session_name"] == "kept"
     cross_read(pair, lid, nid)
 
 
@@ -377,9 +379,10 @@ def test_rename_sql_null_session_data(pair, pg_dsn: str) -> None:
 )
 def test_patch_malformed_summary(pair, summary: dict[str, Any]) -> None:
     lid, nid = create_pair(pair, "badsum", {"session_name": "n"})
-    lr, nr = both(pair, "PATCH", f"/sessions/{lid}", f"/sessions/{nid}", body={"summary": summary, "session_name": "changed?"})
-    assert_known("patch-malformed-summary", lr, nr)
+    body = {"summary": summary, "session_name": "changed?"}
+    lr, nr = both(pair, "PATCH", f"/sessions/{lid}", f"/sessions/{nid}", body=body)
+    pair.known("patch-malformed-summary", lr, nr, Request("PATCH", f"/sessions/{lid}", body=json.dumps(body).encode()))
     assert json.loads(nr.body)["detail"][0]["loc"] == ["body", "summary"]
     # Nothing was written on either side.
     cross_read(pair, lid, nid)
-    assert send(pair[0], pair[2], "GET", f"/sessions/{nid}").json()["session_name"] == "n"
+    assert body_of(send(pair[0], pair[2], "GET", f"/sessions/{nid}"))["session_name"] == "n"
