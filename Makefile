@@ -27,7 +27,7 @@ test: install tools
 	$(BIN)/pytest -q
 
 contract-test: install
-	$(BIN)/pytest -q -m contract
+	$(BIN)/pytest -q -m contract --parity-report parity-report.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import math
 from concurrent.futures import Executor
 from typing import Any, Optional
 
@@ -53,6 +54,8 @@ def _same(a: Any, b: Any) -> bool:
         return a == b and _ENCODE(a) == _ENCODE(b)
     if a != a:  # NaN (json.loads accepts it) equals itself here
         return b != b
+    if isinstance(a, float) and a == 0.0:  # 0.0 == -0.0, but they are different JSON
+        return b == 0.0 and math.copysign(1.0, a) == math.copysign(1.0, b)
     return bool(a == b)
 
 
@@ -85,17 +88,32 @@ class _Guide(BaseOperatorPlus):
     def normalize_value_for_hashing(self, parent: Any, obj: Any) -> Any:
         return obj
 
+    def _ignored(self, segments: list[Segment]) -> bool:
+        probe = Difference(format_path(segments), "value", template=format_template(segments))
+        return self.rules.ignores(probe)
+
+    def _ordered_keys(self, level: Any, d: dict[str, Any], other: dict[str, Any]) -> list[str]:
+        """The keys whose order counts: those on both sides, less the ignored ones."""
+        keys = [k for k in d if k in other]
+        if self.rules.ignore:
+            base = self.segments(level)
+            keys = [k for k in keys if not self._ignored(base + [k])]
+        return keys
+
     def give_up_diffing(self, level: Any, diff_instance: Any) -> bool:
         t1, t2 = level.t1, level.t2
         if _same(t1, t2):
             return True
-        if self.rules.ignore:
-            segments = self.segments(level)
-            probe = Difference(format_path(segments), "value", template=format_template(segments))
-            if self.rules.ignores(probe):
-                return True
+        if self.rules.ignore and self._ignored(self.segments(level)):
+            return True
+        if type(t1) is not type(t2) and (isinstance(t1, bool) or isinstance(t2, bool)):
+            diff_instance.custom_report_result("type_changes", level)  # deepdiff groups bool with int
+            return True
+        if isinstance(t1, float) and isinstance(t2, float) and t1 == t2 and not self.rules.float_tolerance:
+            diff_instance.custom_report_result("values_changed", level)  # 0.0 vs -0.0: equal to Python
+            return True
         if isinstance(t1, dict) and isinstance(t2, dict):
-            if self.rules.key_order and [k for k in t1 if k in t2] != [k for k in t2 if k in t1]:
+            if self.rules.key_order and self._ordered_keys(level, t1, t2) != self._ordered_keys(level, t2, t1):
                 diff_instance.custom_report_result("key_order", level)
         elif isinstance(t1, list) and isinstance(t2, list):
             if len(t1) != len(t2):
@@ -172,21 +190,41 @@ def diff_bodies(primary: Any, shadow: Any, rules: RouteRules) -> list[Difference
         return []
     out: list[Difference] = []
     for prefix, left, right in _differing_subtrees(primary, shadow, rules):
-        out.extend(_deepdiff(prefix, left, right, rules))
+        found = _deepdiff(prefix, left, right, rules)
+        if not found and rules.key_order and isinstance(left, list) and isinstance(right, list):
+            found = _element_key_order(prefix, left, right)
+        out.extend(found)
     return out
+
+
+_ENCODE_SORTED = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False, sort_keys=True).encode
+
+
+def _element_key_order(prefix: list[Segment], primary: list[Any], shadow: list[Any]) -> list[Difference]:
+    """deepdiff pairs the elements of an unordered array by hashes that ignore key order, so
+    elements that differ only in key order look equal to it. Same elements once keys are
+    sorted, different elements as written: the difference is key order inside elements."""
+    if sorted(map(_ENCODE, primary)) == sorted(map(_ENCODE, shadow)):
+        return []
+    if sorted(map(_ENCODE_SORTED, primary)) != sorted(map(_ENCODE_SORTED, shadow)):
+        return []  # something else differs too: what rules explain (ignored paths, tolerance)
+    return [Difference(format_path(prefix), "order", primary, shadow, format_template(prefix))]
 
 
 def _deepdiff(prefix: list[Segment], primary: Any, shadow: Any, rules: RouteRules) -> list[Difference]:
     guide = _Guide(rules, prefix)
     keyed = any(u.key for u in rules.unordered)
-    options: dict[str, Any] = {"view": "tree", "custom_operators": [guide], "ignore_nan_inequality": True}
+    # threshold_to_diff_deeper=0: deepdiff otherwise reports two objects sharing under a third
+    # of their keys as one changed value, hiding which keys came and went.
+    options: dict[str, Any] = {"view": "tree", "custom_operators": [guide], "ignore_nan_inequality": True,
+                               "threshold_to_diff_deeper": 0}  # fmt: skip
     if rules.unordered:
         options["ignore_order_func"] = guide.ignore_order
     if keyed:
         options["iterable_compare_func"] = guide.same_item
     if rules.float_tolerance:
         options["math_epsilon"] = rules.float_tolerance
-        options["ignore_numeric_type_changes"] = True
+        options["ignore_type_in_groups"] = [(int, float)]
     tree = DeepDiff(primary, shadow, **options)
     out = []
     for report_type, levels in tree.items():

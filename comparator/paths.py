@@ -39,16 +39,20 @@ def format_template(segments: Sequence[Segment]) -> str:
 
 _TOKEN = re.compile(r'\.?([A-Za-z_][A-Za-z0-9_\-]*)|\[(\d+|\*)\]|\[("(?:[^"\\]|\\.)*")\]')
 
+# `[*]` in a template: any index. -1 is never a concrete index, so it cannot be confused with
+# a key named "*" (which is written `["*"]`).
+ANY_INDEX = -1
+
 
 def parse_path(path: str) -> list[Segment]:
-    """The inverse of `format_path` (and of `format_template`, with `[*]` kept as `"*"`)."""
+    """The inverse of `format_path` (and of `format_template`, with `[*]` as `ANY_INDEX`)."""
     if path in ("", ROOT):
         return []
     segments: list[Segment] = []
     pos = 0
     while pos < len(path):
         m = _TOKEN.match(path, pos)
-        if m is None:
+        if m is None or (pos == 0 and path.startswith(".")):
             raise ValueError(f"not a JSON path: {path!r} (at {pos})")
         name, index, quoted = m.groups()
         if name is not None:
@@ -56,7 +60,7 @@ def parse_path(path: str) -> list[Segment]:
         elif quoted is not None:
             segments.append(json.loads(quoted))
         else:
-            segments.append("*" if index == "*" else int(index))
+            segments.append(ANY_INDEX if index == "*" else int(index))
         pos = m.end()
     return segments
 
@@ -66,30 +70,43 @@ def template_of(path: str) -> str:
     """The template of a concrete path; HTTP paths (`:status`, `:headers.x`) are their own."""
     if path.startswith(":") or path == ROOT:
         return path
-    return format_template([0 if s == "*" else s for s in parse_path(path)])
+    return format_template(parse_path(path))
+
+
+# Regex pieces for one segment of a path or template, as `format_path` writes them.
+_NAME_RE = r"[A-Za-z_][A-Za-z0-9_\-]*"
+_QUOTED_RE = r'\["(?:[^"\\]|\\.)*"\]'
+_INDEX_RE = r"\[(?:\d+|\*)\]"
+_FIRST_RE = f"(?:{_NAME_RE}|{_QUOTED_RE}|{_INDEX_RE})"
+_NEXT_RE = f"(?:\\.{_NAME_RE}|{_QUOTED_RE}|{_INDEX_RE})"
 
 
 @lru_cache(maxsize=1024)
 def compile_glob(pattern: str, below: bool = True) -> re.Pattern[str]:
     """A rule's path pattern, matched against a difference's template or its concrete path.
 
-    `[*]` is any index, `*` any one key, `**` anything (across segments). A pattern also
+    `[*]` is any index, `*` any one key (quoted keys included), `**.` any number of whole
+    segments (`**.created_at` finds it at any depth, the top level included). A pattern also
     covers everything below what it names (`data[*].metadata` covers `data[3].metadata.k`)
     unless `below` is false."""
     out = []
     i = 0
     while i < len(pattern):
         if pattern.startswith("[*]", i):
-            out.append(r"\[(?:\*|\d+)\]")
+            out.append(_INDEX_RE)
             i += 3
         elif pattern.startswith("**.", i):
-            out.append(r"(?:.*\.)?")  # `**.x`: x at any depth, the top level included
+            starts_segment = i == 0 or pattern[i - 1] == "."
+            out.append(f"(?:{_FIRST_RE if starts_segment else ''}{_NEXT_RE}*\\.)?")
             i += 3
         elif pattern.startswith("**", i):
-            out.append(r".*")
+            out.append(f"{_NEXT_RE}*" if i else f"(?:{_FIRST_RE}{_NEXT_RE}*)?")
+            i += 2
+        elif pattern.startswith(".*", i) and not pattern.startswith(".**", i):
+            out.append(f"(?:\\.{_NAME_RE}|{_QUOTED_RE})")
             i += 2
         elif pattern[i] == "*":
-            out.append(r"[^.\[]+")
+            out.append(f"(?:{_NAME_RE}|{_QUOTED_RE})")
             i += 1
         else:
             out.append(re.escape(pattern[i]))

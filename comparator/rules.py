@@ -175,12 +175,13 @@ class Rules:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], base_dir: Path = Path("."), source: str = "rules") -> "Rules":
         _only(data, {"defaults", "routes", "known_differences"}, source)
-        defaults = _route_rules(data.get("defaults") or {}, RouteRules(), f"{source}: defaults")
+        defaults = _route_rules(_mapping(data, "defaults", source), RouteRules(), f"{source}: defaults")
         routes = {}
-        for route, entry in (data.get("routes") or {}).items():
+        for route, entry in _mapping(data, "routes", source).items():
             if not isinstance(route, str) or " " not in route:
                 raise RulesError(f"{source}: routes: {route!r} is not 'METHOD /path/{{param}}'")
-            routes[route] = _route_rules(entry or {}, defaults, f"{source}: routes: {route}")
+            routes[route] = _route_rules(_mapping({route: entry}, route, f"{source}: routes"), defaults,
+                                         f"{source}: routes: {route}")  # fmt: skip
         known: tuple[KnownDifference, ...] = ()
         if data.get("known_differences"):
             known = load_known_differences(base_dir / data["known_differences"])
@@ -195,12 +196,35 @@ def _only(data: Any, allowed: set[str], where: str) -> None:
         raise RulesError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
 
 
+def _mapping(data: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    """An optional mapping: absent or null is empty; anything else must be a mapping."""
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise RulesError(f"{where}: {key} must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def _list(data: Mapping[str, Any], key: str, where: str) -> list[Any]:
+    """An optional list: a bare string is a mistake (it would be read letter by letter)."""
+    value = data.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise RulesError(f"{where}: {key} must be a list, got {type(value).__name__} {value!r}")
+    return value
+
+
 def _route_rules(data: Mapping[str, Any], base: RouteRules, where: str) -> RouteRules:
     """A route's entry extends the defaults: `ignore` and `unordered` add to them, the other
     keys replace them."""
     _only(data, {"ignore", "unordered", "float_tolerance", "headers", "key_order"}, where)
+    ignore = _list(data, "ignore", where)
+    if not all(isinstance(p, str) and p for p in ignore):
+        raise RulesError(f"{where}: ignore must list path patterns (strings), got {ignore!r}")
     unordered = []
-    for item in data.get("unordered") or ():
+    for item in _list(data, "unordered", where):
         if isinstance(item, str):
             unordered.append(Unordered(item))
         elif isinstance(item, Mapping) and "path" in item and set(item) <= {"path", "key"}:
@@ -211,15 +235,20 @@ def _route_rules(data: Mapping[str, Any], base: RouteRules, where: str) -> Route
         tolerance = float(data.get("float_tolerance", base.float_tolerance))
     except (TypeError, ValueError) as exc:
         raise RulesError(f"{where}: float_tolerance: {exc}") from exc
-    headers = data.get("headers", base.headers)
-    if not isinstance(headers, (list, tuple)):
-        raise RulesError(f"{where}: headers must be a list of header names")
+    if tolerance < 0 or tolerance != tolerance:
+        raise RulesError(f"{where}: float_tolerance must be a number >= 0, got {tolerance!r}")
+    headers = _list(data, "headers", where) if "headers" in data else list(base.headers)
+    if not all(isinstance(h, str) and h for h in headers):
+        raise RulesError(f"{where}: headers must list header names (strings), got {headers!r}")
+    key_order = data.get("key_order", base.key_order)
+    if not isinstance(key_order, bool):
+        raise RulesError(f"{where}: key_order must be true or false, got {key_order!r}")
     return RouteRules(
-        ignore=base.ignore + tuple(str(p) for p in data.get("ignore") or ()),
+        ignore=base.ignore + tuple(ignore),
         unordered=base.unordered + tuple(unordered),
         float_tolerance=tolerance,
-        headers=tuple(str(h).lower() for h in headers),
-        key_order=bool(data.get("key_order", base.key_order)),
+        headers=tuple(h.lower() for h in headers),
+        key_order=key_order,
     )
 
 
