@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import sys
@@ -115,7 +116,8 @@ def _use_color(choice: str, stream: TextIO) -> bool:
     return stream.isatty() and not os.environ.get("NO_COLOR")
 
 
-def run_compare(args: argparse.Namespace, stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
+def run_compare(args: argparse.Namespace, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None) -> int:
+    stdout, stderr = stdout or sys.stdout, stderr or sys.stderr  # looked up now: redirections apply
     sides = (args.primary_side, "native" if args.primary_side == "legacy" else "legacy")
     try:
         rules = Rules.load(args.rules) if args.rules else DEFAULT_RULES
@@ -196,7 +198,8 @@ def learn(pairs: Iterable[tuple[Request, Response, Response]], rules: Rules, mod
     return model
 
 
-def run_learn_noise(args: argparse.Namespace, stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
+def run_learn_noise(args: argparse.Namespace, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None) -> int:
+    stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     try:
         rules = Rules.load(args.rules) if args.rules else DEFAULT_RULES
         if args.base:
@@ -213,8 +216,6 @@ def run_learn_noise(args: argparse.Namespace, stdout: TextIO = sys.stdout, stder
     except (OSError, ValueError, RulesError) as exc:
         print(f"agentos-session learn-noise: {exc}", file=stderr)
         return 2
-    import dataclasses
-
     model.thresholds = dataclasses.replace(model.thresholds, min_samples=args.min_samples)
     learn(pairs, rules, model)
     if args.model:

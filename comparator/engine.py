@@ -24,7 +24,7 @@ from deepdiff.helper import CannotCompare, notpresent
 from deepdiff.operator import BaseOperatorPlus
 
 from .model import ABSENT, Comparison, Difference, Kind, Request, Response
-from .paths import ROOT, Segment, format_path, format_template
+from .paths import ROOT, Segment, format_path, format_template, parse_path
 from .rules import DEFAULT_RULES, RouteRules, Rules, Unordered
 
 # Bodies at least this large (and not byte-equal) are compared in an executor by `compare_async`.
@@ -140,8 +140,6 @@ def _value(v: Any) -> Any:
 
 
 def _sort_key(difference: Difference) -> tuple[Any, ...]:
-    from .paths import parse_path
-
     if difference.path.startswith(":"):
         return (0, difference.path)
     return (1, tuple((0, s, "") if isinstance(s, int) else (1, 0, s) for s in parse_path(difference.path)), difference.kind)

@@ -45,23 +45,23 @@ class Recorder:
         self.checks: list[Check] = []
         self._rules: Optional[Rules] = None
 
-    def _path(self, option: str, ini: str) -> Optional[Path]:
-        value = self.config.getoption(option) or self.config.getini(ini)
-        if not value:
-            return None
-        path = Path(value)
-        return path if path.is_absolute() else (Path(self.config.invocation_params.dir) if self.config.getoption(option)
-                                                else Path(self.config.rootpath)) / path  # fmt: skip
+    def _path(self, name: str) -> Optional[Path]:
+        """The `--parity-x` option (relative to where pytest was started), else the ini value
+        (relative to the rootdir, where the ini file is)."""
+        option, ini = self.config.getoption(name), self.config.getini(name)
+        if option:
+            return Path(self.config.invocation_params.dir) / option
+        return Path(self.config.rootpath) / ini if ini else None
 
     @property
     def rules(self) -> Rules:
         if self._rules is None:
-            path = self._path("parity_rules", "parity_rules")
+            path = self._path("parity_rules")
             self._rules = Rules.load(path) if path else DEFAULT_RULES
         return self._rules
 
     def write_report(self) -> Optional[Path]:
-        path = self._path("parity_report", "parity_report")
+        path = self._path("parity_report")
         if path is None:
             return None
         text = report_markdown(self.checks) if path.suffix.lower() in (".md", ".markdown") else report_json(self.checks)

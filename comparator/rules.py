@@ -9,6 +9,7 @@ differences (`config/known_differences.yaml`) turn a pair they explain into `exp
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -110,8 +111,6 @@ class KnownDifference:
 
 
 def _body_has_keys(body: bytes, keys: Sequence[str]) -> bool:
-    import json
-
     try:
         parsed = json.loads(body or b"null")
     except ValueError:
