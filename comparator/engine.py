@@ -1,13 +1,16 @@
 """`compare(primary, shadow, rules)`: the verdict on one pair of answers.
 
-Three steps, cheapest first. (1) Status, the compared headers and the body bytes: equal bytes
-end there, without parsing. (2) Both bodies parse; if they are equal value for value *and*
-re-encode to the same text, the only difference is serialization (key order, spacing, number
-spelling), reported as one `order` difference at `$`. (3) Otherwise deepdiff walks both trees,
-guided by `_Guide`, a deepdiff operator that skips equal subtrees (so cost follows the
-differences, not the body size), skips ignored paths, reports key-order and array-order
-differences (which deepdiff does not see) and array lengths, and by the rules' unordered arrays.
-deepdiff is started at the smallest subtrees that hold the differences (`_differing_subtrees`).
+Cheapest first:
+
+1. Status, the compared headers, and the body bytes: byte-equal bodies end there, unparsed.
+2. Both bodies parse. `_differing_subtrees` descends through the parts that agree in shape to
+   the smallest subtrees that differ, so the cost follows the differences, not the body size.
+3. deepdiff diffs each of those subtrees. `_Guide`, a deepdiff operator, runs at every node
+   deepdiff visits: it skips equal and ignored subtrees, and reports what deepdiff does not
+   see (key order, a permuted array, array lengths, `0.0` vs `-0.0`, `true` vs `1`). The rules'
+   unordered arrays go to deepdiff's own order-free matching.
+4. Same values with the same key order but other bytes (spacing, escapes, number spelling)
+   are one `order` difference at `$`.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import yaml
 
-from session_service.routes import compile_template, route_template
+from session_service.routes import compile_template, route_template, strip_trailing_slashes
 
 from .model import Difference, Request, Response
 from .paths import glob_matches
@@ -56,12 +56,6 @@ class RouteRules:
             if glob_matches((rule.path,), path, template, below=False):
                 return rule
         return None
-
-    @cached_property
-    def relaxed(self) -> bool:
-        """Whether anything besides exact equality is allowed (then byte differences that the
-        rules explain are not reported as a serialization difference)."""
-        return bool(self.ignore or self.unordered or self.float_tolerance or not self.key_order)
 
 
 @dataclass(frozen=True)
@@ -142,9 +136,7 @@ class Rules:
         any API), then the sessions route table (`session_service.routes.route_template`)."""
         if request is None:
             return None
-        path = request.path
-        if path != "/" and path.endswith("/"):
-            path = path.rstrip("/") or "/"
+        path = strip_trailing_slashes(request.path)
         for method, pattern, route in self._templates:
             if method == request.method and pattern.match(path):
                 return route
