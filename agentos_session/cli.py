@@ -1,5 +1,5 @@
 """`agentos-session <command>`: gathers the commands of each part (the service, the
-comparator) under one program. It lives outside the parts so that none of them has to import
+comparator, the gateway) under one program. It lives outside the parts so that none of them has to import
 another to appear here."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ from typing import Optional, Sequence
 
 import comparator.cli
 import session_service.cli
+import shadow_proxy.cli
 
-PARTS = (session_service.cli, comparator.cli)
+PARTS = (session_service.cli, comparator.cli, shadow_proxy.cli)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -32,7 +32,7 @@ def _headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     return out
 
 
-def _url(text: str) -> URL:
+def exact_url(text: str) -> URL:
     """Send the target as written (`%2F`, `//` and all) when it is already a valid URL, so both
     sides see the same bytes; quote it only when it is not (spaces, non-ASCII)."""
     if text.isascii() and " " not in text:
@@ -57,7 +57,7 @@ class UrlTarget:
             # own TestClient turns that off the same way; the retry below is the only one.
             if hasattr(self._session, "_retry_connection"):
                 self._session._retry_connection = False
-        url = _url(self.base + request.target)
+        url = exact_url(self.base + request.target)
         for attempt in (1, 2):
             try:
                 async with self._session.request(request.method, url, data=request.body or None,

@@ -1,0 +1,57 @@
+"""`agentos-session gateway --config FILE` (and `replay`, from shadow_proxy.replay)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+from typing import Optional
+
+from aiohttp import web
+
+from . import replay
+from .config import GatewayConfigError, load_config
+
+log = logging.getLogger("shadow_proxy")
+
+
+def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = sub.add_parser("gateway", help="run the shadow gateway in front of legacy and native",
+                       description="Run the shadow gateway (config/gateway.yaml documents every key).")  # fmt: skip
+    p.add_argument("--config", default=os.environ.get("AGNO_GATEWAY_CONFIG"), help="gateway YAML (default: none, all defaults)")
+    p.add_argument("--host", default=None)
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--log-level", default=os.environ.get("AGNO_LOG_LEVEL", "INFO"))
+    p.set_defaults(run=run_gateway)
+    replay.add_commands(sub)
+
+
+def run_gateway(args: argparse.Namespace) -> int:
+    from session_service.cli import configure_logging
+
+    from .app import create_app
+
+    configure_logging(args.log_level)
+    try:
+        config = load_config(args.config)
+    except GatewayConfigError as exc:
+        log.error("configuration error: %s", exc)
+        return 2
+    listen = dataclasses.replace(config.listen, host=args.host or config.listen.host, port=args.port or config.listen.port)
+    config = dataclasses.replace(config, listen=listen)
+    app = create_app(config)
+
+    async def announce(_: web.Application) -> None:
+        log.info("gateway listening on :%d", listen.port)
+
+    app.on_startup.append(announce)
+    web.run_app(app, host=listen.host, port=listen.port, print=None, access_log=None)
+    return 0
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="shadow_proxy")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.run(args))

@@ -1,0 +1,166 @@
+"""All of the gateway's SQL: the mismatch samples (`shadow_mismatches`) and the rollout stage
+of each route group (`shadow_rollout`, with its history in `shadow_rollout_events`). Bound
+parameters only. Every replica of the gateway shares these tables: a stage written by one is
+announced to the others with NOTIFY on `shadow_rollout` (and they poll as well)."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+import asyncpg
+
+from .model import Decision, Sample
+
+CHANNEL = "shadow_rollout"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS shadow_mismatches (
+    id          bigserial PRIMARY KEY,
+    at          timestamptz NOT NULL,
+    request_id  text NOT NULL,
+    route       text NOT NULL,
+    route_group text NOT NULL,
+    stage       text NOT NULL,
+    origin      text NOT NULL,
+    result      text NOT NULL,
+    paths       text[] NOT NULL,
+    sample      jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS shadow_mismatches_at ON shadow_mismatches (at);
+CREATE INDEX IF NOT EXISTS shadow_mismatches_route_at ON shadow_mismatches (route, at);
+CREATE TABLE IF NOT EXISTS shadow_rollout (
+    route_group text PRIMARY KEY,
+    stage       text NOT NULL,
+    reason      text NOT NULL,
+    decided_by  text NOT NULL,
+    decided_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS shadow_rollout_events (
+    id          bigserial PRIMARY KEY,
+    route_group text NOT NULL,
+    from_stage  text,
+    to_stage    text NOT NULL,
+    reason      text NOT NULL,
+    decided_by  text NOT NULL,
+    at          timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+
+def _ts(epoch: Optional[float]) -> Optional[datetime]:
+    return None if epoch is None else datetime.fromtimestamp(epoch, timezone.utc)
+
+
+class GatewayStore:
+    """The gateway's tables, through one asyncpg pool."""
+
+    def __init__(self, pool: asyncpg.Pool, max_samples: int, max_age_s: float) -> None:
+        self.pool = pool
+        self.max_samples = max_samples
+        self.max_age_s = max_age_s
+
+    async def ensure_schema(self) -> None:
+        """Create the tables if missing; replicas starting together take turns (advisory lock)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('shadow_proxy.schema'))")
+            await conn.execute(_SCHEMA)
+
+    # ---- mismatch samples ---------------------------------------------------------------------
+
+    async def record(self, sample: Sample) -> None:
+        """Store one (already redacted) sample, then apply retention by age and by count."""
+        paths = sorted({d.template for d in sample.comparison.differences})
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO shadow_mismatches (at, request_id, route, route_group, stage, origin, result, paths, sample) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb)",
+                _ts(sample.at), sample.request_id, sample.route, sample.group, sample.stage, sample.origin,
+                sample.comparison.result, paths, json.dumps(sample.to_dict(), default=str),
+            )  # fmt: skip
+            await conn.execute("DELETE FROM shadow_mismatches WHERE at < $1", _ts(time.time() - self.max_age_s))
+            await conn.execute(
+                "DELETE FROM shadow_mismatches WHERE id <= (SELECT id FROM shadow_mismatches ORDER BY id DESC OFFSET $1 LIMIT 1)",
+                self.max_samples,
+            )
+
+    async def mismatches(self, *, route: Optional[str] = None, path: Optional[str] = None, since: Optional[float] = None,
+                         until: Optional[float] = None, limit: int = 100) -> list[dict[str, Any]]:  # fmt: skip
+        """Newest first. `path` is a difference template (`data[*].session_name`)."""
+        rows = await self.pool.fetch(
+            "SELECT id, sample FROM shadow_mismatches WHERE ($1::text IS NULL OR route = $1) "
+            "AND ($2::text IS NULL OR $2 = ANY(paths)) AND ($3::timestamptz IS NULL OR at >= $3) "
+            "AND ($4::timestamptz IS NULL OR at <= $4) ORDER BY id DESC LIMIT $5",
+            route, path, _ts(since), _ts(until), limit,
+        )  # fmt: skip
+        return [{"id": row["id"], **json.loads(row["sample"])} for row in rows]
+
+    async def top_paths(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The difference templates found most often in the stored samples, per route."""
+        rows = await self.pool.fetch(
+            "SELECT route, path, count(*) AS n FROM shadow_mismatches, unnest(paths) AS path "
+            "GROUP BY route, path ORDER BY n DESC, route, path LIMIT $1",
+            limit,
+        )
+        return [{"route": r["route"], "path": r["path"], "samples": r["n"]} for r in rows]
+
+    async def counts_by_route(self) -> dict[str, dict[str, int]]:
+        rows = await self.pool.fetch("SELECT route, result, count(*) AS n FROM shadow_mismatches GROUP BY route, result")
+        out: dict[str, dict[str, int]] = {}
+        for r in rows:
+            out.setdefault(r["route"], {})[r["result"]] = r["n"]
+        return out
+
+    # ---- rollout stages -----------------------------------------------------------------------
+
+    async def seed_stages(self, initial: dict[str, str]) -> None:
+        """The configured stage of a group applies only until a stage is stored for it."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            for group, stage in initial.items():
+                inserted = await conn.fetchval(
+                    "INSERT INTO shadow_rollout (route_group, stage, reason, decided_by) VALUES ($1, $2, $3, 'config') "
+                    "ON CONFLICT (route_group) DO NOTHING RETURNING route_group",
+                    group, stage, "initial stage from the configuration",
+                )  # fmt: skip
+                if inserted:
+                    await conn.execute(
+                        "INSERT INTO shadow_rollout_events (route_group, from_stage, to_stage, reason, decided_by) "
+                        "VALUES ($1, NULL, $2, $3, 'config')",
+                        group, stage, "initial stage from the configuration",
+                    )  # fmt: skip
+
+    async def stages(self) -> dict[str, Decision]:
+        """The stored stage of each group, as the decision that set it."""
+        rows = await self.pool.fetch("SELECT route_group, stage, reason, decided_by, decided_at FROM shadow_rollout")
+        return {r["route_group"]: Decision(r["route_group"], None, r["stage"], r["reason"], r["decided_by"],
+                                           r["decided_at"].timestamp()) for r in rows}  # fmt: skip
+
+    async def set_stage(self, decision: Decision, expect: Optional[str] = None) -> bool:
+        """Apply a decision, only if the group is still at `expect` (when given): two replicas
+        deciding the same change at once apply it once. Announced with NOTIFY."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "UPDATE shadow_rollout SET stage = $2, reason = $3, decided_by = $4, decided_at = now() "
+                "WHERE route_group = $1 AND ($5::text IS NULL OR stage = $5) RETURNING route_group",
+                decision.group, decision.to_stage, decision.reason, decision.by, expect,
+            )  # fmt: skip
+            if row is None:
+                return False
+            await conn.execute(
+                "INSERT INTO shadow_rollout_events (route_group, from_stage, to_stage, reason, decided_by) "
+                "VALUES ($1, $2, $3, $4, $5)",
+                decision.group, decision.from_stage, decision.to_stage, decision.reason, decision.by,
+            )  # fmt: skip
+            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, decision.group)
+        return True
+
+    async def decisions(self, group: Optional[str] = None, limit: int = 50) -> list[Decision]:
+        rows = await self.pool.fetch(
+            "SELECT route_group, from_stage, to_stage, reason, decided_by, at FROM shadow_rollout_events "
+            "WHERE ($1::text IS NULL OR route_group = $1) ORDER BY id DESC LIMIT $2",
+            group, limit,
+        )  # fmt: skip
+        return [Decision(r["route_group"], r["from_stage"], r["to_stage"], r["reason"], r["decided_by"],
+                         r["at"].timestamp()) for r in rows]  # fmt: skip

@@ -1,0 +1,146 @@
+"""The two sides as the gateway calls them: legacy over HTTP, native in-process (its aiohttp
+app runs inside the gateway, no extra hop) or over HTTP. Each call gives an `Answer`: the
+`Response` (with `error` set when there was no HTTP answer), its latency, and whether the
+request may have reached the side, which decides if a write may be retried elsewhere."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any, Optional, Protocol
+
+import aiohttp
+from aiohttp import web
+from aiohttp.streams import StreamReader
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from comparator import Request, Response, Side
+from comparator.fetch import exact_url
+
+
+@dataclass(frozen=True)
+class Answer:
+    response: Response
+    elapsed_s: float
+    reached: bool  # False only when the request provably never reached the side
+    timed_out: bool = False
+
+    @property
+    def failed(self) -> bool:
+        """No answer, or a 5xx: what the fallback to legacy covers."""
+        return self.response.error is not None or self.response.status >= 500
+
+
+@dataclass(frozen=True)
+class Origin:
+    """What the in-process native side needs of the client's request to build its own: the
+    parsed request line and the connection it came on (for the peer address)."""
+
+    message: Any
+    protocol: Any
+    writer: Any
+    task: Any
+
+
+class Side_(Protocol):
+    side: Side
+
+    async def send(self, request: Request, timeout_s: float, origin: Optional[Origin] = None) -> Answer: ...
+
+
+class HttpSide:
+    """A side at a base URL, through one pooled aiohttp session."""
+
+    def __init__(self, side: Side, base_url: str, max_connections: int) -> None:
+        self.side = side
+        self.base_url = base_url.rstrip("/")
+        self._max_connections = max_connections
+        self._session: Optional[aiohttp.ClientSession] = None
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=self._max_connections)
+        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        # Never resend silently (aiohttp does for PUT/DELETE on a dropped connection): whether
+        # a write is retried, and where, is the gateway's decision.
+        if hasattr(self._session, "_retry_connection"):
+            self._session._retry_connection = False
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def send(self, request: Request, timeout_s: float, origin: Optional[Origin] = None) -> Answer:
+        assert self._session is not None, "start() first"
+        started = time.perf_counter()
+        try:
+            async with self._session.request(
+                request.method, exact_url(self.base_url + request.target), headers=dict(request.headers),
+                data=request.body or None, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=timeout_s),
+            ) as r:  # fmt: skip
+                body = await r.read()
+                headers = {k: v for k, v in r.headers.items()}
+                return Answer(Response(r.status, headers, body, self.side), time.perf_counter() - started, True)
+        except aiohttp.ClientConnectorError as exc:  # the connection was never made
+            return _failed(self.side, exc, started, reached=False)
+        except asyncio.TimeoutError as exc:
+            return _failed(self.side, exc, started, reached=True, timed_out=True)
+        except (aiohttp.ClientError, OSError) as exc:
+            return _failed(self.side, exc, started, reached=True)
+
+
+class InProcessNative:
+    """The native service's own aiohttp app, called directly: its router, middlewares and
+    handlers run on a request built from the client's, without a socket in between.
+
+    The one private touchpoint is `Application._handle` (request -> response through the app's
+    router and middlewares), the call aiohttp's own server makes; tests pin it."""
+
+    side: Side = "native"
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    async def start(self) -> None:
+        self.app.freeze()
+        await self.app.startup()
+
+    async def close(self) -> None:
+        await self.app.cleanup()
+
+    def _build(self, request: Request, origin: Origin) -> web.Request:
+        loop = asyncio.get_running_loop()
+        headers = CIMultiDictProxy(CIMultiDict(request.headers))
+        raw_headers = tuple((k.encode(), v.encode()) for k, v in headers.items())
+        message = origin.message._replace(method=request.method, path=request.target, url=URL(request.target, encoded=True),
+                                          headers=headers, raw_headers=raw_headers)  # fmt: skip
+        # The body is already read; a stream of just that body, large enough never to ask the
+        # client's connection for flow control.
+        payload = StreamReader(origin.protocol, max(len(request.body) + 1, 2**16), loop=loop)
+        if request.body:
+            payload.feed_data(request.body)
+        payload.feed_eof()
+        return web.Request(message, payload, origin.protocol, origin.writer, origin.task, loop,
+                           client_max_size=max(len(request.body) + 1, 1024**2))  # fmt: skip
+
+    async def send(self, request: Request, timeout_s: float, origin: Optional[Origin] = None) -> Answer:
+        assert origin is not None, "the in-process side needs the client's request"
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(timeout_s):
+                response = await self.app._handle(self._build(request, origin))
+        except web.HTTPException as exc:
+            response = exc
+        except TimeoutError as exc:
+            return _failed(self.side, exc, started, reached=True, timed_out=True)
+        except Exception as exc:  # the native app's middleware answers its own crashes; this is a last resort
+            return _failed(self.side, exc, started, reached=True)
+        body = response.body if isinstance(response, web.Response) and isinstance(response.body, bytes) else b""
+        headers = {k: v for k, v in response.headers.items()}
+        return Answer(Response(response.status, headers, body, self.side), time.perf_counter() - started, True)
+
+
+def _failed(side: Side, exc: BaseException, started: float, *, reached: bool, timed_out: bool = False) -> Answer:
+    detail = f"{type(exc).__name__}: {exc}".rstrip(": ")
+    return Answer(Response.failed(detail, side), time.perf_counter() - started, reached, timed_out)

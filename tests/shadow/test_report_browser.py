@@ -1,0 +1,86 @@
+"""The report as a person gets it: the admin app served on a real port, a mismatch seeded in
+the real store, and headless Chromium loading `/shadow/report` and dumping the DOM it built.
+Proves the page is valid enough for a browser to parse whole, and that the seeded sample and
+its differing path are findable in it.
+
+Chromium is required, not optional: `make test` installs it where it is missing, so a missing
+browser is a broken setup and fails the test rather than skipping it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+from typing import AsyncIterator
+
+import pytest
+from aiohttp import web
+
+from shadow_proxy.store import GatewayStore
+from tests.legacy.fixtures import free_port
+from tests.shadow.test_admin import FakeGateway, make_app, make_sample, open_store
+
+CHROMIUM_NAMES = ("chromium", "chromium-browser")
+TIMEOUT_S = 60.0
+
+
+def chromium() -> str:
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.fail(f"headless Chromium not found (looked for {', '.join(CHROMIUM_NAMES)} on PATH); "
+                "`make test` installs it (Debian package `chromium`)", pytrace=False)  # fmt: skip
+
+
+@pytest.fixture
+async def store(pg_dsn: str) -> AsyncIterator[GatewayStore]:
+    async with open_store(pg_dsn) as opened:
+        yield opened
+
+
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    """The app on 127.0.0.1 (a free port, retried if another process took it meanwhile)."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    for _attempt in range(3):
+        port = free_port()
+        try:
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            return runner, f"http://127.0.0.1:{port}"
+        except OSError:
+            continue
+    await runner.cleanup()
+    raise RuntimeError("no free port for the admin app")
+
+
+async def dump_dom(browser: str, url: str, profile: Path) -> str:
+    """What Chromium rendered at `url`; the browser is killed if it outlives the timeout."""
+    proc = await asyncio.create_subprocess_exec(
+        browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--user-data-dir={profile}",
+        "--dump-dom", url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT_S)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        pytest.fail(f"Chromium did not finish within {TIMEOUT_S:.0f} s loading {url}")
+    assert proc.returncode == 0, f"Chromium exited with {proc.returncode}:\n{err.decode(errors='replace')[-2000:]}"
+    return out.decode()
+
+
+async def test_browser_finds_the_seeded_mismatch(store: GatewayStore, tmp_path: Path):
+    browser = chromium()
+    await store.record(make_sample("/sessions/s1", {"session_name": "legacy name"}, {"session_name": "native name"},
+                                   request_id="browser-1"))  # fmt: skip
+    [stored] = await store.mismatches()
+    runner, base = await serve(make_app(FakeGateway(store)))
+    try:
+        dom = await dump_dom(browser, f"{base}/shadow/report", tmp_path / "profile")
+    finally:
+        await runner.cleanup()
+    assert f'id="sample-{stored["id"]}"' in dom
+    assert 'data-path="session_name"' in dom
+    assert "browser-1" in dom and "native name" in dom
