@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install tools run test contract-test clean
+.PHONY: install tools run serve demo test contract-test clean
 
 install: $(STAMP)
 
@@ -15,13 +15,25 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
+# The gateway on :8090 with the native service in-process, on the embedded Postgres unless
+# AGNO_PG_DSN is set. Set AGNO_LEGACY_URL to put an agno AgentOS behind it (stage `shadow`);
+# without one, every route is served natively.
 run: install
+	$(BIN)/agentos-session gateway --config config/gateway.yaml
+
+# The native service alone, on :8080.
+serve: install
 	$(BIN)/agentos-session serve
 
-# The smoke-script test drives curl and jq; install them from Debian's packages if missing.
+# The real agno AgentOS too, seeded by real agent runs, traffic through the gateway, and where to look.
+demo: install
+	$(BIN)/python scripts/demo.py
+
+# Tests drive curl and jq (smoke script) and headless Chromium (the report page); install them
+# from Debian's packages where missing.
 tools:
-	@command -v curl >/dev/null && command -v jq >/dev/null || \
-		(apt-get update -qq && apt-get install -y -qq curl jq >/dev/null)
+	@command -v curl >/dev/null && command -v jq >/dev/null && command -v chromium >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq curl jq chromium >/dev/null)
 
 test: install tools
 	$(BIN)/pytest -q

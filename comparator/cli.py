@@ -77,7 +77,7 @@ def _split_url(url: str) -> tuple[str, str]:
     return urlunsplit((parts.scheme, parts.netloc, "", "", "")), target
 
 
-def _parse_headers(items: Iterable[str]) -> dict[str, str]:
+def parse_headers(items: Iterable[str]) -> dict[str, str]:
     headers = {}
     for item in items:
         name, sep, value = item.partition(":")
@@ -110,7 +110,7 @@ async def _fetch_both(a: str, b: str, request_a: Request, request_b: Request, ti
     return ra, rb
 
 
-def _use_color(choice: str, stream: TextIO) -> bool:
+def use_color(choice: str, stream: TextIO) -> bool:
     if choice != "auto":
         return choice == "always"
     return stream.isatty() and not os.environ.get("NO_COLOR")
@@ -121,7 +121,7 @@ def run_compare(args: argparse.Namespace, stdout: Optional[TextIO] = None, stder
     sides = (args.primary_side, "native" if args.primary_side == "legacy" else "legacy")
     try:
         rules = Rules.load(args.rules) if args.rules else DEFAULT_RULES
-        headers = _parse_headers(args.header)
+        headers = parse_headers(args.header)
         body = _body_arg(args.data)
         if _is_url(args.a) != _is_url(args.b):
             raise ValueError("give two URLs or two files, not one of each")
@@ -136,7 +136,7 @@ def run_compare(args: argparse.Namespace, stdout: Optional[TextIO] = None, stder
         print(f"agentos-session compare: {exc}", file=stderr)
         return EXIT["error"]
     comparison = compare(primary, shadow, rules, request=request)
-    _print(comparison, request, args.json, _use_color(args.color, stdout), stdout)
+    _print(comparison, request, args.json, use_color(args.color, stdout), stdout)
     return EXIT[comparison.result]
 
 
@@ -205,7 +205,7 @@ def run_learn_noise(args: argparse.Namespace, stdout: Optional[TextIO] = None, s
         if args.base:
             if not args.requests:
                 raise ValueError("--base needs --requests FILE")
-            headers = _parse_headers(args.header)
+            headers = parse_headers(args.header)
             requests = [Request(r.method, r.target, {**headers, **r.headers}, r.body) for r in read_requests(args.requests)]
             pairs = asyncio.run(_same_side_pairs(args.base, requests, args.repeat))
             source = f"{len(pairs)} pairs from {args.base}"

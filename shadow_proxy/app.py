@@ -107,7 +107,8 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
     store = GatewayStore(pool, config.store.max_samples, config.store.max_age_s)
     await store.ensure_schema()
     await store.seed_stages({g.name: g.stage for g in config.groups})
-    recorder = Recorder(config.shadow.record, config.shadow.record_max_bytes) if config.shadow.record else None
+    recorder = (Recorder(config.shadow.record, config.shadow.record_max_bytes, config.store.redact_headers)
+                if config.shadow.record else None)
     gateway = Gateway(
         config, legacy=legacy, native=native, metrics=GatewayMetrics(), store=store, recorder=recorder,
         rules=Rules.load(config.rules) if config.rules else DEFAULT_RULES,

@@ -205,6 +205,8 @@ class Gateway:
         if group is not None and shadow_side is not None:
             if served_by != primary_side:
                 self.metrics.mirror_skipped.labels(route, "fallback").inc()
+            elif answer.response.error is not None:  # nothing to compare the copy with
+                self.metrics.mirror_skipped.labels(route, "primary_error").inc()
             else:
                 self._after(Job("mirror", request_id, time.time(), route, group, stage, exchange, answer, shadow_side,
                                 origin), matched.params)  # fmt: skip
@@ -315,7 +317,11 @@ class Gateway:
         sample = Sample(job.request_id, job.at, route, job.group.name, job.stage, job.kind, request, primary, shadow,
                         comparison)  # fmt: skip
         if self.redact is not None:
-            sample = self.redact(sample)
+            size = len(request.body) + len(primary.body) + len(shadow.body)
+            if size >= self.config.shadow.compare_offload_bytes:  # a tree walk, like a large diff: off the loop
+                sample = await asyncio.get_running_loop().run_in_executor(self.executor, self.redact, sample)
+            else:
+                sample = self.redact(sample)
         log.info("%s %s: %d difference(s) at %s", comparison.result, route, len(comparison.differences),
                  ", ".join(sorted({d.template for d in comparison.differences})) or comparison.reason,
                  extra={"request_id": job.request_id})  # fmt: skip

@@ -20,7 +20,8 @@ from typing import Any, Iterable, Iterator, Optional, TextIO
 
 from comparator import Request
 
-REDACTED = "<redacted>"
+from .redact import REDACTED
+
 DEFAULT_REDACTED_HEADERS = ("authorization", "cookie")
 
 

@@ -39,7 +39,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence, TextIO
 from urllib.parse import urlencode, urlsplit
 
 from comparator import DEFAULT_RULES, Request, Rules, RulesError, Side, compare_async
-from comparator.cli import _parse_headers, _use_color
+from comparator.cli import parse_headers, use_color
 from comparator.fetch import UrlTarget
 from comparator.report import Check, render_text, report_json, report_markdown, summary
 
@@ -324,7 +324,7 @@ def run_replay(args: argparse.Namespace, stdout: Optional[TextIO] = None, stderr
     try:
         _check_numbers(args)
         sides = Sides(_base_url(args.legacy, "--legacy"), _base_url(args.native, "--native"), args.primary)
-        headers = _parse_headers(args.header)
+        headers = parse_headers(args.header)
         rules = Rules.load(args.rules) if args.rules else DEFAULT_RULES
         items, source = _load(args)
     except (OSError, ValueError, RulesError) as exc:
@@ -338,7 +338,7 @@ def run_replay(args: argparse.Namespace, stdout: Optional[TextIO] = None, stderr
     send = [dataclasses.replace(item, request=with_headers(item.request, headers)) for item in send]
     checks = asyncio.run(replay(send, sides, rules, concurrency=args.concurrency, timeout=args.timeout,
                                 progress=Progress(stderr, len(send))))  # fmt: skip
-    details = render_details(checks, sides, _use_color(args.color, stdout))
+    details = render_details(checks, sides, use_color(args.color, stdout))
     if details:  # before the summary, so the totals are what a terminal shows last
         print(details + "\n", file=stdout)
     print(render_summary(checks, skipped, sides, source), file=stdout)

@@ -51,43 +51,61 @@ class Side_(Protocol):
 
 
 class HttpSide:
-    """A side at a base URL, through one pooled aiohttp session."""
+    """A side at a base URL. Reads go through a pool of kept-alive connections; writes always
+    get a fresh connection, because a pooled one may have been closed by the server without
+    notice (uvicorn does, after an unhandled error), and a write sent on it cannot be safely
+    sent again, while a read can."""
 
     def __init__(self, side: Side, base_url: str, max_connections: int) -> None:
         self.side = side
         self.base_url = base_url.rstrip("/")
         self._max_connections = max_connections
-        self._session: Optional[aiohttp.ClientSession] = None
+        self._pooled: Optional[aiohttp.ClientSession] = None
+        self._fresh: Optional[aiohttp.ClientSession] = None
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self._max_connections)
-        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
-        # Never resend silently (aiohttp does for PUT/DELETE on a dropped connection): whether
-        # a write is retried, and where, is the gateway's decision.
-        if hasattr(self._session, "_retry_connection"):
-            self._session._retry_connection = False
+        self._pooled = _session(aiohttp.TCPConnector(limit=self._max_connections))
+        self._fresh = _session(aiohttp.TCPConnector(limit=self._max_connections, force_close=True))
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        for session in (self._pooled, self._fresh):
+            if session is not None:
+                await session.close()
 
     async def send(self, request: Request, timeout_s: float, origin: Optional[Origin] = None) -> Answer:
-        assert self._session is not None, "start() first"
+        read = request.method in ("GET", "HEAD", "OPTIONS")
+        session = self._pooled if read else self._fresh
+        assert session is not None, "start() first"
         started = time.perf_counter()
-        try:
-            async with self._session.request(
-                request.method, exact_url(self.base_url + request.target), headers=dict(request.headers),
-                data=request.body or None, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=timeout_s),
-            ) as r:  # fmt: skip
-                body = await r.read()
-                headers = {k: v for k, v in r.headers.items()}
-                return Answer(Response(r.status, headers, body, self.side), time.perf_counter() - started, True)
-        except aiohttp.ClientConnectorError as exc:  # the connection was never made
-            return _failed(self.side, exc, started, reached=False)
-        except asyncio.TimeoutError as exc:
-            return _failed(self.side, exc, started, reached=True, timed_out=True)
-        except (aiohttp.ClientError, OSError) as exc:
-            return _failed(self.side, exc, started, reached=True)
+        for attempt in (1, 2):
+            try:
+                async with session.request(
+                    request.method, exact_url(self.base_url + request.target), headers=dict(request.headers),
+                    data=request.body or None, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=timeout_s),
+                ) as r:  # fmt: skip
+                    body = await r.read()
+                    headers = {k: v for k, v in r.headers.items()}
+                    return Answer(Response(r.status, headers, body, self.side), time.perf_counter() - started, True)
+            except aiohttp.ClientConnectorError as exc:  # the connection was never made
+                return _failed(self.side, exc, started, reached=False)
+            except asyncio.TimeoutError as exc:
+                return _failed(self.side, exc, started, reached=True, timed_out=True)
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                # A pooled connection the server had closed: a read is safe to send again.
+                if attempt == 2 or not read:
+                    return _failed(self.side, exc, started, reached=True)
+            except (aiohttp.ClientError, OSError) as exc:
+                return _failed(self.side, exc, started, reached=True)
+        raise AssertionError("unreachable")
+
+
+def _session(connector: aiohttp.TCPConnector) -> aiohttp.ClientSession:
+    session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+    # Never resend silently (aiohttp does for PUT/DELETE on a dropped connection): whether a
+    # request is sent again, and where, is the gateway's decision.
+    if hasattr(session, "_retry_connection"):
+        session._retry_connection = False
+    return session
 
 
 class InProcessNative:

@@ -376,3 +376,22 @@ async def test_sampled_requests_are_recorded_for_replay(make_gateway: GatewayFac
     entry = json.loads(line)
     assert entry["route"] == DETAIL_ROUTE and entry["request"]["target"] == DETAIL
     assert entry["request"]["headers"]["Authorization"] == "<redacted>"
+
+
+async def test_legacy_errors_reach_the_client_as_legacy_gave_them(make_gateway: GatewayFactory, legacy_url: str) -> None:
+    """At stage shadow legacy's answer is the answer, a 500 included (page=0, a known
+    difference); and the connection uvicorn closes after it never fails the next request."""
+    client = await make_gateway(at_stage(gateway_config(legacy_url), "shadow"))
+    expected = await direct(legacy_url, "/sessions?page=0")
+    for _ in range(3):
+        r = await client.get("/sessions?page=0")
+        assert (r.status, await r.read()) == expected
+        r = await client.post("/sessions", json={"session_id": f"gw-after-500-{uuid.uuid4().hex[:8]}"})
+        assert r.status == 201, await r.text()
+    await settled(client)
+    assert metric(client, "shadow_comparisons_total", route="GET /sessions", result="expected") == 3
+
+    down = await make_gateway(at_stage(gateway_config(f"http://127.0.0.1:{free_port()}"), "shadow"))
+    r = await down.get(DETAIL)
+    assert r.status == 502 and "legacy did not answer" in (await r.json())["detail"]
+    assert metric(down, "shadow_mirror_skipped_total", route=DETAIL_ROUTE, reason="primary_error") == 1
