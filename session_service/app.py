@@ -99,10 +99,11 @@ async def _databases_ctx(app: web.Application) -> AsyncIterator[None]:
         app[DATABASES].clear()
 
 
-def create_app(settings: Optional[Settings] = None, argv: Any = None) -> web.Application:
-    """Build the app. Without `settings`, read them from the environment (the `aiohttp.web`
-    entry point passes `argv`, unused), starting the embedded Postgres if no DSN is set."""
-    if settings is None:
+def create_app(settings: Optional[Settings] | list[str] = None, argv: Any = None) -> web.Application:
+    """Build the app. Without `settings`, read them from the environment, starting the embedded
+    Postgres if no DSN is set. `python -m aiohttp.web` calls this with its extra argv (a list)
+    in the first place; that means "from the environment" too."""
+    if not isinstance(settings, Settings):
         embedded_dsn = None
         if needs_embedded_postgres():
             from .embedded_pg import start_embedded_postgres

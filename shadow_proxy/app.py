@@ -47,12 +47,12 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "gateway.yaml"
 NATIVE_SETTINGS = web.AppKey("native_settings", object)
 
 
-def create_app(config: Optional[GatewayConfig] = None, argv: Any = None, *, native_settings: Any = None) -> web.Application:
+def create_app(config: Optional[GatewayConfig] | list[str] = None, *, native_settings: Any = None) -> web.Application:
     """Without `config`, read the YAML named by AGNO_GATEWAY_CONFIG (else config/gateway.yaml
-    when it exists) and the environment; `argv` is what `python -m aiohttp.web` passes.
-    `native_settings` (session_service Settings) overrides the environment of the in-process
-    native service."""
-    if config is None:
+    when it exists) and the environment; `python -m aiohttp.web` calls this with its extra argv
+    (a list), which means the same. `native_settings` (session_service Settings) overrides the
+    environment of the in-process native service."""
+    if not isinstance(config, GatewayConfig):
         path = os.environ.get("AGNO_GATEWAY_CONFIG") or (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
         config = load_config(path)
     app = web.Application(client_max_size=config.listen.max_body_bytes)
@@ -106,7 +106,10 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
     store = GatewayStore(pool, config.store.max_samples, config.store.max_age_s)
     await store.ensure_schema()
-    await store.seed_stages({g.name: g.stage for g in config.groups})
+    if legacy is not None:
+        # Without legacy every group runs natively, but that is not a decision to keep: the
+        # configured stages are stored only once there is a legacy side to roll out from.
+        await store.seed_stages({g.name: g.stage for g in config.groups})
     recorder = (Recorder(config.shadow.record, config.shadow.record_max_bytes, config.store.redact_headers)
                 if config.shadow.record else None)
     gateway = Gateway(

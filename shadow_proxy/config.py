@@ -280,7 +280,4 @@ def _apply_env(config: GatewayConfig, env: Mapping[str, str]) -> GatewayConfig:
         if not 0 <= rate <= 1:
             raise GatewayConfigError("AGNO_GATEWAY_SAMPLE_RATE must be from 0 to 1")
         config = r(config, groups=tuple(r(g, sample_rate=rate) for g in config.groups))
-    if not config.legacy.url and any(g.stage != "native" for g in config.groups):
-        # Without a legacy side only the native stage is possible: say so rather than fail later.
-        config = r(config, groups=tuple(r(g, stage="native") for g in config.groups))
     return config

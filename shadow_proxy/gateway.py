@@ -144,9 +144,9 @@ class Gateway:
         self.store = store
         self.recorder = recorder
         self.redact = redact  # (Sample) -> Sample, applied before storing or logging a sample
+        why = "initial stage from the configuration" if legacy is not None else "no legacy side: all native"
         self.stages: dict[str, Decision] = {
-            g.name: Decision(g.name, None, self._allowed(g.stage), "initial stage from the configuration", "config")
-            for g in config.groups
+            g.name: Decision(g.name, None, self._allowed(g.stage), why, "config") for g in config.groups
         }
         self.windows = {g.name: GroupWindows.sized(config.gate.window) for g in config.groups}
         self.route_windows: dict[str, Window] = {}
