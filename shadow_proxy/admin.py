@@ -5,8 +5,8 @@ for replaying them after a fix) and the HTML report (for people).
 
 Both read `app[GATEWAY]`: an object with `store` (a `GatewayStore`, or None when no store is
 configured) and `snapshot()` returning {"groups": ..., "routes": ...} as `report.py` describes.
-The views do no authentication themselves: the app that mounts them guards `/shadow/` (the
-admin token) like every other admin route.
+The views do no authentication themselves: `app.py` guards them with the admin token when
+`admin.protect_reads` is set (they are open by default; samples are stored redacted).
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ def create_app(config: Optional[GatewayConfig] | list[str] = None, *, native_set
     if not isinstance(config, GatewayConfig):
         path = os.environ.get("AGNO_GATEWAY_CONFIG") or (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
         config = load_config(path)
-    app = web.Application(client_max_size=config.listen.max_body_bytes)
+    app = web.Application(client_max_size=config.listen.max_body_bytes, middlewares=[guard_admin])
     app[CONFIG] = config
     if native_settings is not None:
         app[NATIVE_SETTINGS] = native_settings
@@ -196,9 +196,9 @@ async def stages_view(request: web.Request) -> web.Response:
     return web.json_response({"groups": gateway.snapshot()["groups"], "decisions": [d.to_dict() for d in decisions]})
 
 
-async def set_stage_view(request: web.Request) -> web.Response:
-    """POST {"group", "stage", "reason"} with `Authorization: Bearer <admin.token>`."""
-    gateway = request.app[GATEWAY]
+def _admin_refusal(request: web.Request) -> Optional[web.Response]:
+    """None when the request carries the admin token; else the 403 (no token configured) or
+    401 (wrong or missing token) to answer."""
     token = request.app[CONFIG].admin.token
     if not token:
         return web.json_response({"detail": "the admin API is off: set admin.token (AGNO_GATEWAY_ADMIN_TOKEN)"}, status=403)
@@ -206,6 +206,25 @@ async def set_stage_view(request: web.Request) -> web.Response:
     if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
         return web.json_response({"detail": "Invalid or missing admin token"}, status=401,
                                  headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+    return None
+
+
+@web.middleware
+async def guard_admin(request: web.Request, handler: Any) -> web.StreamResponse:
+    """The gateway's own /shadow/ paths: writes always need the admin token, reads when
+    `admin.protect_reads` is set. Proxied paths are never touched here."""
+    if request.path.startswith("/shadow/"):
+        if request.method not in ("GET", "HEAD") or request.app[CONFIG].admin.protect_reads:
+            refusal = _admin_refusal(request)
+            if refusal is not None:
+                return refusal
+    return await handler(request)
+
+
+async def set_stage_view(request: web.Request) -> web.Response:
+    """POST {"group", "stage", "reason"} with `Authorization: Bearer <admin.token>` (checked
+    by `guard_admin`)."""
+    gateway = request.app[GATEWAY]
     try:
         data = json.loads(await request.read() or b"null")
     except ValueError:

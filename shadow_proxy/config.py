@@ -118,6 +118,7 @@ class Rollout:
 @dataclass(frozen=True)
 class Admin:
     token: Optional[str] = None
+    protect_reads: bool = False  # also require the token for GET /shadow/* (report, samples, stages)
 
 
 @dataclass(frozen=True)

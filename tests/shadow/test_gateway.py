@@ -395,3 +395,11 @@ async def test_legacy_errors_reach_the_client_as_legacy_gave_them(make_gateway: 
     r = await down.get(DETAIL)
     assert r.status == 502 and "legacy did not answer" in (await r.json())["detail"]
     assert metric(down, "shadow_mirror_skipped_total", route=DETAIL_ROUTE, reason="primary_error") == 1
+
+
+async def test_admin_reads_can_be_protected(make_gateway: GatewayFactory, legacy_url: str) -> None:
+    client = await make_gateway(gateway_config(legacy_url, admin=Admin(token="s3cret", protect_reads=True)))
+    for path in ("/shadow/report", "/shadow/mismatches", "/shadow/stage"):
+        assert (await client.get(path)).status == 401
+        assert (await client.get(path, headers={"Authorization": "Bearer s3cret"})).status == 200
+    assert (await client.get(DETAIL)).status == 200  # proxied paths are not the gateway's to guard
