@@ -6,7 +6,7 @@ with a default) with environment variables over the main keys, read once at the 
 | `AGNO_GATEWAY_HOST`, `AGNO_GATEWAY_PORT` | `listen.host`, `listen.port` |
 | `AGNO_LEGACY_URL` | `legacy.url` |
 | `AGNO_NATIVE_URL` | `native.url` (the native side over HTTP instead of in-process) |
-| `AGNO_GATEWAY_STAGE` | the initial `stage` of every group |
+| `AGNO_GATEWAY_STAGE` | the initial `stage` of every group (once a stage is stored, the stored one wins; change it with `POST /shadow/stage`) |
 | `AGNO_GATEWAY_SAMPLE_RATE` | the `sample_rate` of every group |
 | `AGNO_GATEWAY_STORE_DSN` | `store.dsn` |
 | `AGNO_GATEWAY_ADMIN_TOKEN` | `admin.token` |

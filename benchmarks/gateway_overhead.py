@@ -1,0 +1,128 @@
+"""What the gateway costs: the same route, the same load, direct and through the gateway, side by
+side in one run.
+
+- legacy direct vs the gateway at stage `legacy` (a pure proxy) and at stage `shadow` with
+  every request mirrored to the in-process native service and compared;
+- native direct (its own process) vs the gateway at stage `native` (native in-process).
+
+Everything runs on one machine: the real agno AgentOS on a seeded embedded Postgres, the
+services, and the load generator (aiohttp, closed loop). So the figures are ratios, not
+capacities.
+
+    .venv/bin/python -m benchmarks.gateway_overhead [--seconds 4] [--concurrency 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import httpx
+
+from tests.conftest import NativeProcess
+from tests.legacy.fake_openai import start_fake_openai
+from tests.legacy.fixtures import AgentOSProcess, PgServer, free_port
+from tests.legacy.seed import seed
+from tests.shadow.conftest import reset_gateway_tables
+
+REPO = Path(__file__).resolve().parents[1]
+PATH = "/sessions/s-agent-1"
+
+
+async def load(url: str, seconds: float, concurrency: int) -> tuple[float, float, float]:
+    """(requests/s, p50 ms, p99 ms) of GET `url` under `concurrency` closed-loop workers."""
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    async with aiohttp.ClientSession() as session:
+
+        async def worker() -> None:
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                async with session.get(url) as r:
+                    await r.read()
+                    assert r.status == 200, (url, r.status)
+                latencies.append(time.perf_counter() - started)
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    latencies.sort()
+    return len(latencies) / elapsed, latencies[len(latencies) // 2] * 1e3, latencies[int(len(latencies) * 0.99)] * 1e3
+
+
+def start_gateway(dsn: str, legacy_url: str, stage: str) -> tuple[subprocess.Popen[bytes], str]:
+    # A stored stage wins over the configured one: start each run from no stored stage.
+    asyncio.run(reset_gateway_tables(dsn))
+    port = free_port()
+    env = {**os.environ, "AGNO_PG_DSN": dsn, "AGNO_DEFAULT_DB_ID": "main-db", "AGNO_LEGACY_URL": legacy_url,
+           "AGNO_GATEWAY_PORT": str(port), "AGNO_GATEWAY_STAGE": stage, "AGNO_LOG_LEVEL": "WARNING"}  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "agentos_session.cli", "gateway", "--config", "config/gateway.yaml"],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("gateway did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    pg = PgServer()
+    openai_url, stop_openai = start_fake_openai()
+    procs: list = []
+    try:
+        seed(pg.main_dsn, openai_url)
+        legacy = AgentOSProcess(pg.main_dsn, openai_url, name="bench-legacy")
+        native = NativeProcess({"AGNO_PG_DSN": pg.main_dsn, "AGNO_DEFAULT_DB_ID": "main-db"}, "bench-native")
+        procs += [legacy, native]
+        rows = []
+
+        def measure(name: str, url: str) -> tuple[float, float, float]:
+            result = asyncio.run(load(url + PATH, args.seconds, args.concurrency))
+            rows.append((name, *result))
+            return result
+
+        legacy_direct = measure("legacy direct", legacy.url)
+        for stage in ("legacy", "shadow"):
+            proc, url = start_gateway(pg.main_dsn, legacy.url, stage)
+            procs.append(proc)
+            measure(f"gateway, stage {stage}" + (" (100% mirrored to native, compared)" if stage == "shadow" else ""), url)
+            mirrored = httpx.get(url + "/metrics").text
+            proc.terminate()
+            proc.wait()
+        native_direct = measure("native direct", native.url)
+        proc, url = start_gateway(pg.main_dsn, legacy.url, "native")
+        procs.append(proc)
+        measure("gateway, stage native (in-process)", url)
+        proc.terminate()
+        proc.wait()
+    finally:
+        for p in procs:
+            (p.stop if hasattr(p, "stop") else p.terminate)()
+        stop_openai()
+        pg.stop()
+    print(f"GET {PATH}, {args.concurrency} workers, {args.seconds:.0f} s each\n")
+    print("| path | req/s | p50 ms | p99 ms | req/s vs direct |\n|---|---:|---:|---:|---:|")
+    for name, rps, p50, p99 in rows:
+        base = native_direct[0] if "native" in name and "shadow" not in name else legacy_direct[0]
+        print(f"| {name} | {rps:,.0f} | {p50:.1f} | {p99:.1f} | {rps / base:.2f}x |")
+    compared = [line for line in mirrored.splitlines() if line.startswith("shadow_comparisons_total")]
+    skipped = [line for line in mirrored.splitlines() if line.startswith("shadow_mirror_skipped_total")]
+    print("\nstage shadow run, comparisons:", compared or "none", "\nskipped:", skipped or "none")
+
+
+if __name__ == "__main__":
+    main()
