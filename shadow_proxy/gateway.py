@@ -54,6 +54,9 @@ HOP_BY_HOP = frozenset({
     "transfer-encoding", "upgrade", "host", "content-length", "accept-encoding",
 })  # fmt: skip
 RESPONSE_DROP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "date", "server"})
+# Distinct `path` label values of shadow_mismatch_paths_total per route; the rest is OTHER_PATHS.
+MAX_PATH_LABELS = 100
+OTHER_PATHS = "<other>"
 # Query parameters of a write that also select what to read back when verifying it.
 VERIFY_QUERY = ("db_id", "table", "type", "user_id")
 
@@ -118,6 +121,15 @@ def sticky_value(group: Group, request: Request, params: dict[str, str]) -> Opti
     return None
 
 
+def bounded_label(seen: set[str], template: str) -> str:
+    """Path templates are bounded by the JSON's shape, but keys chosen by users (session_state,
+    metadata) can be many: past MAX_PATH_LABELS (per route, `seen`) they share one label."""
+    if template in seen or len(seen) < MAX_PATH_LABELS:
+        seen.add(template)
+        return template
+    return OTHER_PATHS
+
+
 def sampled(group: Group, request: Request, params: dict[str, str], rng: random.Random) -> bool:
     if group.sample_rate >= 1.0:
         return True
@@ -151,11 +163,11 @@ class Gateway:
         self.windows = {g.name: GroupWindows.sized(config.gate.window) for g in config.groups}
         self.route_windows: dict[str, Window] = {}
         self.route_counts: dict[str, Counter[str]] = {}
+        self.path_labels: dict[str, set[str]] = {}
         self.queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=config.shadow.queue_size)
         self.inflight = 0
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="compare")
         self.rng = random.Random()
-        self._tasks: list[asyncio.Task[None]] = []
         for group in config.groups:
             metrics.set_stage(group.routes, self.stages[group.name].to_stage)
 
@@ -238,7 +250,7 @@ class Gateway:
         route, config = job.route, self.config.shadow
         is_write = job.request.method not in IDEMPOTENT
         if is_write and not config.mirror_writes:
-            if not 200 <= job.primary.response.status < 300:
+            if not 200 <= job.primary.response.status < 300:  # nothing was written: nothing to verify
                 self.metrics.mirror_skipped.labels(route, "method").inc()
                 return
             job = replace(job, kind="verify")
@@ -312,8 +324,9 @@ class Gateway:
             self.metrics.parity_ratio.labels(route).set(1 - window.failures / window.total)
         if comparison.ok:
             return
+        seen = self.path_labels.setdefault(route, set())
         for template in sorted({d.template for d in comparison.differences}):
-            self.metrics.mismatch_paths.labels(route, template).inc()
+            self.metrics.mismatch_paths.labels(route, bounded_label(seen, template)).inc()
         sample = Sample(job.request_id, job.at, route, job.group.name, job.stage, job.kind, request, primary, shadow,
                         comparison)  # fmt: skip
         if self.redact is not None:

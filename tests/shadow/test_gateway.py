@@ -403,3 +403,14 @@ async def test_admin_reads_can_be_protected(make_gateway: GatewayFactory, legacy
         assert (await client.get(path)).status == 401
         assert (await client.get(path, headers={"Authorization": "Bearer s3cret"})).status == 200
     assert (await client.get(DETAIL)).status == 200  # proxied paths are not the gateway's to guard
+
+
+def test_mismatch_path_labels_are_capped_per_route() -> None:
+    """User-chosen keys (session_state, metadata) must not grow the metric's labels without end."""
+    from shadow_proxy.gateway import MAX_PATH_LABELS, OTHER_PATHS, bounded_label
+
+    seen: set[str] = set()
+    labels = [bounded_label(seen, f"session_state.k{i}") for i in range(MAX_PATH_LABELS + 5)]
+    assert labels[:MAX_PATH_LABELS] == [f"session_state.k{i}" for i in range(MAX_PATH_LABELS)]
+    assert labels[MAX_PATH_LABELS:] == [OTHER_PATHS] * 5
+    assert bounded_label(seen, "session_state.k3") == "session_state.k3"  # a known one keeps its label
