@@ -133,6 +133,9 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        # Let the copies already queued be compared and counted, for at most one shadow timeout.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(gateway.queue.join(), config.shadow.timeout_s)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
