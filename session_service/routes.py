@@ -68,6 +68,11 @@ class Match:
             return self.route.template
         return "unmatched" if self.status == 404 else "method_not_allowed"
 
+    def label(self, method: str) -> str:
+        """The route template with its method, `GET /sessions/{session_id}`: the route's name in
+        metrics, comparator rules, gateway groups and reports."""
+        return f"{method} {self.template}"
+
 
 def strip_trailing_slashes(path: str) -> str:
     """agno's TrailingSlashMiddleware: `/sessions/` and `/sessions//` are `/sessions`."""
@@ -97,4 +102,4 @@ def route_template(method: str, path: str) -> str:
     """`GET /sessions/abc/runs` -> `GET /sessions/{session_id}/runs`: the one place where a
     concrete request becomes a bounded route label, for metrics, comparator rules and reports.
     Paths outside the table are `METHOD unmatched` (or `METHOD method_not_allowed`)."""
-    return f"{method} {match(method, path).template}"
+    return match(method, path).label(method)

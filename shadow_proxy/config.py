@@ -23,18 +23,15 @@ from typing import Any, Literal, Mapping, Optional, get_args
 
 import yaml
 
+from session_service.routes import SESSION_ROUTES
+
 Stage = Literal["legacy", "shadow", "primary", "native"]
 STAGES: tuple[Stage, ...] = get_args(Stage)
 StickyKey = Literal["user_id", "session_id"]
 
-READ_ROUTES = (
-    "GET /sessions", "GET /sessions/{session_id}", "GET /sessions/{session_id}/runs",
-    "GET /sessions/{session_id}/run-previews", "GET /sessions/{session_id}/runs/{run_id}",
-)  # fmt: skip
-WRITE_ROUTES = (
-    "POST /sessions", "POST /sessions/{session_id}/rename", "PATCH /sessions/{session_id}",
-    "DELETE /sessions/{session_id}", "DELETE /sessions",
-)  # fmt: skip
+# The default groups: the sessions router's reads and its writes.
+READ_ROUTES = tuple(f"{r.method} {r.template}" for r in SESSION_ROUTES if r.method == "GET")
+WRITE_ROUTES = tuple(f"{r.method} {r.template}" for r in SESSION_ROUTES if r.method != "GET")
 
 
 class GatewayConfigError(ValueError):

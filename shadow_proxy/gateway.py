@@ -195,7 +195,7 @@ class Gateway:
             return _json_error(413, f"Request body too large (limit {exc.max_size} bytes)", request_id)
         exchange = Request(request.method, request.raw_path, forward_headers(request, request_id), body)
         matched = match_route(request.method, request.path)
-        route = f"{request.method} {matched.template}"
+        route = matched.label(request.method)
         group = self.config.group_of(route)
         stage = self.stage_of(group)
         origin = Origin(request.message, request.protocol, request.writer, request.task)
