@@ -300,8 +300,29 @@ class Gateway:
         if answer.response.error is not None:
             self.metrics.mirror_skipped.labels(job.route, "timeout" if answer.timed_out else "shadow_error").inc()
             return
-        comparison = await self._compare(job.primary.response, answer.response, job.request)
-        await self._judged(job, job.request, job.primary.response, answer.response, comparison)
+        pair = await self._recheck(job, job.request, job.primary.response, answer.response)
+        await self._judged(job, job.request, *pair)
+
+    async def _recheck(self, job: Job, request: Request, primary: Response,
+                       shadow: Response) -> tuple[Response, Response, Comparison]:  # fmt: skip
+        """Compare, and confirm a mismatch on a read by asking both sides once more: the two
+        first answers were taken at different moments, and a write in between (by any client)
+        makes them differ without any parity bug. If the second pair agrees, it is the verdict;
+        if it still differs, the mismatch is confirmed (`shadow_rechecks_total`)."""
+        comparison = await self._compare(primary, shadow, request)
+        if comparison.result != "mismatch" or request.method not in IDEMPOTENT:
+            return primary, shadow, comparison
+        primary_side = PLAN[job.stage][0]
+        timeout_s = self.config.shadow.timeout_s
+        again = await asyncio.gather(self._call(primary_side, request, job.route, job.stage, job.origin, timeout_s),
+                                     self._call(job.shadow_side, request, job.route, job.stage, job.origin, timeout_s))
+        if again[0].response.error is None and again[1].response.error is None:
+            second = await self._compare(again[0].response, again[1].response, request)
+            if second.ok:
+                self.metrics.rechecks.labels(job.route, "cleared").inc()
+                return again[0].response, again[1].response, second
+        self.metrics.rechecks.labels(job.route, "confirmed").inc()
+        return primary, shadow, comparison
 
     async def _compare(self, primary: Response, shadow: Response, request: Request) -> Comparison:
         comparison = await compare_async(primary, shadow, self.rules, request=request, executor=self.executor,
@@ -366,12 +387,11 @@ class Gateway:
                     failed = second if second.response.error else first
                     self.metrics.mirror_skipped.labels(job.route, "timeout" if failed.timed_out else "shadow_error").inc()
                     continue
-                comparison = await self._compare(first.response, second.response, read)
-                if deleted and comparison.ok and first.response.status != 404:
-                    comparison = Comparison("mismatch", (Difference(":status", "status", first.response.status,
-                                                                    second.response.status),),
+                left, right, comparison = await self._recheck(job, read, first.response, second.response)
+                if deleted and comparison.ok and left.status != 404:
+                    comparison = Comparison("mismatch", (Difference(":status", "status", left.status, right.status),),
                                             comparison.route, reason="the deleted session can still be read")  # fmt: skip
-                await self._judged(job, read, first.response, second.response, comparison)
+                await self._judged(job, read, left, right, comparison)
 
     def _written_sessions(self, job: Job) -> list[str]:
         params = match_route(job.request.method, job.request.path).params

@@ -38,6 +38,9 @@ class GatewayMetrics:
         self.decisions = Counter("shadow_stage_decisions", "Stage changes, by who decided",
                                  ["group", "from_stage", "to_stage", "by"], registry=r)  # fmt: skip
         self.store_errors = Counter("shadow_store_errors", "Samples that could not be stored", registry=r)
+        self.rechecks = Counter("shadow_rechecks", "Mismatches on reads asked again: confirmed, or cleared "
+                                "(a write in between had made the first answers differ)", ["route", "outcome"],
+                                registry=r)  # fmt: skip
 
     def set_stage(self, routes: tuple[str, ...], stage: str) -> None:
         for route in routes:

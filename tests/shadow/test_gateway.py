@@ -311,6 +311,7 @@ async def test_gate_rolls_back_on_injected_mismatches(make_gateway: GatewayFacto
         body = await r.json()
         assert body["count"] >= 5
         assert metric(client, "shadow_mismatch_paths_total", route=DETAIL_ROUTE, path="session_name") >= 5
+        assert metric(client, "shadow_rechecks_total", route=DETAIL_ROUTE, outcome="confirmed") >= 5
 
 
 # ---- admin and metrics ----------------------------------------------------------------------
@@ -414,3 +415,24 @@ def test_mismatch_path_labels_are_capped_per_route() -> None:
     assert labels[:MAX_PATH_LABELS] == [f"session_state.k{i}" for i in range(MAX_PATH_LABELS)]
     assert labels[MAX_PATH_LABELS:] == [OTHER_PATHS] * 5
     assert bounded_label(seen, "session_state.k3") == "session_state.k3"  # a known one keeps its label
+
+
+async def test_a_write_between_the_two_answers_is_not_a_mismatch(make_gateway: GatewayFactory, legacy_url: str) -> None:
+    """Native answers, the copy to legacy is held, another client renames the session, then the
+    copy goes on: the answers differ only because the data moved. Asked again, both agree."""
+    session_id = f"gw-race-{uuid.uuid4().hex[:8]}"
+    async with aiohttp.ClientSession() as direct_client, FaultyLegacy(legacy_url) as legacy:
+        await direct_client.post(f"{legacy_url}/sessions", json={"session_id": session_id, "session_name": "before"})
+        client = await make_gateway(at_stage(gateway_config(legacy.url), "primary"))
+        legacy.mode = "hold"
+        r = await client.get(f"/sessions/{session_id}")
+        assert (await r.json())["session_name"] == "before"
+        await eventually(lambda: legacy.held == 1)
+        await direct_client.post(f"{legacy_url}/sessions/{session_id}/rename", json={"session_name": "after"})
+        legacy.mode = "pass"
+        legacy.release.set()
+        await settled(client)
+    route = "GET /sessions/{session_id}"
+    assert metric(client, "shadow_rechecks_total", route=route, outcome="cleared") == 1
+    assert metric(client, "shadow_comparisons_total", route=route, result="match") == 1
+    assert metric(client, "shadow_comparisons_total", route=route, result="mismatch") == 0
