@@ -1,5 +1,6 @@
 """The report as a person gets it: the admin app served on a real port, a mismatch seeded in
-the real store, and headless Chromium loading `/shadow/report` and dumping the DOM it built.
+the real store (or found by the real gateway), and headless Chromium loading `/shadow/report`
+and dumping the DOM it built.
 Proves the page is valid enough for a browser to parse whole, and that the seeded sample and
 its differing path are findable in it.
 
@@ -19,7 +20,10 @@ from aiohttp import web
 
 from shadow_proxy.store import GatewayStore
 from tests.legacy.fixtures import free_port
+from tests.shadow.conftest import GatewayFactory, gateway_config
+from tests.shadow.faults import FaultyLegacy
 from tests.shadow.test_admin import FakeGateway, make_app, make_sample, open_store
+from tests.shadow.test_gateway import at_stage, gw, settled
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
 TIMEOUT_S = 60.0
@@ -84,3 +88,20 @@ async def test_browser_finds_the_seeded_mismatch(store: GatewayStore, tmp_path: 
     assert f'id="sample-{stored["id"]}"' in dom
     assert 'data-path="session_name"' in dom
     assert "browser-1" in dom and "native name" in dom
+
+
+async def test_browser_finds_a_mismatch_the_real_gateway_found(make_gateway: GatewayFactory, legacy_url: str,
+                                                               tmp_path: Path) -> None:  # fmt: skip
+    """End to end: the real AgentOS behind a fault injector that changes `session_name`, the
+    gateway at stage primary mirroring to it, and Chromium reading the gateway's own report."""
+    browser = chromium()
+    async with FaultyLegacy(legacy_url) as legacy:
+        legacy.mode = "mutate"
+        client = await make_gateway(at_stage(gateway_config(legacy.url), "primary"))
+        assert (await client.get("/sessions/s-team-1?type=team")).status == 200
+        await settled(client)
+        [stored] = await gw(client).store.mismatches()  # type: ignore[union-attr]
+        dom = await dump_dom(browser, str(client.make_url("/shadow/report")), tmp_path / "profile")
+    assert f'id="sample-{stored["id"]}"' in dom
+    assert 'data-path="session_name"' in dom
+    assert "(changed) " in dom  # the legacy side's altered value, shown beside native's
