@@ -16,6 +16,7 @@ from . import routes, views
 from .appkeys import DATABASES, METRICS, ROUTE_MATCH, SETTINGS
 from .config import Database, Settings, load_settings, needs_embedded_postgres
 from .metrics import ServiceMetrics
+from .cors import cors_middleware
 from .middleware import authenticate, observe
 from .store import Store, init_connection
 
@@ -110,7 +111,10 @@ def create_app(settings: Optional[Settings] | list[str] = None, argv: Any = None
 
             embedded_dsn = start_embedded_postgres()
         settings = load_settings(embedded_dsn=embedded_dsn)
-    app = web.Application(middlewares=[observe, authenticate], client_max_size=settings.max_body_bytes)
+    # CORS inside `observe` (a crash's 500 has no CORS headers, as in AgentOS) and outside
+    # `authenticate` (a preflight needs no key; a 401 gets CORS headers).
+    cors = cors_middleware(lambda request: request.app[SETTINGS].cors)
+    app = web.Application(middlewares=[observe, cors, authenticate], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[METRICS] = ServiceMetrics()
     app[DATABASES] = {}

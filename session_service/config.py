@@ -11,6 +11,7 @@ can be pointed at the same database as the AgentOS it replaces:
 | `AGNO_SERVICE_PORT` | listening port | 8080 |
 | `AGNO_DB_SCHEMA`, `AGNO_SESSION_TABLE`, `AGNO_RUNS_TABLE` | agno's table options | `ai`, `agno_sessions`, `agno_runs` |
 | `OS_SECURITY_KEY` | bearer key, as AgentOS | open |
+| `AGNO_CORS_ORIGINS`, `CORS_ORIGIN_LIST`, `AGNO_CORS_ORIGIN_REGEX` | browser origins allowed by CORS, as AgentOS | agno's domains |
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional
+
+from .cors import CorsPolicy, policy_from_env
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -72,6 +75,7 @@ class Settings:
     trusted_proxies: tuple[IPNetwork, ...] = ()
     embedded_pg_dir: Optional[Path] = None
     embedded: bool = False
+    cors: CorsPolicy = field(default_factory=CorsPolicy)
 
     def database(self, db_id: str) -> Optional[Database]:
         for db in self.databases:
@@ -162,6 +166,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, embedded_dsn: Optiona
         max_body_bytes=_int(env, "AGNO_MAX_BODY_BYTES", 1024 * 1024),
         trusted_proxies=_trusted(env.get("AGNO_TRUSTED_PROXIES", "")),
         embedded=embedded,
+        cors=policy_from_env(env),
     )
 
 

@@ -148,7 +148,18 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         return await handler(request)
     token = bearer_token(request.headers.get("Authorization", ""))
     if not token:
-        return error_response(401, "Authorization header required")
+        return _refused(request, "Authorization header required")
     if not hmac.compare_digest(token.encode(), key.encode()):
-        return error_response(401, "Invalid authentication token")
+        return _refused(request, "Invalid authentication token")
     return await handler(request)
+
+
+def _refused(request: web.Request, detail: str) -> web.Response:
+    """agno's auth middleware writes CORS headers into its own 401 for an allowed origin,
+    wildcard methods and headers included; the CORS middleware around it adds the rest."""
+    response = error_response(401, detail)
+    origin = request.headers.get("Origin")
+    if origin and request.app[SETTINGS].cors.allows(origin):
+        response.headers["Access-Control-Allow-Methods"] = "*"
+        response.headers["Access-Control-Allow-Headers"] = "*"
+    return response

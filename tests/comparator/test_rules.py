@@ -430,8 +430,12 @@ LIST_PAGE = b'{"data":[],"meta":{"page":1,"limit":20,"total_pages":0,"total_coun
 
 
 def test_real_config_loads(real):
-    """The shipped config: strict defaults, content-type and allow compared, five known differences."""
-    assert real.defaults == RouteRules(headers=("content-type", "allow"))
+    """The shipped config: strict defaults, content-type, allow and the CORS headers compared,
+    five known differences."""
+    assert real.defaults == RouteRules(headers=(
+        "content-type", "allow", "vary", "access-control-allow-origin", "access-control-allow-credentials",
+        "access-control-expose-headers", "access-control-allow-methods", "access-control-allow-headers",
+        "access-control-max-age"))  # fmt: skip
     assert real.routes == {}
     assert [k.id for k in real.known] == [
         "list-page-zero", "list-sort-by-collection-attribute", "rename-json-null-session-data",

@@ -54,10 +54,15 @@ class FaultyLegacy:
         async with self._session.request(request.method, self.upstream + request.raw_path, headers=headers,
                                          data=await request.read()) as r:  # fmt: skip
             body = await r.read()
-            status, content_type = r.status, r.headers.get("Content-Type", "application/json")
-        if self.mode == "mutate" and content_type.startswith("application/json"):
+            status = r.status
+            # Every header of the real answer, as a faithful proxy passes them on.
+            kept = {k: v for k, v in r.headers.items() if k.lower() not in _NOT_FORWARDED}
+        if self.mode == "mutate" and kept.get("Content-Type", "").startswith("application/json"):
             body = json.dumps(_mutate(json.loads(body)), separators=(",", ":")).encode()
-        return web.Response(status=status, body=body, headers={"Content-Type": content_type})
+        return web.Response(status=status, body=body, headers=kept)
+
+
+_NOT_FORWARDED = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive", "date", "server"})
 
 
 def _mutate(value: Any) -> Any:
