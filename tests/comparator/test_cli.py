@@ -573,3 +573,14 @@ def test_learn_noise_needs_exactly_one_source(write, apps):
         with pytest.raises(SystemExit) as exc:
             main(argv)
         assert exc.value.code == 2
+
+
+def test_learn_noise_on_the_real_agentos_finds_no_noise_in_its_reads(legacy_url, tmp_path):
+    """Calibration on real parts: agno's session reads are deterministic, so nothing is proposed."""
+    requests = tmp_path / "requests.txt"
+    requests.write_text("GET /sessions\nGET /sessions/s-agent-1\nGET /sessions/s-team-2/runs\n# a comment\n"
+                        "GET /sessions?page=0\n")  # fmt: skip
+    run = cli("learn-noise", "--base", legacy_url, "--requests", requests, "--repeat", "5", "--min-samples", "5")
+    assert run.code == 0, run.err
+    assert "routes: {}" in run.out
+    assert "GET /sessions: 10" in run.err  # /sessions and page=0: two requests, five pairs each

@@ -436,3 +436,25 @@ async def test_a_write_between_the_two_answers_is_not_a_mismatch(make_gateway: G
     assert metric(client, "shadow_rechecks_total", route=route, outcome="cleared") == 1
     assert metric(client, "shadow_comparisons_total", route=route, result="match") == 1
     assert metric(client, "shadow_comparisons_total", route=route, result="mismatch") == 0
+
+
+async def test_a_noise_model_sets_known_noise_aside(make_gateway: GatewayFactory, legacy_url: str, tmp_path: Any) -> None:
+    """A path the noise model saw differ between two answers of the same side in every pair is
+    not a regression when it differs in the real pairs at the same rate."""
+    from comparator import Comparison, Difference
+    from comparator.noise import NoiseModel, Thresholds
+
+    model = NoiseModel(Thresholds(min_samples=5))
+    for _ in range(10):
+        model.observe_noise(Comparison("mismatch", (Difference("session_name", "value", "a", "b"),), DETAIL_ROUTE))
+    model.save(tmp_path / "noise.yaml")
+    async with FaultyLegacy(legacy_url) as legacy:
+        legacy.mode = "mutate"  # session_name differs on every copy
+        config = gateway_config(legacy.url, noise_model=str(tmp_path / "noise.yaml"))
+        client = await make_gateway(at_stage(config, "primary"))
+        for _ in range(3):
+            assert (await client.get(DETAIL)).status == 200
+        await settled(client)
+    assert metric(client, "shadow_comparisons_total", route=DETAIL_ROUTE, result="match") == 3
+    assert metric(client, "shadow_comparisons_total", route=DETAIL_ROUTE, result="mismatch") == 0
+    assert await gw(client).store.mismatches() == []  # type: ignore[union-attr]
