@@ -13,6 +13,7 @@ import uuid
 from typing import Any, Optional
 
 import aiohttp
+import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -458,3 +459,25 @@ async def test_a_noise_model_sets_known_noise_aside(make_gateway: GatewayFactory
     assert metric(client, "shadow_comparisons_total", route=DETAIL_ROUTE, result="match") == 3
     assert metric(client, "shadow_comparisons_total", route=DETAIL_ROUTE, result="mismatch") == 0
     assert await gw(client).store.mismatches() == []  # type: ignore[union-attr]
+
+
+async def test_mirror_writes_for_a_shadow_with_its_own_database(
+    make_gateway: GatewayFactory, legacy_url: str, second_pg_dsn: str, seeded_second: None
+) -> None:
+    """`mirror_writes: true`: the write itself is mirrored (no read-back) and applied on the
+    shadow's own database."""
+    config = at_stage(gateway_config(legacy_url, shadow=Shadow(mirror_writes=True)), "shadow")
+    client = await make_gateway(config, native_dsn=second_pg_dsn)
+    session_id = f"gw-mirrored-{uuid.uuid4().hex[:8]}"
+    assert (await client.post("/sessions", json={"session_id": session_id, "session_name": "both"})).status == 201
+    await settled(client)
+    results = {r: metric(client, "shadow_comparisons_total", route="POST /sessions", result=r) for r in ("match", "mismatch")}
+    assert sum(results.values()) == 1  # one comparison: the two 201 answers
+    if results["mismatch"]:  # only the write clock may differ (the two writes may straddle a second)
+        [stored] = await gw(client).store.mismatches(route="POST /sessions")  # type: ignore[union-attr]
+        assert {d["template"] for d in stored["comparison"]["differences"]} <= {"created_at", "updated_at"}
+    conn = await asyncpg.connect(second_pg_dsn)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM ai.agno_sessions WHERE session_id = $1", session_id) == 1
+    finally:
+        await conn.close()
