@@ -15,6 +15,8 @@ bounded queue (`put_nowait`), and a fixed set of workers send, compare and store
 never applied twice when both sides share one database: a write goes to the primary only and,
 once it succeeded, the workers read the affected session back from both sides and compare
 (`shadow.mirror_writes: true` mirrors writes instead, for a shadow with its own database).
+A mismatch on a read is asked of both sides once more before it counts: the first two answers
+were taken at different moments, and another client's write in between is not a parity bug.
 """
 
 from __future__ import annotations
