@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import subprocess
-import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,8 +29,8 @@ from tests.legacy.fake_openai import start_fake_openai
 from tests.legacy.fixtures import AgentOSProcess, PgServer, free_port
 from tests.legacy.seed import seed
 from tests.shadow.conftest import reset_gateway_tables
+from tests.shadow.process import start_process, stop
 
-REPO = Path(__file__).resolve().parents[1]
 PATH = "/sessions/s-agent-1"
 
 
@@ -56,23 +55,13 @@ async def load(url: str, seconds: float, concurrency: int) -> tuple[float, float
     return len(latencies) / elapsed, latencies[len(latencies) // 2] * 1e3, latencies[int(len(latencies) * 0.99)] * 1e3
 
 
-def start_gateway(dsn: str, legacy_url: str, stage: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_gateway(dsn: str, legacy_url: str, stage: str, log_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     # A stored stage wins over the configured one: start each run from no stored stage.
     asyncio.run(reset_gateway_tables(dsn))
     port = free_port()
-    env = {**os.environ, "AGNO_PG_DSN": dsn, "AGNO_DEFAULT_DB_ID": "main-db", "AGNO_LEGACY_URL": legacy_url,
+    env = {"AGNO_PG_DSN": dsn, "AGNO_DEFAULT_DB_ID": "main-db", "AGNO_LEGACY_URL": legacy_url,
            "AGNO_GATEWAY_PORT": str(port), "AGNO_GATEWAY_STAGE": stage, "AGNO_LOG_LEVEL": "WARNING"}  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-m", "agentos_session.cli", "gateway", "--config", "config/gateway.yaml"],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("gateway did not start")
+    return start_process(port, env, log_dir / f"gateway-{stage}.log"), f"http://127.0.0.1:{port}"
 
 
 def main() -> None:
@@ -82,12 +71,14 @@ def main() -> None:
     args = parser.parse_args()
     pg = PgServer()
     openai_url, stop_openai = start_fake_openai()
-    procs: list = []
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
+    services: list = []
     try:
         seed(pg.main_dsn, openai_url)
         legacy = AgentOSProcess(pg.main_dsn, openai_url, name="bench-legacy")
+        services.append(legacy)
         native = NativeProcess({"AGNO_PG_DSN": pg.main_dsn, "AGNO_DEFAULT_DB_ID": "main-db"}, "bench-native")
-        procs += [legacy, native]
+        services.append(native)
         rows = []
 
         def measure(name: str, url: str) -> tuple[float, float, float]:
@@ -95,23 +86,22 @@ def main() -> None:
             rows.append((name, *result))
             return result
 
+        def through_gateway(stage: str, name: str) -> str:
+            proc, url = start_gateway(pg.main_dsn, legacy.url, stage, log_dir)
+            try:
+                measure(name, url)
+                return httpx.get(url + "/metrics").text
+            finally:
+                stop(proc)
+
         legacy_direct = measure("legacy direct", legacy.url)
-        for stage in ("legacy", "shadow"):
-            proc, url = start_gateway(pg.main_dsn, legacy.url, stage)
-            procs.append(proc)
-            measure(f"gateway, stage {stage}" + (" (100% mirrored to native, compared)" if stage == "shadow" else ""), url)
-            mirrored = httpx.get(url + "/metrics").text
-            proc.terminate()
-            proc.wait()
+        through_gateway("legacy", "gateway, stage legacy")
+        mirrored = through_gateway("shadow", "gateway, stage shadow (100% mirrored to native, compared)")
         native_direct = measure("native direct", native.url)
-        proc, url = start_gateway(pg.main_dsn, legacy.url, "native")
-        procs.append(proc)
-        measure("gateway, stage native (in-process)", url)
-        proc.terminate()
-        proc.wait()
+        through_gateway("native", "gateway, stage native (in-process)")
     finally:
-        for p in procs:
-            (p.stop if hasattr(p, "stop") else p.terminate)()
+        for service in services:
+            service.stop()
         stop_openai()
         pg.stop()
     print(f"GET {PATH}, {args.concurrency} workers, {args.seconds:.0f} s each\n")

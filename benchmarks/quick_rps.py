@@ -53,7 +53,7 @@ def main() -> None:
         seed(pg.main_dsn, openai_url)
         legacy = AgentOSProcess(pg.main_dsn, openai_url, name="bench-legacy")
         native = NativeProcess({"AGNO_PG_DSN": pg.main_dsn, "AGNO_DEFAULT_DB_ID": "main-db"}, "bench-native")
-        print(f"| route | legacy req/s | native req/s | native / legacy |\n|---|---|---|---|")
+        print("| route | legacy req/s | native req/s | native / legacy |\n|---|---|---|---|")
         for route in ROUTES:
             legacy_rps = asyncio.run(load(legacy.url + route, args.seconds, args.concurrency))
             native_rps = asyncio.run(load(native.url + route, args.seconds, args.concurrency))

@@ -32,6 +32,16 @@ def _headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     return out
 
 
+def without_silent_retry(session: aiohttp.ClientSession) -> aiohttp.ClientSession:
+    """aiohttp silently resends GET/HEAD/OPTIONS/TRACE/PUT/DELETE once when a kept-alive
+    connection drops; a resent DELETE that had run answers 404, a false mismatch. Whether a
+    request is sent again is the caller's decision. (aiohttp's own TestClient turns it off the
+    same way: there is no public switch.)"""
+    if hasattr(session, "_retry_connection"):
+        session._retry_connection = False
+    return session
+
+
 def exact_url(text: str) -> URL:
     """Send the target as written (`%2F`, `//` and all) when it is already a valid URL, so both
     sides see the same bytes; quote it only when it is not (spaces, non-ASCII)."""
@@ -51,12 +61,7 @@ class UrlTarget:
 
     async def send(self, request: Request) -> Response:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout, auto_decompress=True)
-            # aiohttp silently resends GET/HEAD/OPTIONS/TRACE/PUT/DELETE once when a kept-alive
-            # connection drops; a resent DELETE that had run answers 404, a false mismatch. Its
-            # own TestClient turns that off the same way; the retry below is the only one.
-            if hasattr(self._session, "_retry_connection"):
-                self._session._retry_connection = False
+            self._session = without_silent_retry(aiohttp.ClientSession(timeout=self._timeout, auto_decompress=True))
         url = exact_url(self.base + request.target)
         for attempt in (1, 2):
             try:

@@ -26,26 +26,18 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.legacy.fake_openai import start_fake_openai  # noqa: E402
-from tests.legacy.fixtures import AgentOSProcess, PgServer, free_port  # noqa: E402
+from tests.legacy.fixtures import AgentOSProcess, PgServer  # noqa: E402
 from tests.legacy.seed import SESSION_ORDER, seed  # noqa: E402
+from tests.shadow.process import start_process, stop  # noqa: E402
 
 
 def start_gateway(pg_dsn: str, legacy_url: str, port: int, log_path: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "AGNO_PG_DSN": pg_dsn, "AGNO_DEFAULT_DB_ID": "main-db", "AGNO_LEGACY_URL": legacy_url,
-           "AGNO_GATEWAY_PORT": str(port), "AGNO_GATEWAY_ADMIN_TOKEN": "demo-admin-token", "PYTHONUNBUFFERED": "1"}
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "agentos_session.cli", "gateway", "--config", str(REPO / "config" / "gateway.yaml")],
-                                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.terminate()
-    raise SystemExit(f"the gateway did not start; its log: {log_path}\n{log_path.read_text()[-3000:]}")
+    env = {"AGNO_PG_DSN": pg_dsn, "AGNO_DEFAULT_DB_ID": "main-db", "AGNO_LEGACY_URL": legacy_url,
+           "AGNO_GATEWAY_PORT": str(port), "AGNO_GATEWAY_ADMIN_TOKEN": "demo-admin-token", "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    try:
+        return start_process(port, env, log_path)
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def traffic(base: str, rounds: int) -> dict[str, int]:
@@ -111,9 +103,7 @@ Where to look:
             except KeyboardInterrupt:
                 pass
     finally:
-        if gateway is not None:
-            gateway.terminate()
-            gateway.wait(timeout=15)
+        stop(gateway)
         if legacy is not None:
             legacy.stop()
         stop_openai()

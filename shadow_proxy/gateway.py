@@ -43,9 +43,9 @@ from session_service.routes import match as match_route
 from .config import GatewayConfig, Group, Stage
 from .gate import GroupWindows, Window, decide
 from .metrics import GatewayMetrics, code_class
-from .model import Decision, Origin as SampleOrigin, Sample
+from .model import Decision, Origin, Sample
 from .store import GatewayStore
-from .upstream import Answer, HttpSide, InProcessNative, Origin
+from .upstream import Answer, HttpSide, InProcessNative, Inbound
 
 log = logging.getLogger("shadow_proxy")
 
@@ -75,7 +75,7 @@ PLAN: dict[Stage, tuple[str, Optional[str]]] = {
 class Job:
     """A mirrored copy to send, or a write to verify, with what the hot path already knows."""
 
-    kind: SampleOrigin
+    kind: Origin
     request_id: str
     at: float
     route: str
@@ -84,7 +84,7 @@ class Job:
     request: Request
     primary: Answer
     shadow_side: str
-    origin: Optional[Origin]
+    inbound: Optional[Inbound]
 
 
 def forward_headers(request: web.Request, request_id: str) -> dict[str, str]:
@@ -200,10 +200,10 @@ class Gateway:
         route = matched.label(request.method)
         group = self.config.group_of(route)
         stage = self.stage_of(group)
-        origin = Origin(request.message, request.protocol, request.writer, request.task)
+        inbound = Inbound(request.message, request.protocol, request.writer, request.task)
         primary_side, shadow_side = PLAN[stage]
 
-        answer = await self._call(primary_side, exchange, route, stage, origin, self._timeout(primary_side))
+        answer = await self._call(primary_side, exchange, route, stage, inbound, self._timeout(primary_side))
         served_by = primary_side
         if primary_side == "native" and group is not None:
             self.windows[group.name].observe_native(answer.failed)
@@ -211,7 +211,7 @@ class Gateway:
             reason = "timeout" if answer.timed_out else ("connection_error" if answer.response.error else "5xx")
             if request.method in IDEMPOTENT or not answer.reached:
                 self.metrics.fallbacks.labels(route, reason).inc()
-                answer = await self._call("legacy", exchange, route, stage, origin, self.config.legacy.timeout_s)
+                answer = await self._call("legacy", exchange, route, stage, inbound, self.config.legacy.timeout_s)
                 served_by = "legacy"
             else:
                 log.warning("native failed a %s (%s) that may have reached it; not retried on legacy", route, reason,
@@ -223,15 +223,15 @@ class Gateway:
                 self.metrics.mirror_skipped.labels(route, "primary_error").inc()
             else:
                 self._after(Job("mirror", request_id, time.time(), route, group, stage, exchange, answer, shadow_side,
-                                origin), matched.params)  # fmt: skip
+                                inbound), matched.params)  # fmt: skip
         return self._respond(answer, served_by, request_id)
 
     def _timeout(self, side: str) -> float:
         return self.config.legacy.timeout_s if side == "legacy" else self.config.native.timeout_s
 
-    async def _call(self, side: str, request: Request, route: str, stage: Stage, origin: Optional[Origin],
+    async def _call(self, side: str, request: Request, route: str, stage: Stage, inbound: Optional[Inbound],
                     timeout_s: float) -> Answer:  # fmt: skip
-        answer = await self.side(side).send(request, timeout_s, origin)
+        answer = await self.side(side).send(request, timeout_s, inbound)
         self.metrics.requests.labels(route, stage, side, code_class(answer.response.status)).inc()
         self.metrics.upstream_duration.labels(route, side).observe(answer.elapsed_s)
         return answer
@@ -294,7 +294,7 @@ class Gateway:
 
     async def _mirror(self, job: Job) -> None:
         copy = replace(job.request, headers={**job.request.headers, "X-Shadow-Request": "1"})
-        answer = await self._call(job.shadow_side, copy, job.route, job.stage, job.origin, self.config.shadow.timeout_s)
+        answer = await self._call(job.shadow_side, copy, job.route, job.stage, job.inbound, self.config.shadow.timeout_s)
         if job.shadow_side == "native":
             self.windows[job.group.name].observe_native(answer.failed)
         if self.recorder is not None:
@@ -316,8 +316,8 @@ class Gateway:
             return primary, shadow, comparison
         primary_side = PLAN[job.stage][0]
         timeout_s = self.config.shadow.timeout_s
-        again = await asyncio.gather(self._call(primary_side, request, job.route, job.stage, job.origin, timeout_s),
-                                     self._call(job.shadow_side, request, job.route, job.stage, job.origin, timeout_s))
+        again = await asyncio.gather(self._call(primary_side, request, job.route, job.stage, job.inbound, timeout_s),
+                                     self._call(job.shadow_side, request, job.route, job.stage, job.inbound, timeout_s))
         if again[0].response.error is None and again[1].response.error is None:
             second = await self._compare(again[0].response, again[1].response, request)
             if second.ok:
@@ -380,10 +380,10 @@ class Gateway:
         primary_side = PLAN[job.stage][0]
         for session_id in self._written_sessions(job):
             for path in ([""] if deleted else ["", "/runs"]):
-                read = Request("GET", f"/sessions/{_quote(session_id)}{path}{suffix}", headers, b"")
+                read = Request("GET", f"/sessions/{quote(session_id, safe='')}{path}{suffix}", headers, b"")
                 first, second = await asyncio.gather(
-                    self._call(primary_side, read, job.route, job.stage, job.origin, self.config.shadow.timeout_s),
-                    self._call(job.shadow_side, read, job.route, job.stage, job.origin, self.config.shadow.timeout_s),
+                    self._call(primary_side, read, job.route, job.stage, job.inbound, self.config.shadow.timeout_s),
+                    self._call(job.shadow_side, read, job.route, job.stage, job.inbound, self.config.shadow.timeout_s),
                 )
                 if first.response.error or second.response.error:
                     failed = second if second.response.error else first
@@ -473,10 +473,6 @@ class Gateway:
             routes[route] = {r: counts.get(r, 0) for r in ("match", "expected", "mismatch", "error")} | {"parity": parity}
         return {"generated_at": time.time(), "groups": groups, "routes": routes,
                 "mirror": {"queue": self.queue.qsize(), "inflight": self.inflight}}  # fmt: skip
-
-
-def _quote(session_id: str) -> str:
-    return quote(session_id, safe="")
 
 
 def _json_error(status: int, detail: str, request_id: str) -> web.Response:

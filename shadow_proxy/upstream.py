@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any, Optional, Protocol
+from typing import Any, Optional
 
 import aiohttp
 from aiohttp import web
@@ -17,7 +17,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from comparator import Request, Response, Side
-from comparator.fetch import exact_url
+from comparator.fetch import exact_url, without_silent_retry
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Answer:
 
 
 @dataclass(frozen=True)
-class Origin:
+class Inbound:
     """What the in-process native side needs of the client's request to build its own: the
     parsed request line and the connection it came on (for the peer address)."""
 
@@ -42,12 +42,6 @@ class Origin:
     protocol: Any
     writer: Any
     task: Any
-
-
-class Side_(Protocol):
-    side: Side
-
-    async def send(self, request: Request, timeout_s: float, origin: Optional[Origin] = None) -> Answer: ...
 
 
 class HttpSide:
@@ -72,7 +66,7 @@ class HttpSide:
             if session is not None:
                 await session.close()
 
-    async def send(self, request: Request, timeout_s: float, origin: Optional[Origin] = None) -> Answer:
+    async def send(self, request: Request, timeout_s: float, inbound: Optional[Inbound] = None) -> Answer:
         read = request.method in ("GET", "HEAD", "OPTIONS")
         session = self._pooled if read else self._fresh
         assert session is not None, "start() first"
@@ -100,12 +94,7 @@ class HttpSide:
 
 
 def _session(connector: aiohttp.TCPConnector) -> aiohttp.ClientSession:
-    session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
-    # Never resend silently (aiohttp does for PUT/DELETE on a dropped connection): whether a
-    # request is sent again, and where, is the gateway's decision.
-    if hasattr(session, "_retry_connection"):
-        session._retry_connection = False
-    return session
+    return without_silent_retry(aiohttp.ClientSession(connector=connector, auto_decompress=False))
 
 
 class InProcessNative:
@@ -127,27 +116,27 @@ class InProcessNative:
     async def close(self) -> None:
         await self.app.cleanup()
 
-    def _build(self, request: Request, origin: Origin) -> web.Request:
+    def _build(self, request: Request, inbound: Inbound) -> web.Request:
         loop = asyncio.get_running_loop()
         headers = CIMultiDictProxy(CIMultiDict(request.headers))
         raw_headers = tuple((k.encode(), v.encode()) for k, v in headers.items())
-        message = origin.message._replace(method=request.method, path=request.target, url=URL(request.target, encoded=True),
+        message = inbound.message._replace(method=request.method, path=request.target, url=URL(request.target, encoded=True),
                                           headers=headers, raw_headers=raw_headers)  # fmt: skip
         # The body is already read; a stream of just that body, large enough never to ask the
         # client's connection for flow control.
-        payload = StreamReader(origin.protocol, max(len(request.body) + 1, 2**16), loop=loop)
+        payload = StreamReader(inbound.protocol, max(len(request.body) + 1, 2**16), loop=loop)
         if request.body:
             payload.feed_data(request.body)
         payload.feed_eof()
-        return web.Request(message, payload, origin.protocol, origin.writer, origin.task, loop,
+        return web.Request(message, payload, inbound.protocol, inbound.writer, inbound.task, loop,
                            client_max_size=max(len(request.body) + 1, 1024**2))  # fmt: skip
 
-    async def send(self, request: Request, timeout_s: float, origin: Optional[Origin] = None) -> Answer:
-        assert origin is not None, "the in-process side needs the client's request"
+    async def send(self, request: Request, timeout_s: float, inbound: Optional[Inbound] = None) -> Answer:
+        assert inbound is not None, "the in-process side needs the client's request"
         started = time.perf_counter()
         try:
             async with asyncio.timeout(timeout_s):
-                response = await self.app._handle(self._build(request, origin))
+                response = await self.app._handle(self._build(request, inbound))
         except web.HTTPException as exc:
             response = exc
         except TimeoutError as exc:

@@ -9,7 +9,6 @@ subprocess.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import io
@@ -27,46 +26,18 @@ import pytest
 import yaml
 from aiohttp import web
 
-import agentos_session.cli
 from agentos_session.cli import main
 from comparator import Request, Response
 from comparator.noise import NoiseModel
+from tests.commands import Run, run_command
 
 REPO = Path(__file__).resolve().parents[2]
 ANSI = "\x1b["
 
 
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-class _Stream(io.StringIO):
-    """A text stream that says whether it is a terminal."""
-
-    def __init__(self, tty: bool = False) -> None:
-        super().__init__()
-        self._tty = tty
-
-    def isatty(self) -> bool:
-        return self._tty
-
-
 def cli(*argv: str, tty: bool = False) -> Run:
     """Run one `agentos-session` command in process, with the program's own argument parser."""
-    parser = argparse.ArgumentParser(prog="agentos-session")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for part in agentos_session.cli.PARTS:
-        part.add_commands(sub)
-    args = parser.parse_args([str(a) for a in argv])
-    out, err = _Stream(tty), _Stream()
-    code = args.run(args, stdout=out, stderr=err)
-    return Run(code, out.getvalue(), err.getvalue())
+    return run_command(*argv, tty_out=tty)
 
 
 def free_port() -> int:

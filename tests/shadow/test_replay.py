@@ -9,9 +9,7 @@ streams (`run_replay` calls `asyncio.run`, so servers the test starts run in the
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import io
 import json
 import threading
 import time
@@ -24,9 +22,9 @@ from aiohttp import web
 
 from comparator import Request, Response, Rules, compare
 from comparator.fetch import UrlTarget
-from shadow_proxy import replay
 from shadow_proxy.model import Sample
 from shadow_proxy.recorder import Recorder
+from tests.commands import Run, run_command
 from tests.legacy.fixtures import SECURITY_KEY, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,32 +41,9 @@ READS = [
 ]  # fmt: skip
 
 
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-class _Stream(io.StringIO):
-    """A text stream that says whether it is a terminal."""
-
-    def __init__(self, tty: bool = False) -> None:
-        super().__init__()
-        self._tty = tty
-
-    def isatty(self) -> bool:
-        return self._tty
-
-
 def cli(*argv: Any, tty: bool = False) -> Run:
-    """`agentos-session replay ...` in process, with the command's own parser."""
-    parser = argparse.ArgumentParser(prog="agentos-session")
-    replay.add_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["replay", *map(str, argv)])
-    out, err = _Stream(), _Stream(tty)
-    code = args.run(args, stdout=out, stderr=err)
-    return Run(code, out.getvalue(), err.getvalue())
+    """`agentos-session replay ...` in process, with the program's own parser."""
+    return run_command("replay", *argv, tty_err=tty)
 
 
 def record(path: Path, requests: list[Request]) -> Path:

@@ -4,42 +4,31 @@ so does the native service under `python -m aiohttp.web`."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.legacy.fixtures import free_port
-
-REPO = Path(__file__).resolve().parents[2]
-
+from tests.shadow.process import GATEWAY_COMMAND, start_process, stop
 
 def start(args: list[str], env: dict[str, str], port: int, tmp_path: Path) -> subprocess.Popen[bytes]:
-    log = open(tmp_path / "gateway.log", "wb")
-    proc = subprocess.Popen(args, cwd=REPO, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.terminate()
-    pytest.fail(f"the gateway did not start:\n{(tmp_path / 'gateway.log').read_text()[-3000:]}")
+    try:
+        return start_process(port, env, tmp_path / "gateway.log", args)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.mark.parametrize("how", ["cli", "aiohttp.web"])
 def test_the_gateway_runs_as_documented(how: str, legacy_url: str, pg_dsn: str, tmp_path: Path) -> None:
     port = free_port()
     env = {"AGNO_PG_DSN": pg_dsn, "AGNO_DEFAULT_DB_ID": "main-db", "AGNO_LEGACY_URL": legacy_url,
-           "AGNO_GATEWAY_CONFIG": str(REPO / "config" / "gateway.yaml"), "AGNO_GATEWAY_PORT": str(port),
+           "AGNO_GATEWAY_CONFIG": GATEWAY_COMMAND[-1], "AGNO_GATEWAY_PORT": str(port),
            "AGNO_GATEWAY_STAGE": "primary"}  # fmt: skip
     if how == "cli":
-        args = [sys.executable, "-m", "agentos_session.cli", "gateway", "--config", "config/gateway.yaml"]
+        args = list(GATEWAY_COMMAND)
     else:
         args = [sys.executable, "-m", "aiohttp.web", "-H", "127.0.0.1", "-P", str(port), "shadow_proxy.app:create_app"]
     proc = start(args, env, port, tmp_path)
@@ -51,8 +40,7 @@ def test_the_gateway_runs_as_documented(how: str, legacy_url: str, pg_dsn: str, 
         assert set(health["stages"]) == {"reads", "writes"}
         assert "shadow_requests_total" in httpx.get(f"http://127.0.0.1:{port}/metrics").text
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+        stop(proc)
 
 
 def test_the_native_service_runs_under_aiohttp_web(legacy_url: str, pg_dsn: str, tmp_path: Path) -> None:
@@ -64,5 +52,4 @@ def test_the_native_service_runs_under_aiohttp_web(legacy_url: str, pg_dsn: str,
         answer = httpx.get(f"http://127.0.0.1:{port}/sessions/s-agent-1/runs")
         assert (answer.status_code, answer.content) == (expected.status_code, expected.content)
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+        stop(proc)
