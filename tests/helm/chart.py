@@ -8,7 +8,6 @@ its offline `lint`, `Chart.load(...).render(...)` and `package`, which are what 
 from __future__ import annotations
 
 import base64
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -20,9 +19,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO_ROOT / "deploy" / "helm" / "agno-session"
 RELEASE, NAMESPACE = "parity", "sessions"
 KUBE_VERSION = "1.30.0"
-# Helm logs each followed symlink at INFO on stderr; warnings and errors go to Python logging.
-helm_python.enable_logging(logging.WARNING, logging.getLogger("helm"))
-
 CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule", "AnalysisTemplate", "MetricTemplate"}
 
 # Test-only credentials: never real, never logged by the tests.
