@@ -1,4 +1,4 @@
-"""grafana/shadow-parity.json queries only metrics the gateway exports, by their real names."""
+"""grafana/dashboards/shadow-parity.json queries only metrics the gateway exports, by their real names."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from shadow_proxy.metrics import GatewayMetrics
 
-DASHBOARD = Path(__file__).resolve().parents[2] / "grafana" / "shadow-parity.json"
+DASHBOARD = Path(__file__).resolve().parents[2] / "grafana" / "dashboards" / "shadow-parity.json"
 
 
 def exported_names(registry: CollectorRegistry) -> set[str]:
