@@ -159,7 +159,9 @@ AGNO_GATEWAY_STORE_DSN: storeDsn
 {{- end }}
 
 {{/*
-The parity ratio of one route group: match / (match + mismatch) over the window. Route
+The parity ratio of one route group as the gate counts it (shadow_proxy/gate.py, and the
+ShadowParityBelowTarget alert): `expected` (a known difference) agrees, `error` is no comparison,
+so (match + expected) / (match + expected + mismatch) over the window. Route
 templates carry `{` `}`, so they are regex-quoted and passed as a PromQL raw (backtick) string.
 Args: root, routes (list), window (a PromQL duration, or a template variable such as Flagger's).
 */}}
@@ -169,5 +171,5 @@ Args: root, routes (list), window (a PromQL duration, or a template variable suc
 {{- $quoted = append $quoted (regexQuoteMeta .) }}
 {{- end }}
 {{- $sel := printf "route=~`%s`, %s" (join "|" $quoted) (include "agno-session.parityMatchers" .root) }}
-{{- printf "sum(rate(shadow_comparisons_total{result=\"match\", %s}[%s])) / sum(rate(shadow_comparisons_total{result=~\"match|mismatch\", %s}[%s]))" $sel .window $sel .window }}
+{{- printf "sum(rate(shadow_comparisons_total{result=~\"match|expected\", %s}[%s])) / sum(rate(shadow_comparisons_total{result=~\"match|expected|mismatch\", %s}[%s]))" $sel .window $sel .window }}
 {{- end }}
