@@ -143,3 +143,13 @@ def test_required_field_checks_fail_on_a_missing_field() -> None:
         del resource["spec"][field]
         with pytest.raises(AssertionError):
             CHECKS[kind](resource)
+
+
+def test_notes_say_where_to_connect_and_warn_about_demo_settings() -> None:
+    defaults = render(VALUE_SETS["defaults"]).notes
+    assert "parity-agno-session-gateway.sessions.svc:8090" in defaults
+    assert "no gateway.legacyUrl" in defaults and "embedded" in defaults
+    operator = render(VALUE_SETS["operator"]).notes
+    assert "WARNING" not in operator
+    assert "AnalysisTemplate parity-agno-session-parity" in operator and "thresholdRange.min: 0.995" in operator
+    assert "in-process" in render(VALUE_SETS["in-process"]).notes
