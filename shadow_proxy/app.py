@@ -3,8 +3,9 @@
     agentos-session gateway --config config/gateway.yaml
     python -m aiohttp.web -H 0.0.0.0 -P 8090 shadow_proxy.app:create_app   # AGNO_GATEWAY_CONFIG names the YAML
 
-Its own paths: `/healthz`, `/metrics` (the gateway's metrics, and the in-process native
-service's), `/shadow/stage` (GET the stages; POST a stage by hand, admin token),
+Its own paths: `/healthz` (liveness: no network), `/readyz` (readiness: store, native and,
+while a stage needs it, legacy; see shadow_proxy/readiness.py), `/metrics` (the gateway's
+metrics, and the in-process native service's), `/shadow/stage` (GET the stages; POST a stage by hand, admin token),
 `/shadow/mismatches` and `/shadow/report`. Every other request is proxied.
 """
 
@@ -27,13 +28,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from comparator import DEFAULT_RULES, Rules
 from comparator.noise import NoiseModel
 from session_service.appkeys import METRICS as NATIVE_METRICS
-from session_service.config import load_settings, needs_embedded_postgres
+from session_service.config import settings_from_env
 
 from .admin import add_admin_routes
 from .appkeys import CONFIG, GATEWAY
 from .config import STAGES, GatewayConfig, load_config
 from .gateway import Gateway
 from .metrics import GatewayMetrics
+from .readiness import READINESS_INTERVAL_S
+from .readiness import check as check_readiness
+from .readiness import watch as watch_readiness
 from .recorder import Recorder
 from .redact import redact_sample
 from .store import CHANNEL, GatewayStore
@@ -45,22 +49,32 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "gateway.yaml"
 
 
 NATIVE_SETTINGS = web.AppKey("native_settings", object)
+READINESS_INTERVAL = web.AppKey("readiness_interval_s", float)
 
 
-def create_app(config: Optional[GatewayConfig] | list[str] = None, *, native_settings: Any = None) -> web.Application:
+def create_app(config: Optional[GatewayConfig] | list[str] = None, *, native_settings: Any = None,
+               readiness_interval_s: float = READINESS_INTERVAL_S) -> web.Application:  # fmt: skip
     """Without `config`, read the YAML named by AGNO_GATEWAY_CONFIG (else config/gateway.yaml
     when it exists) and the environment; `python -m aiohttp.web` calls this with its extra argv
-    (a list), which means the same. `native_settings` (session_service Settings) overrides the
-    environment of the in-process native service."""
+    (a list), which means the same, and, as this is then the program's entry point, JSON logs at
+    AGNO_LOG_LEVEL. `native_settings` (session_service Settings) overrides the environment of
+    the in-process native service. `readiness_interval_s`: how often the background readiness
+    check refreshes `shadow_ready`."""
+    if isinstance(config, list):
+        from agentos_session.logs import configure_logging
+
+        configure_logging(os.environ.get("AGNO_LOG_LEVEL", "INFO"))
     if not isinstance(config, GatewayConfig):
         path = os.environ.get("AGNO_GATEWAY_CONFIG") or (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
         config = load_config(path)
     app = web.Application(client_max_size=config.listen.max_body_bytes, middlewares=[guard_admin])
     app[CONFIG] = config
+    app[READINESS_INTERVAL] = readiness_interval_s
     if native_settings is not None:
         app[NATIVE_SETTINGS] = native_settings
     app.cleanup_ctx.append(_gateway_ctx)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)
     app.router.add_get("/shadow/stage", stages_view)
     app.router.add_post("/shadow/stage", set_stage_view)
@@ -74,13 +88,9 @@ async def proxy(request: web.Request) -> web.StreamResponse:
 
 
 def _native_settings(config: GatewayConfig) -> Any:
-    """The in-process native service reads the same environment as `agentos-session serve`."""
-    embedded = None
-    if needs_embedded_postgres():
-        from session_service.embedded_pg import default_data_dir, start_embedded_postgres
-
-        embedded = start_embedded_postgres(Path(os.environ.get("AGNO_EMBEDDED_PG_DIR") or default_data_dir()))
-    return load_settings(embedded_dsn=embedded)
+    """The in-process native service reads the same environment as `agentos-session serve`
+    (the same function: the embedded Postgres in AGNO_EMBEDDED_PG_DIR when no DSN is set)."""
+    return settings_from_env()
 
 
 def _store_dsn(config: GatewayConfig, native_settings: Any) -> str:
@@ -100,7 +110,8 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         from session_service.app import create_app as create_native_app
 
         native_settings = app.get(NATIVE_SETTINGS) or _native_settings(config)
-        native = InProcessNative(create_native_app(native_settings))
+        # Its access lines at DEBUG: the gateway writes the client request's one line itself.
+        native = InProcessNative(create_native_app(native_settings, access_log_level=logging.DEBUG))
     legacy = HttpSide("legacy", config.legacy.url, config.legacy.max_connections) if config.legacy.url else None
     dsn = _store_dsn(config, native_settings)
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
@@ -126,6 +137,7 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
     listener = await _listen(dsn, gateway)
     tasks = [asyncio.create_task(gateway.worker()) for _ in range(config.shadow.max_inflight)]
     tasks.append(asyncio.create_task(_every(config.rollout.poll_s, gateway.refresh_stages, "stage poll")))
+    tasks.append(asyncio.create_task(watch_readiness(gateway, app[READINESS_INTERVAL])))
     if config.gate.enabled:
         tasks.append(asyncio.create_task(_every(config.gate.interval_s, gateway.gate_step, "parity gate")))
     log.info("gateway: legacy=%s native=%s stages=%s", config.legacy.url, config.native.url or "in-process",
@@ -180,9 +192,19 @@ async def _every(seconds: float, step: Any, name: str) -> None:
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Liveness: 200 while the process serves, with the stages and the mirror's queue. It asks
+    no dependency (that is /readyz), so a database outage never gets the gateway restarted."""
     gateway = request.app[GATEWAY]
     stages = {g: d.to_stage for g, d in gateway.stages.items()}
     return web.json_response({"status": "ok", "stages": stages, "mirror": gateway.snapshot()["mirror"]})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness (shadow_proxy/readiness.py): 200 when the store, the native side and, while
+    some group is at stage `legacy` or `shadow`, legacy answer; else 503 naming what is not
+    ready. At `primary`/`native` a legacy that is away is reported but keeps the gateway ready."""
+    result = await check_readiness(request.app[GATEWAY])
+    return web.json_response(result.body(), status=200 if result.ready else 503)
 
 
 async def metrics_view(request: web.Request) -> web.Response:

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import sys
 from typing import Optional
 
 from aiohttp import web
@@ -28,11 +29,15 @@ def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
 
 
 def run_gateway(args: argparse.Namespace) -> int:
-    from session_service.cli import configure_logging
+    from agentos_session.logs import configure_logging
 
     from .app import create_app
 
-    configure_logging(args.log_level)
+    try:
+        configure_logging(args.log_level)
+    except ValueError as exc:  # before logging exists: said plainly, as argparse says its errors
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
     try:
         config = load_config(args.config)
     except GatewayConfigError as exc:
@@ -43,7 +48,7 @@ def run_gateway(args: argparse.Namespace) -> int:
     app = create_app(config)
 
     async def announce(_: web.Application) -> None:
-        log.info("gateway listening on :%d", listen.port)
+        log.info("gateway listening on %s:%d", listen.host, listen.port)
 
     app.on_startup.append(announce)
     web.run_app(app, host=listen.host, port=listen.port, print=None, access_log=None)

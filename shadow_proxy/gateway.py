@@ -17,6 +17,11 @@ once it succeeded, the workers read the affected session back from both sides an
 (`shadow.mirror_writes: true` mirrors writes instead, for a shadow with its own database).
 A mismatch on a read is asked of both sides once more before it counts: the first two answers
 were taken at different moments, and another client's write in between is not a parity bug.
+
+Each client request writes one access line (`shadow_proxy.access`): method, route label, status,
+duration, request id, client address, `group` (`unrouted` outside every group), `stage`, the
+`side` that answered and the `fallback` reason, if any. Mirrored copies write none; header
+values and bodies are never logged.
 """
 
 from __future__ import annotations
@@ -26,7 +31,6 @@ import json
 import logging
 import random
 import time
-import uuid
 import zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +42,9 @@ from aiohttp import web
 
 from comparator import Comparison, Difference, Request, Response, Rules, compare_async
 from comparator.noise import NoiseModel
+from session_service.middleware import request_id_of
 from session_service.routes import match as match_route
+from session_service.routes import route_template
 
 from .config import GatewayConfig, Group, Stage
 from .gate import GroupWindows, Window, decide
@@ -48,6 +54,8 @@ from .store import GatewayStore
 from .upstream import Answer, HttpSide, InProcessNative, Inbound
 
 log = logging.getLogger("shadow_proxy")
+access_log = logging.getLogger("shadow_proxy.access")
+UNROUTED = "unrouted"  # the access line's `group` for a request outside every group
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 # RFC 9110 §7.6.1 hop-by-hop headers, plus what the gateway sets itself.
@@ -190,11 +198,15 @@ class Gateway:
     # ---- the hot path -------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+        started = time.perf_counter()
+        # The caller's id only if it is a sane token (it is forwarded and logged), as the service does.
+        request_id = request_id_of(request.headers.get("X-Request-ID"))
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge as exc:
-            return _json_error(413, f"Request body too large (limit {exc.max_size} bytes)", request_id)
+            response = _json_error(413, f"Request body too large (limit {exc.max_size} bytes)", request_id)
+            _access(request, response.status, started, request_id, route_template(request.method, request.path))
+            return response
         exchange = Request(request.method, request.raw_path, forward_headers(request, request_id), body)
         matched = match_route(request.method, request.path)
         route = matched.label(request.method)
@@ -204,7 +216,7 @@ class Gateway:
         primary_side, shadow_side = PLAN[stage]
 
         answer = await self._call(primary_side, exchange, route, stage, inbound, self._timeout(primary_side))
-        served_by = primary_side
+        served_by, fallback = primary_side, None
         if primary_side == "native" and group is not None:
             self.windows[group.name].observe_native(answer.failed)
         if primary_side == "native" and answer.failed and self.legacy is not None:
@@ -212,7 +224,7 @@ class Gateway:
             if request.method in IDEMPOTENT or not answer.reached:
                 self.metrics.fallbacks.labels(route, reason).inc()
                 answer = await self._call("legacy", exchange, route, stage, inbound, self.config.legacy.timeout_s)
-                served_by = "legacy"
+                served_by, fallback = "legacy", reason
             else:
                 log.warning("native failed a %s (%s) that may have reached it; not retried on legacy", route, reason,
                             extra={"request_id": request_id})  # fmt: skip
@@ -224,7 +236,10 @@ class Gateway:
             else:
                 self._after(Job("mirror", request_id, time.time(), route, group, stage, exchange, answer, shadow_side,
                                 inbound), matched.params)  # fmt: skip
-        return self._respond(answer, served_by, request_id)
+        response = self._respond(answer, served_by, request_id)
+        _access(request, response.status, started, request_id, route, group.name if group else UNROUTED, stage,
+                served_by, fallback)  # fmt: skip
+        return response
 
     def _timeout(self, side: str) -> float:
         return self.config.legacy.timeout_s if side == "legacy" else self.config.native.timeout_s
@@ -473,6 +488,18 @@ class Gateway:
             routes[route] = {r: counts.get(r, 0) for r in ("match", "expected", "mismatch", "error")} | {"parity": parity}
         return {"generated_at": time.time(), "groups": groups, "routes": routes,
                 "mirror": {"queue": self.queue.qsize(), "inflight": self.inflight}}  # fmt: skip
+
+
+def _access(request: web.Request, status: int, started: float, request_id: str, route: str,
+            group: Optional[str] = None, stage: Optional[Stage] = None, side: Optional[str] = None,
+            fallback: Optional[str] = None) -> None:  # fmt: skip
+    """The client request's one access line. `side` is None when the gateway answered itself
+    (a body over its limit); `fallback` is the reason native's answer was replaced by legacy's."""
+    access_log.info("request", extra={"fields": {
+        "method": request.method, "route": route, "status": status,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 3), "request_id": request_id,
+        "client_ip": request.remote, "group": group, "stage": stage, "side": side, "fallback": fallback,
+    }})  # fmt: skip
 
 
 def _json_error(status: int, detail: str, request_id: str) -> web.Response:

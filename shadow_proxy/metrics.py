@@ -41,6 +41,8 @@ class GatewayMetrics:
         self.rechecks = Counter("shadow_rechecks", "Mismatches on reads asked again: confirmed, or cleared "
                                 "(a write in between had made the first answers differ)", ["route", "outcome"],
                                 registry=r)  # fmt: skip
+        self.ready = Gauge("shadow_ready", "1 when the dependency (store, native, legacy) answered at the last "
+                           "readiness check, else 0", ["dependency"], registry=r)  # fmt: skip
 
     def set_stage(self, routes: tuple[str, ...], stage: str) -> None:
         for route in routes:

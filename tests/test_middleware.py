@@ -20,6 +20,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from agentos_session.logs import JsonLogFormatter
 from session_service import views
 from session_service.app import create_app
 from session_service.appkeys import DATABASES
@@ -59,7 +60,9 @@ async def client(make_client: MakeClient) -> TestClient:
 
 
 def access_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
-    return [json.loads(r.getMessage()) for r in caplog.records if r.name == "session_service.access"]
+    """The access lines as the service writes them (agentos_session.logs' JSON formatter)."""
+    formatter = JsonLogFormatter()
+    return [json.loads(formatter.format(r)) for r in caplog.records if r.name == "session_service.access"]
 
 
 def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
@@ -131,16 +134,18 @@ async def test_access_log_line(client: TestClient, caplog: pytest.LogCaptureFixt
     lines = [line for line in access_lines(caplog) if line["request_id"] == "log-line-1"]
     assert len(lines) == 1
     line = lines[0]
-    assert set(line) == {"msg", "method", "route", "status", "duration_ms", "request_id", "client_ip"}
-    assert line["msg"] == "request"
+    assert set(line) == {"ts", "level", "logger", "msg", "method", "route", "status", "duration_ms", "request_id",
+                         "client_ip"}
+    assert (line["msg"], line["level"], line["logger"]) == ("request", "info", "session_service.access")
     assert line["method"] == "GET"
     assert line["route"] == "/sessions/{session_id}"  # the template, not the concrete path
     assert line["status"] == 200
     assert isinstance(line["duration_ms"], float) and 0 < line["duration_ms"] < 10_000
     assert line["client_ip"] == "127.0.0.1"
     # One JSON object per line, no concrete id anywhere.
-    record = next(r for r in caplog.records if r.name == "session_service.access" and "log-line-1" in r.getMessage())
-    assert "\n" not in record.getMessage() and SEEDED_SESSION not in record.getMessage()
+    record = next(r for r in caplog.records if r.name == "session_service.access" and r.fields["request_id"] == "log-line-1")
+    text = JsonLogFormatter().format(record)
+    assert "\n" not in text and SEEDED_SESSION not in text
 
 
 async def test_access_log_for_unmatched_and_rejected(make_client: MakeClient, caplog: pytest.LogCaptureFixture) -> None:
