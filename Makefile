@@ -29,11 +29,12 @@ serve: install
 demo: install
 	$(BIN)/python scripts/demo.py
 
-# Tests drive curl and jq (smoke script) and headless Chromium (the report page); install them
-# from Debian's packages where missing.
+# Tests drive curl and jq (smoke script), headless Chromium (the report page) and docker-compose
+# (`config` of docker-compose.session.yml, no daemon needed); install them from Debian's packages
+# where missing.
 tools:
-	@command -v curl >/dev/null && command -v jq >/dev/null && command -v chromium >/dev/null || \
-		(apt-get update -qq && apt-get install -y -qq curl jq chromium >/dev/null)
+	@command -v curl >/dev/null && command -v jq >/dev/null && command -v chromium >/dev/null && command -v docker-compose >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq curl jq chromium docker-compose >/dev/null)
 
 test: install tools
 	$(BIN)/pytest -q
