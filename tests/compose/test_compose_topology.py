@@ -8,11 +8,14 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import yaml
 
 from tests.legacy.fixtures import create_database, drop_database
 
@@ -75,3 +78,56 @@ def test_smoke_script_passes_through_the_gateway(topology: Topology) -> None:
     assert sum(v for _, v in samples(native, "agno_session_requests_total")) > 0
     legacy = httpx.get(topology.url("legacy") + "/health", timeout=10)
     assert legacy.status_code == 200
+
+
+PROMETHEUS_CONFIG = REPO / "config" / "prometheus" / "prometheus.yml"
+
+
+def _remapped_prometheus_dir(topology: Topology, target_dir: Path) -> Path:
+    """The mounted config/prometheus, with its scrape targets (`gateway:8090`, ...) pointed at the
+    processes standing for those services."""
+    shutil.copytree(PROMETHEUS_CONFIG.parent, target_dir)
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    for job in config.get("scrape_configs", []):
+        for static in job.get("static_configs", []):
+            static["targets"] = [topology.rewrite(f"http://{t}").removeprefix("http://") for t in static["targets"]]
+    (target_dir / "prometheus.yml").write_text(yaml.safe_dump(config))
+    return target_dir
+
+
+@pytest.mark.skipif(shutil.which("prometheus") is None, reason="Debian's prometheus is not installed (`make tools`)")
+def test_prometheus_from_the_compose_file_scrapes_gateway_and_native(topology: Topology, tmp_path: Path) -> None:
+    if not PROMETHEUS_CONFIG.exists():
+        pytest.skip("config/prometheus/prometheus.yml is not on this branch yet (written by the monitoring work)")
+    service = topology.compose.services["prometheus"]
+    config_dir = _remapped_prometheus_dir(topology, tmp_path / "etc-prometheus")
+    (target,) = service.ports
+    mounts = {"/etc/prometheus": str(config_dir), "/prometheus": str(tmp_path / "data")}
+    argv = [shutil.which("prometheus") or "prometheus"]
+    for arg in service.command():  # the compose command, its container paths and address mapped
+        flag, _, value = arg.partition("=")
+        for container_path, local in mounts.items():
+            if value == container_path or value.startswith(container_path + "/"):
+                value = local + value[len(container_path):]
+        if flag == "--web.listen-address":
+            value = f"127.0.0.1:{topology.port('prometheus', target)}"
+        argv.append(f"{flag}={value}" if value else flag)
+    log = tmp_path / "prometheus.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(argv, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    topology.procs["prometheus"], topology.logs["prometheus"] = proc, log
+    topology.wait_healthy("prometheus")  # its compose healthcheck: wget .../-/ready
+    base = topology.url("prometheus")
+    deadline = time.monotonic() + 90
+    while True:
+        active = httpx.get(base + "/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
+        health = {t["scrapeUrl"]: t["health"] for t in active}
+        if health and all(h == "up" for h in health.values()):
+            break
+        assert time.monotonic() < deadline, f"targets not all up: {health}\n{log.read_text()[-2000:]}"
+        time.sleep(1)
+    scraped = {urlsplit(url).port for url in health}
+    assert scraped >= {topology.port("gateway", 8090), topology.port("native", 8080)}
+    if yaml.safe_load(PROMETHEUS_CONFIG.read_text()).get("rule_files"):
+        groups = httpx.get(base + "/api/v1/rules", timeout=10).json()["data"]["groups"]
+        assert groups and all(rule["health"] != "err" for g in groups for rule in g["rules"]), groups
