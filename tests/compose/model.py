@@ -32,16 +32,17 @@ def docker_compose() -> str:
     return path
 
 
-def compose_run(*args: str) -> subprocess.CompletedProcess[str]:
+def compose_run(*args: str, variables: Optional[dict[str, str]] = None) -> subprocess.CompletedProcess[str]:
     """`docker-compose -f docker-compose.session.yml ARGS` with none of the shell's variables, so
-    every `${VAR:-default}` resolves to the file's own default."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
+    every `${VAR:-default}` resolves to the file's own default (or to `variables`, as an
+    operator's shell or .env file would set them)."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp"), **(variables or {})}
     return subprocess.run([docker_compose(), "-f", str(COMPOSE_FILE), *args], capture_output=True, text=True,
                           env=env, cwd=REPO, timeout=120)  # fmt: skip
 
 
-def resolved() -> dict[str, Any]:
-    result = compose_run("config")
+def resolved(variables: Optional[dict[str, str]] = None) -> dict[str, Any]:
+    result = compose_run("config", variables=variables)
     if result.returncode != 0:
         raise RuntimeError(f"docker-compose config failed:\n{result.stderr}")
     data = yaml.safe_load(result.stdout)

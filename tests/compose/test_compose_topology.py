@@ -20,7 +20,7 @@ import yaml
 from tests.legacy.fixtures import create_database, drop_database
 
 from .metrics import samples, wait_mirrors_done
-from .model import OURS, Compose
+from .model import OURS, Compose, resolved
 from .topology import Topology
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,11 +40,9 @@ def compose_db(pg_dsn: str) -> Iterator[str]:
         drop_database(pg_dsn, name)
 
 
-@pytest.fixture(scope="module")
-def topology(compose_db: str) -> Iterator[Topology]:
-    compose = Compose()
+def run_topology(compose: Compose, dsn: str) -> Iterator[Topology]:
     workdir = Path(tempfile.mkdtemp(prefix="compose-run-"))
-    top = Topology(compose, compose_db, workdir)
+    top = Topology(compose, dsn, workdir)
     try:
         for name in compose.start_order():
             if name in OURS:  # postgres is the test's; prometheus and grafana are not ours
@@ -56,6 +54,16 @@ def topology(compose_db: str) -> Iterator[Topology]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def topology(compose_db: str) -> Iterator[Topology]:
+    yield from run_topology(Compose(), compose_db)
+
+
+def smoke(url: str, **variables: str) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/bin:/bin", "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1", **variables}
+    return subprocess.run(["bash", str(SMOKE), url], capture_output=True, text=True, env=env, timeout=120)
+
+
 def test_started_in_dependency_order(topology: Topology) -> None:
     assert list(topology.procs) == ["legacy", "native", "gateway"]
     assert all(proc.poll() is None for proc in topology.procs.values())
@@ -63,8 +71,7 @@ def test_started_in_dependency_order(topology: Topology) -> None:
 
 def test_smoke_script_passes_through_the_gateway(topology: Topology) -> None:
     gateway = topology.url("gateway")
-    env = {"PATH": "/usr/bin:/bin", "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
-    result = subprocess.run(["bash", str(SMOKE), gateway], capture_output=True, text=True, env=env, timeout=120)
+    result = smoke(gateway)
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}\n{topology.output('gateway')}"
     assert [line for line in result.stdout.splitlines() if line.startswith("ok ")] == [f"ok {s}" for s in STEPS]
 
@@ -78,6 +85,20 @@ def test_smoke_script_passes_through_the_gateway(topology: Topology) -> None:
     assert sum(v for _, v in samples(native, "agno_session_requests_total")) > 0
     legacy = httpx.get(topology.url("legacy") + "/health", timeout=10)
     assert legacy.status_code == 200
+
+
+def test_one_security_key_secures_both_sides_behind_the_gateway(topology: Topology, compose_db: str) -> None:
+    """OS_SECURITY_KEY set for compose (shell or .env) reaches legacy and native alike: the walk
+    passes with the key, through the gateway, and a request without it is refused by both."""
+    key = "compose-" + secrets.token_hex(8)
+    compose = Compose(resolved({"OS_SECURITY_KEY": key}))
+    for secured in run_topology(compose, compose_db):
+        gateway = secured.url("gateway")
+        result = smoke(gateway, SMOKE_AUTH=key)
+        assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+        assert key not in result.stdout + result.stderr
+        for side in ("legacy", "native", "gateway"):
+            assert httpx.get(secured.url(side) + "/sessions", timeout=10).status_code == 401, side
 
 
 PROMETHEUS_CONFIG = REPO / "config" / "prometheus" / "prometheus.yml"

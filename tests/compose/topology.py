@@ -134,7 +134,8 @@ class Topology:
 
         def probe() -> bool:
             status = _status(url)
-            if status == 404 and url.endswith("/readyz"):
+            # 404: no such route yet; 401: no route yet, so not among the paths open without a key.
+            if status in (401, 404) and url.endswith("/readyz"):
                 fallback = url[: -len("/readyz")] + "/healthz"
                 if fallback not in self.fallbacks:
                     self.fallbacks.append(fallback)
