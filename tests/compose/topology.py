@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 from tests.legacy.fixtures import free_port
@@ -123,7 +123,7 @@ class Topology:
             time.sleep(0.5)
         raise RuntimeError(f"{name} never passed its healthcheck {argv}:\n{self.output(name)}")
 
-    def _probe_fallback(self, argv: list[str]):  # type: ignore[no-untyped-def]
+    def _probe_fallback(self, argv: list[str]) -> Optional[Callable[[], bool]]:
         """`agentos-session probe` comes with the readiness work; until this branch has it, ask the
         same URL over HTTP, and /healthz where /readyz does not exist yet (said in a warning)."""
         if argv[:2] != [str(VENV_BIN / "agentos-session"), "probe"]:
