@@ -29,13 +29,14 @@ serve: install
 demo: install
 	$(BIN)/python scripts/demo.py
 
-# Tests drive curl and jq (smoke script), headless Chromium (the report page) and Prometheus
-# (promtool, and a real server for the dashboards and alerts); install them from Debian's
-# packages where missing.
+# Tests drive curl and jq (smoke script), headless Chromium (the report page), Prometheus
+# (promtool, and a real server for the dashboards and alerts) and docker-compose (`config` of
+# docker-compose.session.yml, no daemon needed); install them from Debian's packages where missing.
+TOOLS := curl jq chromium prometheus promtool docker-compose
+TOOL_PACKAGES := curl jq chromium prometheus docker-compose
 tools:
-	@command -v curl >/dev/null && command -v jq >/dev/null && command -v chromium >/dev/null && \
-		command -v prometheus >/dev/null && command -v promtool >/dev/null || \
-		(apt-get update -qq && apt-get install -y -qq curl jq chromium prometheus >/dev/null)
+	@for t in $(TOOLS); do command -v $$t >/dev/null || missing=1; done; \
+		[ -z "$$missing" ] || (apt-get update -qq && apt-get install -y -qq $(TOOL_PACKAGES) >/dev/null)
 
 test: install tools
 	$(BIN)/pytest -q

@@ -1,4 +1,6 @@
-"""scripts/test-session-api.sh: it passes against the native service and fails against a wrong one."""
+"""scripts/test-session-api.sh: it passes against the native service, through the gateway in front
+of the real AgentOS (stages shadow and primary, every copy compared and matching), and fails
+against a wrong service."""
 
 from __future__ import annotations
 
@@ -11,7 +13,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
+import psycopg
 import pytest
+
+from tests.compose.metrics import samples, wait_mirrors_done
+from tests.legacy.fixtures import free_port
+from tests.shadow.process import start_process, stop
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "test-session-api.sh"
 OK_STEPS = ["list", "create", "rename", "patch", "get", "runs", "runs-existing", "delete", "get-deleted"]
@@ -44,6 +51,42 @@ def test_walk_passes_against_native(native_url: str) -> None:
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     assert ok_lines(result) == [f"ok {step}" for step in OK_STEPS]
     assert result.stderr == ""
+
+
+def _drop_gateway_tables(dsn: str) -> None:
+    """A stored stage wins over AGNO_GATEWAY_STAGE: each gateway here starts from none."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS shadow_mismatches, shadow_rollout, shadow_rollout_events")
+
+
+@pytest.mark.parametrize("stage", ["shadow", "primary"])
+def test_walk_passes_through_the_gateway(stage: str, legacy_url: str, pg_dsn: str, tmp_path: Path) -> None:
+    """The shipped config/gateway.yaml, native in-process, the real AgentOS as legacy: at `shadow`
+    legacy answers and native gets the copies, at `primary` the other way round. Either way the
+    client sees a correct walk and the gateway compared the copies and found no difference."""
+    _drop_gateway_tables(pg_dsn)
+    port = free_port()
+    env = {"AGNO_LEGACY_URL": legacy_url, "AGNO_PG_DSN": pg_dsn, "AGNO_DEFAULT_DB_ID": "main-db",
+           "AGNO_GATEWAY_STAGE": stage, "AGNO_GATEWAY_HOST": "127.0.0.1", "AGNO_GATEWAY_PORT": str(port)}  # fmt: skip
+    proc = start_process(port, env, tmp_path / "gateway.log")
+    gateway = f"http://127.0.0.1:{port}"
+    try:
+        result = run_script(gateway, SMOKE_SESSION_WITH_RUNS="s-agent-1")
+        assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+        assert ok_lines(result) == [f"ok {step}" for step in OK_STEPS]
+        metrics = wait_mirrors_done(gateway)
+    finally:
+        stop(proc)
+    stages = {labels["stage"] for labels, value in samples(metrics, "shadow_stage") if value == 1}
+    assert stages == {stage}
+    compared: dict[str, float] = {}
+    for labels, value in samples(metrics, "shadow_comparisons_total"):
+        compared[labels["result"]] = compared.get(labels["result"], 0) + value
+    # Reads are compared as they are mirrored, writes by reading the session back from both sides.
+    assert compared.get("match", 0) >= len(OK_STEPS), (compared, (tmp_path / "gateway.log").read_text()[-3000:])
+    assert compared.get("mismatch", 0) == 0 and compared.get("error", 0) == 0, compared
+    assert sum(v for _, v in samples(metrics, "shadow_fallbacks_total")) == 0
+    assert sum(v for _, v in samples(metrics, "shadow_mirror_skipped_total")) == 0
 
 
 def test_usage_error_without_url() -> None:
