@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from agentos_session.sessions_api import route_label
 from comparator import (
     ABSENT, Request, Response, RouteRules, Rules, RulesError, Unordered, compare, load_known_differences,
 )  # fmt: skip
@@ -320,20 +321,20 @@ def test_route_headers_replace_default_headers():
 
 def test_route_templates_from_rules_keys():
     """Rules' own route keys name routes of any API, query and trailing slash aside."""
-    r = Rules.from_mapping({"routes": {"GET /things/{id}": {}, "GET /sessions/{sid}": {}}})
+    r = Rules.from_mapping({"routes": {"GET /things/{id}": {}, "GET /sessions/{sid}": {}}}, label=route_label)
     assert r.route_of(Request("GET", "/things/5?x=1")) == "GET /things/{id}"
     assert r.route_of(Request("GET", "/things/5/")) == "GET /things/{id}"
     assert r.route_of(Request("POST", "/things/5")) == "POST unmatched"
     assert r.route_of(Request("GET", "/things/5/6")) == "GET unmatched"
-    # the rules' own key wins over the sessions route table
+    # the rules' own key wins over the labeller (here the sessions route table)
     assert r.route_of(Request("GET", "/sessions/abc")) == "GET /sessions/{sid}"
     assert r.route_of(Request("GET", "/sessions/abc/runs")) == "GET /sessions/{session_id}/runs"
     assert r.route_of(None) is None
 
 
 def test_route_of_sessions_table():
-    """Without rules' routes, the sessions route table names the route."""
-    r = Rules()
+    """Without rules' routes, the labeller (here the sessions route table) names the route."""
+    r = Rules(label=route_label)
     assert r.route_of(Request("GET", "/sessions/abc/runs")) == "GET /sessions/{session_id}/runs"
     assert r.route_of(Request("GET", "/sessions?page=2")) == "GET /sessions"
     assert r.route_of(Request.parse("patch /sessions/abc")) == "PATCH /sessions/{session_id}"
