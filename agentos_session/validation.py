@@ -85,6 +85,8 @@ def _dotted(loc: Sequence[Any], keys: Optional[Mapping[str, Sequence[str]]]) -> 
         names = (keys or {}).get(str(loc[position - 1])) if position else None
         if isinstance(part, int) and names is not None and 0 <= part < len(names):
             part = str(names[part])
+        if part == "[key]":
+            continue  # pydantic's marker for "the mapping key itself": the path already ends with it
         if isinstance(part, int):
             path += f"[{part}]"
         elif _NAME.match(str(part)):
