@@ -148,7 +148,7 @@ def apply_env(obj: Any, env: Mapping[str, str], path: str = "") -> Any:
         value = getattr(obj, name)
         marker = next((m for m in info.metadata if isinstance(m, Env)), None)
         if marker is not None and env.get(marker.name):
-            adapter: TypeAdapter[Any] = TypeAdapter(Annotated[(info.annotation, *info.metadata)])  # type: ignore[misc]
+            adapter: TypeAdapter[Any] = TypeAdapter(Annotated[(info.annotation, *info.metadata)])  # type: ignore[arg-type]
             try:
                 changes[name] = adapter.validate_strings(env[marker.name], strict=True)
             except ValidationError as exc:

@@ -209,8 +209,13 @@ def load_config(path: Optional[str | Path] = None, env: Optional[Mapping[str, st
         if not isinstance(data["groups"], Mapping):
             raise GatewayConfigError(f"{path}: groups: should be a mapping of group name -> {{routes, stage, sample_rate, sticky}}")
         group_names = [str(name) for name in data["groups"]]
-        data["groups"] = [{**entry, "name": str(name)} if isinstance(entry, Mapping) else entry or {"name": str(name)}
-                          for name, entry in data["groups"].items()]  # fmt: skip
+        entries = []
+        for name, entry in data["groups"].items():
+            if isinstance(entry, Mapping) and "name" in entry:
+                raise GatewayConfigError(f"{path}: groups.{name}: unknown key(s) ['name'] (a group's name is its key)")
+            entries.append({**entry, "name": str(name)} if isinstance(entry, Mapping) else
+                           {"name": str(name)} if entry is None else entry)  # fmt: skip
+        data["groups"] = entries
     try:
         config = _FILE.validate_python(data)
     except ValidationError as exc:
