@@ -184,6 +184,13 @@ class GatewayConfig:
     def group(self, name: str) -> Optional[Group]:
         return next((g for g in self.groups if g.name == name), None)
 
+    def load_rules(self) -> Rules:
+        """The comparator rules the gateway judges with: `rules` (or the built-in defaults),
+        labelling requests with the sessions route table, the labels its groups use (so
+        comparisons, noise model and known differences agree with the gateway's routes).
+        Raises RulesError."""
+        return Rules.load(self.rules, label=route_label) if self.rules else Rules(label=route_label)
+
 
 _FILE = TypeAdapter(GatewayConfig)
 
@@ -230,9 +237,3 @@ def load_config(path: Optional[str | Path] = None, env: Optional[Mapping[str, st
 
 def _relative(value: Optional[str], base: Path) -> Optional[str]:
     return None if value is None else str(base / value)
-
-
-def load_rules(config: GatewayConfig) -> Rules:
-    """The comparator rules the gateway judges with: `config.rules` (or the built-in defaults),
-    labelling requests with the sessions route table, the labels its groups use."""
-    return Rules.load(config.rules, label=route_label) if config.rules else Rules(label=route_label)

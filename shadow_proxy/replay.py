@@ -185,7 +185,7 @@ def redacted_names(items: Iterable[Item], overrides: Mapping[str, str]) -> set[s
 
 
 def split_reads(items: Sequence[Item], reads_only: bool) -> tuple[list[Item], list[Item]]:
-    """(to send, skipped): with `reads_only`, everything but GET and HEAD is skipped."""
+    """(to send, skipped): with `reads_only`, everything but the safe methods is skipped."""
     if not reads_only:
         return list(items), []
     return [i for i in items if i.request.method in SAFE_METHODS], [i for i in items if i.request.method not in SAFE_METHODS]
