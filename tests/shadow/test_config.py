@@ -178,3 +178,19 @@ def test_ints_are_accepted_for_floats(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, "shadow: {timeout_s: 3}\ngate: {z: 2}\n"), env={})
     assert (config.shadow.timeout_s, config.gate.z) == (3.0, 2.0)
     assert isinstance(config.shadow.timeout_s, float)
+
+
+def test_the_documented_variables_are_the_declared_ones() -> None:
+    """The module's table of variables and the `Env(...)` markers on the fields agree."""
+    import typing
+
+    from agentos_session.validation import Env
+    from shadow_proxy import config as module
+
+    declared = set()
+    for section in (module.Listen, module.Legacy, module.Native, module.Shadow, module.Group, module.Store,
+                    module.Gate, module.Rollout, module.Admin):  # fmt: skip
+        for info in section.__pydantic_fields__.values():  # type: ignore[attr-defined]
+            declared |= {m.name for m in info.metadata if isinstance(m, Env)}
+    documented = set(re.findall(r"`(AGNO_[A-Z_]+)`", typing.cast(str, module.__doc__)))
+    assert declared == documented
