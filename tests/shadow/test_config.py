@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from pydantic import ValidationError
 
 from shadow_proxy.config import GatewayConfig, GatewayConfigError, load_config
