@@ -10,11 +10,14 @@
 from .engine import OFFLOAD_BYTES, compare, compare_async, diff_bodies
 from .model import ABSENT, KINDS, RESULTS, Comparison, Difference, Kind, Request, Response, Result, Side
 from .paths import format_path, format_template, parse_path, template_of
-from .rules import DEFAULT_RULES, KnownDifference, RouteRules, Rules, RulesError, Unordered, load_known_differences
+from .rules import (
+    DEFAULT_RULES, KnownDifference, RouteLabeller, RouteRules, Rules, RulesError, Unordered, import_labeller,
+    load_known_differences,
+)  # fmt: skip
 
 __all__ = [
     "ABSENT", "KINDS", "OFFLOAD_BYTES", "RESULTS", "DEFAULT_RULES", "Comparison", "Difference", "Kind",
-    "KnownDifference", "Request", "Response", "Result", "RouteRules", "Rules", "RulesError", "Side",
-    "Unordered", "compare", "compare_async", "diff_bodies", "format_path", "format_template",
+    "KnownDifference", "Request", "Response", "Result", "RouteLabeller", "RouteRules", "Rules", "RulesError", "Side",
+    "Unordered", "compare", "compare_async", "diff_bodies", "format_path", "format_template", "import_labeller",
     "load_known_differences", "parse_path", "template_of",
 ]  # fmt: skip

@@ -26,7 +26,7 @@ from .fetch import UrlTarget
 from .model import Comparison, Request, Response
 from .noise import NoiseModel, Thresholds, proposals_yaml
 from .report import render_text
-from .rules import DEFAULT_RULES, Rules, RulesError
+from .rules import SESSIONS_LABEL, Rules, RulesError, import_labeller
 
 EXIT = {"match": 0, "expected": 0, "mismatch": 1, "error": 2}
 
@@ -37,6 +37,7 @@ def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
     p.add_argument("a", help="primary: a JSON file (the body) or a URL")
     p.add_argument("b", help="shadow: a JSON file (the body) or a URL")
     p.add_argument("--rules", help="comparator rules YAML (e.g. config/comparator.yaml)")
+    _add_route_label(p)
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
     p.add_argument("-X", "--method", default="GET", help="HTTP method for URLs (default GET)")
     p.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'", help="request header, repeatable")
@@ -57,6 +58,7 @@ def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
     n.add_argument("--repeat", type=int, default=3, help="with --base: pairs per request (default 3)")
     n.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'")
     n.add_argument("--rules", help="rules YAML: paths it already ignores are not proposed again")
+    _add_route_label(n)
     n.add_argument("--model", help="write the NoiseModel here (YAML); extends it if it exists")
     n.add_argument("--out", help="write the proposed rules here instead of stdout")
     n.add_argument("--min-samples", type=int, default=Thresholds.min_samples, help="pairs a route needs before anything is proposed")
@@ -99,6 +101,18 @@ def _file_response(path: str, side: Any) -> Response:
     return Response(200, {"content-type": "application/json"}, Path(path).read_bytes(), side)
 
 
+def _add_route_label(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--route-label", default=SESSIONS_LABEL, metavar="MODULE:FUNCTION",
+                        help="names the route of a request the rules do not name, as a function of (method, path) "
+                             f"(default {SESSIONS_LABEL}; 'none': only the rules' own routes)")  # fmt: skip
+
+
+def load_rules(args: argparse.Namespace) -> Rules:
+    """`--rules` (or the built-in defaults), labelling routes with `--route-label`."""
+    label = import_labeller(getattr(args, "route_label", SESSIONS_LABEL))
+    return Rules.load(args.rules, label=label) if args.rules else Rules(label=label)
+
+
 async def _fetch_both(a: str, b: str, request_a: Request, request_b: Request, timeout: float,
                       sides: tuple[Any, Any]) -> tuple[Response, Response]:  # fmt: skip
     targets = [UrlTarget(_split_url(a)[0], timeout, sides[0]), UrlTarget(_split_url(b)[0], timeout, sides[1])]
@@ -120,7 +134,7 @@ def run_compare(args: argparse.Namespace, stdout: Optional[TextIO] = None, stder
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr  # looked up now: redirections apply
     sides = (args.primary_side, "native" if args.primary_side == "legacy" else "legacy")
     try:
-        rules = Rules.load(args.rules) if args.rules else DEFAULT_RULES
+        rules = load_rules(args)
         headers = parse_headers(args.header)
         body = _body_arg(args.data)
         if _is_url(args.a) != _is_url(args.b):
@@ -201,7 +215,7 @@ def learn(pairs: Iterable[tuple[Request, Response, Response]], rules: Rules, mod
 def run_learn_noise(args: argparse.Namespace, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None) -> int:
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     try:
-        rules = Rules.load(args.rules) if args.rules else DEFAULT_RULES
+        rules = load_rules(args)
         if args.base:
             if not args.requests:
                 raise ValueError("--base needs --requests FILE")

@@ -12,9 +12,10 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from agentos_session.routing import SAFE_METHODS
+
 from .model import Request, Response, Side
 
-IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 DEFAULT_TIMEOUT_S = 30.0
 
 
@@ -71,7 +72,7 @@ class UrlTarget:
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
                 # A server may close a kept-alive connection (uvicorn does after a 500) just as
                 # it is reused; a read that never reached the server is safe to send again.
-                if attempt == 2 or request.method not in IDEMPOTENT:
+                if attempt == 2 or request.method not in SAFE_METHODS:
                     return Response.failed(f"{type(exc).__name__}: {exc}", self.side)
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 return Response.failed(f"{type(exc).__name__}: {exc}", self.side)

@@ -9,7 +9,10 @@ the test with the readable diff unless its result is in `expect` (default: match
 
 Options: `--parity-rules FILE` (or ini `parity_rules`) loads comparator rules for every check;
 `--parity-report FILE` (or ini `parity_report`) writes every check of the session to FILE, as
-Markdown when it ends in `.md`, else JSON.
+Markdown when it ends in `.md`, else JSON. `--parity-route-label MODULE:FUNCTION` (or ini
+`parity_route_label`) names the routes of requests the rules do not name (a function of
+`(method, path)`, e.g. `agentos_session.sessions_api:route_label`); by default only the rules'
+own route templates name routes, others are `METHOD unmatched`.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from .engine import compare
 from .fetch import Target, target_for
 from .model import Comparison, Request, Response
 from .report import Check, render_text, report_json, report_markdown, summary
-from .rules import DEFAULT_RULES, Rules
+from .rules import Rules, import_labeller
 
 _RECORDER = pytest.StashKey["Recorder"]()
 RequestLike = Union[str, Request]
@@ -35,6 +38,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--parity-report", default=None, metavar="FILE", help="write every parity check to FILE (.md or .json)")
     parser.addini("parity_rules", "comparator rules YAML for the parity fixture (relative to rootdir)", default="")
     parser.addini("parity_report", "parity report file (.md or .json, relative to rootdir)", default="")
+    group.addoption("--parity-route-label", default=None, metavar="MODULE:FUNCTION",
+                    help="labels the routes the parity rules do not name: a function of (method, path)")  # fmt: skip
+    parser.addini("parity_route_label", "MODULE:FUNCTION labelling routes the parity rules do not name", default="")
 
 
 class Recorder:
@@ -57,7 +63,8 @@ class Recorder:
     def rules(self) -> Rules:
         if self._rules is None:
             path = self._path("parity_rules")
-            self._rules = Rules.load(path) if path else DEFAULT_RULES
+            label = import_labeller(self.config.getoption("parity_route_label") or self.config.getini("parity_route_label"))
+            self._rules = Rules.load(path, label=label) if path else Rules(label=label)
         return self._rules
 
     def write_report(self) -> Optional[Path]:

@@ -5,25 +5,58 @@ into frozen objects; `compare` only reads them. Per route template (`GET /sessio
 paths to ignore, arrays compared without order (optionally matched by a key field), a float
 tolerance, the response headers that are compared, and whether key order counts. The known
 differences (`config/known_differences.yaml`) turn a pair they explain into `expected`.
+
+The files are validated by pydantic models (`_RulesFile`, `_KnownFile`: unknown keys refused,
+strict scalars); a bad value is a `RulesError` naming the file, the key's path and the reason.
+
+Route labels: the comparator knows no API. A request's route is the first of the rules' own
+templates (`routes:` keys, then the known differences' `route:`) that matches it, else what the
+`label` function given to `Rules` says (`agentos_session.sessions_api.route_label` for this
+project), else `METHOD unmatched`.
 """
 
 from __future__ import annotations
 
 import json
+import pkgutil
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Annotated, Any, Callable, Mapping, Optional, Sequence, Union
 
+import pydantic
 import yaml
+from pydantic import BeforeValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationError
 
-from session_service.routes import compile_template, route_template, strip_trailing_slashes
+from agentos_session.routing import compile_template, strip_trailing_slashes
+from agentos_session.validation import Flag, NonEmptyText, NonNegativeFloat, RouteLabel, Text, format_errors
 
 from .model import Difference, Request, Response
 from .paths import glob_matches
 
 DEFAULT_HEADERS = ("content-type",)
+
+RouteLabeller = Callable[[str, str], str]
+"""`(method, path) -> "METHOD /template"`: how requests outside the rules' own routes are named."""
+
+SESSIONS_LABEL = "agentos_session.sessions_api:route_label"
+"""The labeller the command line and the pytest plugin use unless told otherwise (a name, not
+an import: the comparator itself does not depend on the sessions API)."""
+
+
+def import_labeller(spec: Optional[str]) -> Optional[RouteLabeller]:
+    """`"package.module:function"` -> that function; empty or `none` -> None (only the rules'
+    own route templates label requests). A name that does not resolve is a RulesError."""
+    if not spec or spec.strip().lower() == "none":
+        return None
+    try:
+        found = pkgutil.resolve_name(spec.strip())
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise RulesError(f"route label {spec!r}: {exc}") from exc
+    if not callable(found):
+        raise RulesError(f"route label {spec!r} is not a function of (method, path)")
+    return found  # type: ignore[no-any-return]
 
 
 class RulesError(ValueError):
@@ -114,33 +147,36 @@ def _body_has_keys(body: bytes, keys: Sequence[str]) -> bool:
 
 @dataclass(frozen=True)
 class Rules:
-    """All rules: defaults, per-route overrides, known differences and user route templates."""
+    """All rules: defaults, per-route overrides, known differences, and the labeller that names
+    the routes of requests the rules do not name themselves (`label`; not part of equality)."""
 
     defaults: RouteRules = RouteRules()
     routes: Mapping[str, RouteRules] = field(default_factory=dict)
     known: tuple[KnownDifference, ...] = ()
+    label: Optional[RouteLabeller] = field(default=None, compare=False, repr=False)
 
     def for_route(self, route: Optional[str]) -> RouteRules:
         return self.routes.get(route, self.defaults) if route else self.defaults
 
     @cached_property
     def _templates(self) -> tuple[tuple[str, re.Pattern[str], str], ...]:
+        own = dict.fromkeys([*self.routes, *(entry.route for entry in self.known)])  # in order, once
         out = []
-        for route in self.routes:
+        for route in own:
             method, _, template = route.partition(" ")
             out.append((method, compile_template(template), route))
         return tuple(out)
 
     def route_of(self, request: Optional[Request]) -> Optional[str]:
         """The request's route template: the rules' own routes first (so the comparator serves
-        any API), then the sessions route table (`session_service.routes.route_template`)."""
+        any API), then `label`, else `METHOD unmatched`."""
         if request is None:
             return None
         path = strip_trailing_slashes(request.path)
         for method, pattern, route in self._templates:
             if method == request.method and pattern.match(path):
                 return route
-        return route_template(request.method, request.path)
+        return self.label(request.method, request.path) if self.label else f"{request.method} unmatched"
 
     def explain(self, route: Optional[str], request: Optional[Request], primary: Response, shadow: Response,
                 differences: Sequence[Difference]) -> Optional[KnownDifference]:  # fmt: skip
@@ -155,126 +191,151 @@ class Rules:
     # ---- loading ---------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: str | Path) -> "Rules":
+    def load(cls, path: str | Path, label: Optional[RouteLabeller] = None) -> "Rules":
         path = Path(path)
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise RulesError(f"{path}: {exc}") from exc
-        return cls.from_mapping(data, base_dir=path.parent, source=str(path))
+        return cls.from_mapping(data, base_dir=path.parent, source=str(path), label=label)
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], base_dir: Path = Path("."), source: str = "rules") -> "Rules":
-        _only(data, {"defaults", "routes", "known_differences"}, source)
-        defaults = _route_rules(_mapping(data, "defaults", source), RouteRules(), f"{source}: defaults")
-        routes = {}
-        for route, entry in _mapping(data, "routes", source).items():
-            if not isinstance(route, str) or " " not in route:
-                raise RulesError(f"{source}: routes: {route!r} is not 'METHOD /path/{{param}}'")
-            routes[route] = _route_rules(_mapping({route: entry}, route, f"{source}: routes"), defaults,
-                                         f"{source}: routes: {route}")  # fmt: skip
+    def from_mapping(cls, data: Mapping[str, Any], base_dir: Path = Path("."), source: str = "rules",
+                     label: Optional[RouteLabeller] = None) -> "Rules":  # fmt: skip
+        parsed = _validated(_RulesFile, data, source)
+        defaults = (parsed.defaults or _RouteRulesFile()).extend(RouteRules())
+        routes = {route: (entry or _RouteRulesFile()).extend(defaults) for route, entry in (parsed.routes or {}).items()}
         known: tuple[KnownDifference, ...] = ()
-        if data.get("known_differences"):
-            known = load_known_differences(base_dir / data["known_differences"])
-        return cls(defaults, routes, known)
+        if parsed.known_differences:
+            known = load_known_differences(base_dir / parsed.known_differences)
+        return cls(defaults, routes, known, label)
 
 
-def _only(data: Any, allowed: set[str], where: str) -> None:
-    if not isinstance(data, Mapping):
-        raise RulesError(f"{where}: expected a mapping, got {type(data).__name__}")
-    unknown = set(data) - allowed
-    if unknown:
-        raise RulesError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+# ---- the files' schema ---------------------------------------------------------------------
+# What a rules file and a known-differences file may say. In a route's entry a key left out
+# keeps the defaults' value (the field's default None is that "not given": pydantic does not
+# validate defaults); a list given as null is empty; a scalar given as null is refused.
+
+_FILE_MODEL = ConfigDict(extra="forbid")
 
 
-def _mapping(data: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
-    """An optional mapping: absent or null is empty; anything else must be a mapping."""
-    value = data.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise RulesError(f"{where}: {key} must be a mapping, got {type(value).__name__}")
-    return value
+@pydantic.dataclasses.dataclass(frozen=True, config=_FILE_MODEL)
+class _UnorderedFile:
+    path: NonEmptyText
+    key: Optional[NonEmptyText] = None
 
 
-def _list(data: Mapping[str, Any], key: str, where: str) -> list[Any]:
-    """An optional list: a bare string is a mistake (it would be read letter by letter)."""
-    value = data.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise RulesError(f"{where}: {key} must be a list, got {type(value).__name__} {value!r}")
-    return value
+def _path_only(value: Any) -> Any:
+    return {"path": value} if isinstance(value, str) else value
 
 
-def _route_rules(data: Mapping[str, Any], base: RouteRules, where: str) -> RouteRules:
-    """A route's entry extends the defaults: `ignore` and `unordered` add to them, the other
-    keys replace them."""
-    _only(data, {"ignore", "unordered", "float_tolerance", "headers", "key_order"}, where)
-    ignore = _list(data, "ignore", where)
-    if not all(isinstance(p, str) and p for p in ignore):
-        raise RulesError(f"{where}: ignore must list path patterns (strings), got {ignore!r}")
-    unordered = []
-    for item in _list(data, "unordered", where):
-        if isinstance(item, str):
-            unordered.append(Unordered(item))
-        elif isinstance(item, Mapping) and "path" in item and set(item) <= {"path", "key"}:
-            unordered.append(Unordered(str(item["path"]), item.get("key")))
-        else:
-            raise RulesError(f"{where}: unordered: {item!r} is neither a path nor {{path, key}}")
+def _null_is_empty(value: Any) -> Any:
+    return () if value is None else value
+
+
+_Paths = Annotated[tuple[NonEmptyText, ...], BeforeValidator(_null_is_empty)]
+_UnorderedList = Annotated[tuple[Annotated[_UnorderedFile, BeforeValidator(_path_only)], ...], BeforeValidator(_null_is_empty)]
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=_FILE_MODEL)
+class _RouteRulesFile:
+    ignore: _Paths = ()
+    unordered: _UnorderedList = ()
+    float_tolerance: NonNegativeFloat = None  # type: ignore[assignment]  # None: not given
+    headers: _Paths = None  # type: ignore[assignment]  # None: not given; null in the file: none compared
+    key_order: Flag = None  # type: ignore[assignment]  # None: not given
+
+    def extend(self, base: RouteRules) -> RouteRules:
+        """A route's entry extends the defaults: `ignore` and `unordered` add to them, the
+        other keys replace them."""
+        return RouteRules(
+            ignore=base.ignore + self.ignore,
+            unordered=base.unordered + tuple(Unordered(u.path, u.key) for u in self.unordered),
+            float_tolerance=base.float_tolerance if self.float_tolerance is None else self.float_tolerance,
+            headers=base.headers if self.headers is None else tuple(h.lower() for h in self.headers),
+            key_order=base.key_order if self.key_order is None else self.key_order,
+        )
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=_FILE_MODEL)
+class _RulesFile:
+    defaults: Optional[_RouteRulesFile] = None
+    routes: Optional[dict[RouteLabel, Optional[_RouteRulesFile]]] = None
+    known_differences: Optional[NonEmptyText] = None  # a file, relative to the rules file
+
+
+
+_Scalar = Union[Annotated[str, Strict()], Annotated[int, Strict()], Annotated[float, Strict()]]
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=_FILE_MODEL)
+class _TriggerFile:
+    query: Optional[dict[NonEmptyText, Union[_Scalar, list[_Scalar]]]] = None  # any of the values
+    body: Optional[Union[NonEmptyText, tuple[NonEmptyText, ...]]] = None  # top-level JSON keys present
+    data: Optional[Text] = None  # a stored-data trigger, in words (the comparator cannot see it)
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=_FILE_MODEL)
+class _SideFile:
+    status: Annotated[int, Strict(), Field(ge=100, le=599)]
+    body: Optional[Text] = None
+    note: Optional[Text] = None  # for readers only
+
+    def spec(self) -> SideSpec:
+        return SideSpec(self.status, None if self.body is None else self.body.encode())
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=_FILE_MODEL)
+class _KnownFile:
+    id: NonEmptyText
+    route: RouteLabel
+    legacy: _SideFile
+    native: _SideFile
+    when: Optional[Text] = None  # for readers only
+    match: Optional[_TriggerFile] = None
+    paths: Optional[tuple[NonEmptyText, ...]] = None
+    why: Optional[Text] = None
+
+    def entry(self) -> KnownDifference:
+        trigger = self.match or _TriggerFile()
+        query = {name: tuple(str(v) for v in (values if isinstance(values, list) else [values]))
+                 for name, values in (trigger.query or {}).items()}  # fmt: skip
+        body = trigger.body or ()
+        return KnownDifference(
+            id=self.id, route=self.route, legacy=self.legacy.spec(), native=self.native.spec(), query=query,
+            body_keys=(body,) if isinstance(body, str) else body, data=trigger.data, paths=self.paths or (),
+            why=(self.why or "").strip(),
+        )  # fmt: skip
+
+
+_ADAPTERS: Mapping[type, TypeAdapter[Any]] = {kind: TypeAdapter(kind) for kind in (_RulesFile, _KnownFile)}
+
+
+def _validated(kind: type, data: Any, source: str) -> Any:
     try:
-        tolerance = float(data.get("float_tolerance", base.float_tolerance))
-    except (TypeError, ValueError) as exc:
-        raise RulesError(f"{where}: float_tolerance: {exc}") from exc
-    if tolerance < 0 or tolerance != tolerance:
-        raise RulesError(f"{where}: float_tolerance must be a number >= 0, got {tolerance!r}")
-    headers = _list(data, "headers", where) if "headers" in data else list(base.headers)
-    if not all(isinstance(h, str) and h for h in headers):
-        raise RulesError(f"{where}: headers must list header names (strings), got {headers!r}")
-    key_order = data.get("key_order", base.key_order)
-    if not isinstance(key_order, bool):
-        raise RulesError(f"{where}: key_order must be true or false, got {key_order!r}")
-    return RouteRules(
-        ignore=base.ignore + tuple(ignore),
-        unordered=base.unordered + tuple(unordered),
-        float_tolerance=tolerance,
-        headers=tuple(h.lower() for h in headers),
-        key_order=key_order,
-    )
+        return _ADAPTERS[kind].validate_python(data)
+    except ValidationError as exc:
+        raise RulesError(format_errors(exc, source, model=kind)) from None
 
 
 def load_known_differences(path: str | Path) -> tuple[KnownDifference, ...]:
+    """The entries of a known-differences file (a YAML list), each validated; an error names
+    the file and the entry's id (or its position when it has none)."""
     path = Path(path)
     try:
         entries = yaml.safe_load(path.read_text()) or []
     except (OSError, yaml.YAMLError) as exc:
         raise RulesError(f"{path}: {exc}") from exc
-    return tuple(_known(entry, f"{path}: {entry.get('id', '?')}") for entry in entries)
-
-
-def _known(entry: Mapping[str, Any], where: str) -> KnownDifference:
-    try:
-        trigger = entry.get("match") or {}
-        query = {k: tuple(str(x) for x in (v if isinstance(v, list) else [v])) for k, v in (trigger.get("query") or {}).items()}
-        body = trigger.get("body") or ()
-        return KnownDifference(
-            id=entry["id"],
-            route=entry["route"],
-            legacy=_side(entry["legacy"]),
-            native=_side(entry["native"]),
-            query=query,
-            body_keys=tuple([body] if isinstance(body, str) else body),
-            data=trigger.get("data"),
-            paths=tuple(entry.get("paths") or ()),
-            why=str(entry.get("why", "")).strip(),
-        )
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise RulesError(f"{where}: malformed known difference ({exc!r})") from exc
-
-
-def _side(spec: Mapping[str, Any]) -> SideSpec:
-    body = spec.get("body")
-    return SideSpec(int(spec["status"]), body.encode() if isinstance(body, str) else None)
+    if not isinstance(entries, list):
+        raise RulesError(f"{path}: should be a list of known differences, got {type(entries).__name__}")
+    out = []
+    for position, entry in enumerate(entries):
+        name = entry.get("id") if isinstance(entry, Mapping) and isinstance(entry.get("id"), str) else f"[{position}]"
+        out.append(_validated(_KnownFile, entry, f"{path}: {name}").entry())
+    ids = [entry.id for entry in out]
+    if len(set(ids)) != len(ids):
+        raise RulesError(f"{path}: ids must be unique, got {sorted({i for i in ids if ids.count(i) > 1})} twice")
+    return tuple(out)
 
 
 DEFAULT_RULES = Rules()

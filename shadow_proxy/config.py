@@ -11,126 +11,169 @@ with a default) with environment variables over the main keys, read once at the 
 | `AGNO_GATEWAY_STORE_DSN` | `store.dsn` |
 | `AGNO_GATEWAY_ADMIN_TOKEN` | `admin.token` |
 | `AGNO_GATEWAY_RECORD` | `shadow.record` |
+
+Each section is a frozen pydantic dataclass (`extra="forbid"`, strict scalars, bounds), so a bad
+value, from the file or from a variable, stops the start-up with its dotted key and the reason:
+`listen.port: Input should be a valid integer`, `groups.reads.sample_rate: Input should be less
+than or equal to 1`, `AGNO_GATEWAY_PORT (listen.port): ...`. The variables are declared on the
+fields they override (`Env(...)`) and applied by one function. `dataclasses.replace` works on
+every section and validates again.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Optional, get_args
+from typing import Annotated, Any, Literal, Mapping, Optional, get_args
 
 import yaml
+from pydantic import AfterValidator, ConfigDict, TypeAdapter, ValidationError, field_validator
+from pydantic.dataclasses import dataclass
+from pydantic_core import PydanticCustomError
 
-from session_service.routes import SESSION_ROUTES
+from agentos_session.sessions_api import SESSIONS, route_label
+from agentos_session.validation import (
+    Count, Env, Flag, NonEmptyText, NonNegativeInt, Port, PositiveFloat, Rate, RouteLabel, Seconds, Text,
+    apply_env, format_errors,
+)  # fmt: skip
+from comparator import Rules
 
 Stage = Literal["legacy", "shadow", "primary", "native"]
 STAGES: tuple[Stage, ...] = get_args(Stage)
 StickyKey = Literal["user_id", "session_id"]
 
 # The default groups: the sessions router's reads and its writes.
-READ_ROUTES = tuple(f"{r.method} {r.template}" for r in SESSION_ROUTES if r.method == "GET")
-WRITE_ROUTES = tuple(f"{r.method} {r.template}" for r in SESSION_ROUTES if r.method != "GET")
+READ_ROUTES = tuple(r.label for r in SESSIONS.routes if r.method == "GET")
+WRITE_ROUTES = tuple(r.label for r in SESSIONS.routes if r.method != "GET")
+
+MODEL = ConfigDict(extra="forbid")
+Url = Optional[NonEmptyText]
+
+
+def _non_empty(routes: tuple[str, ...]) -> tuple[str, ...]:
+    # An after-validator (not min_length): it speaks only once every route is valid.
+    if not routes:
+        raise PydanticCustomError("too_short", "Input should name at least one route")
+    return routes
 
 
 class GatewayConfigError(ValueError):
-    """The configuration cannot be used; the message names the key."""
+    """The configuration cannot be used; the message names the key (one line per bad key)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=MODEL)
 class Listen:
-    host: str = "0.0.0.0"
-    port: int = 8090
-    max_body_bytes: int = 8 * 1024 * 1024  # a larger client body gets 413 from the gateway
+    host: Annotated[NonEmptyText, Env("AGNO_GATEWAY_HOST")] = "0.0.0.0"
+    port: Annotated[Port, Env("AGNO_GATEWAY_PORT")] = 8090
+    max_body_bytes: Count = 8 * 1024 * 1024  # a larger client body gets 413 from the gateway
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=MODEL)
 class Legacy:
-    url: Optional[str] = None  # None: no legacy side (groups must then be at stage `native`)
-    timeout_s: float = 10.0
-    max_connections: int = 100
+    url: Annotated[Url, Env("AGNO_LEGACY_URL")] = None  # None: no legacy side (groups must then be at stage `native`)
+    timeout_s: Seconds = 10.0
+    max_connections: Count = 100
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=MODEL)
 class Native:
-    url: Optional[str] = None  # None: in-process (the native app runs inside the gateway)
-    timeout_s: float = 5.0
-    max_connections: int = 100
+    url: Annotated[Url, Env("AGNO_NATIVE_URL")] = None  # None: in-process (the native app runs inside the gateway)
+    timeout_s: Seconds = 5.0
+    max_connections: Count = 100
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=MODEL)
 class Shadow:
-    timeout_s: float = 5.0
-    queue_size: int = 1000
-    max_inflight: int = 32
-    max_body_bytes: int = 1_048_576
-    compare_offload_bytes: int = 65_536
-    mirror_writes: bool = False
-    record: Optional[str] = None
-    record_max_bytes: int = 100_000_000
+    timeout_s: Seconds = 5.0
+    queue_size: Count = 1000
+    max_inflight: Count = 32
+    max_body_bytes: Count = 1_048_576
+    compare_offload_bytes: NonNegativeInt = 65_536  # 0: every differing body is compared in a thread
+    mirror_writes: Flag = False
+    record: Annotated[Optional[NonEmptyText], Env("AGNO_GATEWAY_RECORD")] = None
+    record_max_bytes: Count = 100_000_000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=MODEL)
 class Group:
     """A set of route templates that move through the stages together."""
 
-    name: str
-    routes: tuple[str, ...]
-    stage: Stage = "shadow"
-    sample_rate: float = 1.0
+    name: NonEmptyText
+    routes: Annotated[tuple[RouteLabel, ...], AfterValidator(_non_empty)]
+    stage: Annotated[Stage, Env("AGNO_GATEWAY_STAGE")] = "shadow"
+    sample_rate: Annotated[Rate, Env("AGNO_GATEWAY_SAMPLE_RATE")] = 1.0
     sticky: Optional[StickyKey] = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=MODEL)
 class Store:
-    dsn: Optional[str] = None  # None: the native service's database (the embedded one if none)
-    max_samples: int = 10_000
-    max_age_s: float = 7 * 24 * 3600.0
-    redact_paths: tuple[str, ...] = ()
-    redact_headers: tuple[str, ...] = ("authorization", "cookie", "set-cookie", "x-api-key")
+    dsn: Annotated[Url, Env("AGNO_GATEWAY_STORE_DSN")] = None  # None: the native service's database (the embedded one if none)
+    max_samples: Count = 10_000
+    max_age_s: Seconds = 7 * 24 * 3600.0
+    redact_paths: tuple[NonEmptyText, ...] = ()
+    redact_headers: tuple[NonEmptyText, ...] = ("authorization", "cookie", "set-cookie", "x-api-key")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=MODEL)
 class Gate:
     """The parity gate's policy (see shadow_proxy/gate.py: rates are judged by Wilson bounds)."""
 
-    enabled: bool = True
-    window: int = 2000
-    min_samples: int = 500
-    promote_max_mismatch_rate: float = 0.01
-    allow_native: bool = False
-    min_rollback_samples: int = 50
-    rollback_mismatch_rate: float = 0.02
-    rollback_error_rate: float = 0.05
-    z: float = 1.96
-    interval_s: float = 5.0
+    enabled: Flag = True
+    window: Count = 2000
+    min_samples: Count = 500
+    promote_max_mismatch_rate: Rate = 0.01
+    allow_native: Flag = False
+    min_rollback_samples: Count = 50
+    rollback_mismatch_rate: Rate = 0.02
+    rollback_error_rate: Rate = 0.05
+    z: PositiveFloat = 1.96
+    interval_s: Seconds = 5.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=MODEL)
 class Rollout:
-    poll_s: float = 2.0
+    poll_s: Seconds = 2.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=MODEL)
 class Admin:
-    token: Optional[str] = None
-    protect_reads: bool = False  # also require the token for GET /shadow/* (report, samples, stages)
+    token: Annotated[Optional[Text], Env("AGNO_GATEWAY_ADMIN_TOKEN")] = None
+    protect_reads: Flag = False  # also require the token for GET /shadow/* (report, samples, stages)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=MODEL)
 class GatewayConfig:
     listen: Listen = field(default_factory=Listen)
     legacy: Legacy = field(default_factory=Legacy)
     native: Native = field(default_factory=Native)
     shadow: Shadow = field(default_factory=Shadow)
     groups: tuple[Group, ...] = (Group("reads", READ_ROUTES), Group("writes", WRITE_ROUTES))
-    rules: Optional[str] = None
-    noise_model: Optional[str] = None
+    rules: Optional[NonEmptyText] = None
+    noise_model: Optional[NonEmptyText] = None
     store: Store = field(default_factory=Store)
     gate: Gate = field(default_factory=Gate)
     rollout: Rollout = field(default_factory=Rollout)
     admin: Admin = field(default_factory=Admin)
+
+    @field_validator("groups")
+    @classmethod
+    def _one_group_per_route(cls, groups: tuple[Group, ...]) -> tuple[Group, ...]:
+        """At least one group; a route in two groups would have two stages; a name twice, two
+        meanings. (Checked here, after the groups themselves are valid.)"""
+        if not groups:
+            raise ValueError("name at least one group")
+        owner: dict[str, str] = {}
+        for group in groups:
+            for route in group.routes:
+                if route in owner:
+                    raise ValueError(f"route {route!r} is in two groups ({owner[route]}, {group.name})")
+                owner[route] = group.name
+        names = [g.name for g in groups]
+        if len(set(names)) != len(names):
+            raise ValueError(f"group names must be unique, got {names}")
+        return groups
 
     def group_of(self, route: str) -> Optional[Group]:
         for group in self.groups:
@@ -141,85 +184,22 @@ class GatewayConfig:
     def group(self, name: str) -> Optional[Group]:
         return next((g for g in self.groups if g.name == name), None)
 
-
-_SECTIONS = {"listen": Listen, "legacy": Legacy, "native": Native, "shadow": Shadow, "store": Store, "gate": Gate,
-             "rollout": Rollout, "admin": Admin}  # fmt: skip
-
-
-def _section(cls: type, data: Any, where: str) -> Any:
-    if data is None:
-        return cls()
-    if not isinstance(data, Mapping):
-        raise GatewayConfigError(f"{where} must be a mapping")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(data) - set(fields)
-    if unknown:
-        raise GatewayConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(fields)}")
-    values = {}
-    for name, value in data.items():
-        default = getattr(cls(), name) if name != "name" else None
-        values[name] = _coerce(value, default, f"{where}.{name}")
-    return cls(**values)
+    def load_rules(self) -> Rules:
+        """The comparator rules the gateway judges with: `rules` (or the built-in defaults),
+        labelling requests with the sessions route table, the labels its groups use (so
+        comparisons, noise model and known differences agree with the gateway's routes).
+        Raises RulesError."""
+        return Rules.load(self.rules, label=route_label) if self.rules else Rules(label=route_label)
 
 
-def _coerce(value: Any, default: Any, where: str) -> Any:
-    if value is None:
-        return None
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise GatewayConfigError(f"{where} must be true or false")
-        return value
-    if isinstance(default, (int, float)) and not isinstance(default, bool):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise GatewayConfigError(f"{where} must be a number, got {value!r}")
-        if value < 0:
-            raise GatewayConfigError(f"{where} must be >= 0, got {value!r}")
-        return type(default)(value) if isinstance(default, int) and float(value).is_integer() else float(value)
-    if isinstance(default, tuple):
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise GatewayConfigError(f"{where} must be a list of strings")
-        return tuple(value)
-    if not isinstance(value, str):
-        raise GatewayConfigError(f"{where} must be a string")
-    return value
-
-
-def _groups(data: Any) -> tuple[Group, ...]:
-    if data is None:
-        return GatewayConfig().groups
-    if not isinstance(data, Mapping) or not data:
-        raise GatewayConfigError("groups must be a non-empty mapping of name -> {routes, stage, sample_rate, sticky}")
-    groups, seen = [], set()
-    for name, entry in data.items():
-        where = f"groups.{name}"
-        entry = dict(entry or {})
-        allowed = {"routes", "stage", "sample_rate", "sticky"}
-        if set(entry) - allowed:
-            raise GatewayConfigError(f"{where}: unknown key(s) {sorted(set(entry) - allowed)}; allowed: {sorted(allowed)}")
-        routes = entry.get("routes")
-        if not isinstance(routes, list) or not routes or not all(isinstance(r, str) and " /" in r for r in routes):
-            raise GatewayConfigError(f"{where}.routes must list route templates like 'GET /sessions/{{session_id}}'")
-        for route in routes:
-            if route in seen:
-                raise GatewayConfigError(f"{where}: route {route!r} is in two groups")
-            seen.add(route)
-        stage = entry.get("stage", "shadow")
-        if stage not in STAGES:
-            raise GatewayConfigError(f"{where}.stage must be one of {list(STAGES)}, got {stage!r}")
-        rate = entry.get("sample_rate", 1.0)
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
-            raise GatewayConfigError(f"{where}.sample_rate must be a number from 0 to 1, got {rate!r}")
-        sticky = entry.get("sticky")
-        if sticky not in (None, *get_args(StickyKey)):
-            raise GatewayConfigError(f"{where}.sticky must be user_id, session_id or null, got {sticky!r}")
-        groups.append(Group(str(name), tuple(routes), stage, float(rate), sticky))
-    return tuple(groups)
+_FILE = TypeAdapter(GatewayConfig)
 
 
 def load_config(path: Optional[str | Path] = None, env: Optional[Mapping[str, str]] = None) -> GatewayConfig:
-    """The YAML file (relative paths in it are relative to the file), then the environment."""
+    """The YAML file (relative paths in it are relative to the file), then the environment.
+    A key left empty (`listen:` with nothing under it) has its defaults."""
     env = os.environ if env is None else env
-    data: Mapping[str, Any] = {}
+    data: Any = {}
     base = Path(".")
     if path is not None:
         try:
@@ -229,53 +209,31 @@ def load_config(path: Optional[str | Path] = None, env: Optional[Mapping[str, st
         if not isinstance(data, Mapping):
             raise GatewayConfigError(f"{path}: the top level must be a mapping")
         base = Path(path).resolve().parent
-    allowed = set(_SECTIONS) | {"groups", "rules", "noise_model"}
-    if set(data) - allowed:
-        raise GatewayConfigError(f"unknown key(s) {sorted(set(data) - allowed)}; allowed: {sorted(allowed)}")
-    sections = {name: _section(cls, data.get(name), name) for name, cls in _SECTIONS.items()}
-    config = GatewayConfig(groups=_groups(data.get("groups")), rules=_path(data.get("rules"), base, "rules"),
-                           noise_model=_path(data.get("noise_model"), base, "noise_model"), **sections)  # fmt: skip
-    return _apply_env(config, env)
+    data = {key: value for key, value in data.items() if value is not None or key in ("rules", "noise_model")}
+    group_names: list[str] = []
+    if "groups" in data:
+        # The file names groups by key; the config holds them as a tuple, in the file's order.
+        if not isinstance(data["groups"], Mapping):
+            raise GatewayConfigError(f"{path}: groups: should be a mapping of group name -> {{routes, stage, sample_rate, sticky}}")
+        group_names = [str(name) for name in data["groups"]]
+        entries = []
+        for name, entry in data["groups"].items():
+            if isinstance(entry, Mapping) and "name" in entry:
+                raise GatewayConfigError(f"{path}: groups.{name}: unknown key(s) ['name'] (a group's name is its key)")
+            entries.append({**entry, "name": str(name)} if isinstance(entry, Mapping) else
+                           {"name": str(name)} if entry is None else entry)  # fmt: skip
+        data["groups"] = entries
+    try:
+        config = _FILE.validate_python(data)
+    except ValidationError as exc:
+        source = str(path) if path is not None else ""
+        raise GatewayConfigError(format_errors(exc, source, keys={"groups": group_names}, model=GatewayConfig)) from None
+    config = dataclasses.replace(config, rules=_relative(config.rules, base), noise_model=_relative(config.noise_model, base))
+    try:
+        return apply_env(config, env)
+    except (ValueError, ValidationError) as exc:
+        raise GatewayConfigError(str(exc)) from None
 
 
-def _path(value: Any, base: Path, where: str) -> Optional[str]:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise GatewayConfigError(f"{where} must be a file path")
-    return str(base / value)
-
-
-def _apply_env(config: GatewayConfig, env: Mapping[str, str]) -> GatewayConfig:
-    def num(name: str, kind: type) -> Any:
-        try:
-            return kind(env[name])
-        except ValueError:
-            raise GatewayConfigError(f"{name} must be a {kind.__name__}, got {env[name]!r}") from None
-
-    r = dataclasses.replace
-    if env.get("AGNO_GATEWAY_HOST"):
-        config = r(config, listen=r(config.listen, host=env["AGNO_GATEWAY_HOST"]))
-    if env.get("AGNO_GATEWAY_PORT"):
-        config = r(config, listen=r(config.listen, port=num("AGNO_GATEWAY_PORT", int)))
-    if env.get("AGNO_LEGACY_URL"):
-        config = r(config, legacy=r(config.legacy, url=env["AGNO_LEGACY_URL"]))
-    if env.get("AGNO_NATIVE_URL"):
-        config = r(config, native=r(config.native, url=env["AGNO_NATIVE_URL"]))
-    if env.get("AGNO_GATEWAY_STORE_DSN"):
-        config = r(config, store=r(config.store, dsn=env["AGNO_GATEWAY_STORE_DSN"]))
-    if env.get("AGNO_GATEWAY_ADMIN_TOKEN"):
-        config = r(config, admin=r(config.admin, token=env["AGNO_GATEWAY_ADMIN_TOKEN"]))
-    if env.get("AGNO_GATEWAY_RECORD"):
-        config = r(config, shadow=r(config.shadow, record=env["AGNO_GATEWAY_RECORD"]))
-    if env.get("AGNO_GATEWAY_STAGE"):
-        stage = env["AGNO_GATEWAY_STAGE"]
-        if stage not in STAGES:
-            raise GatewayConfigError(f"AGNO_GATEWAY_STAGE must be one of {list(STAGES)}, got {stage!r}")
-        config = r(config, groups=tuple(r(g, stage=stage) for g in config.groups))
-    if env.get("AGNO_GATEWAY_SAMPLE_RATE"):
-        rate = num("AGNO_GATEWAY_SAMPLE_RATE", float)
-        if not 0 <= rate <= 1:
-            raise GatewayConfigError("AGNO_GATEWAY_SAMPLE_RATE must be from 0 to 1")
-        config = r(config, groups=tuple(r(g, sample_rate=rate) for g in config.groups))
-    return config
+def _relative(value: Optional[str], base: Path) -> Optional[str]:
+    return None if value is None else str(base / value)

@@ -57,7 +57,7 @@ log = logging.getLogger("shadow_proxy")
 access_log = logging.getLogger("shadow_proxy.access")
 UNROUTED = "unrouted"  # the access line's `group` for a request outside every group
 
-IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+from agentos_session.routing import SAFE_METHODS as IDEMPOTENT  # noqa: E402  (RFC 9110 safe methods)
 # RFC 9110 §7.6.1 hop-by-hop headers, plus what the gateway sets itself.
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer",

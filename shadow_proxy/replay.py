@@ -18,7 +18,7 @@ Writes are replayed as they are. The two sides usually share one database, so a 
 DELETE replayed to both is applied twice: the second side sees the first side's effect (a
 create then conflicts, a delete then finds nothing), their answers differ for reasons that are
 not a parity bug, and the data is changed. Against shared or production data use
-`--reads-only`, which sends only GET and HEAD and reports the rest as skipped.
+`--reads-only`, which sends only the safe methods (GET, HEAD, OPTIONS) and reports the rest as skipped.
 
 Exit status: 0 if every check is a match or expected, 1 if any is a mismatch, 2 if any is an
 error or on bad input (unreadable file, bad URL, unreachable gateway), with a one-line message.
@@ -38,14 +38,15 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence, TextIO
 from urllib.parse import urlencode, urlsplit
 
-from comparator import DEFAULT_RULES, Request, Rules, RulesError, Side, compare_async
+from agentos_session.routing import SAFE_METHODS
+from agentos_session.sessions_api import route_label
+from comparator import Request, Rules, RulesError, Side, compare_async
 from comparator.cli import parse_headers, use_color
 from comparator.fetch import UrlTarget
 from comparator.report import Check, render_text, report_json, report_markdown, summary
 
 from .recorder import REDACTED, read_recording
 
-READS = frozenset({"GET", "HEAD"})
 MISMATCH_LIMIT = 1000
 # Computed per connection by the client; a recorded value would be wrong for the replayed one.
 NOT_REPLAYED = frozenset({"host", "content-length", "connection", "keep-alive", "proxy-connection",
@@ -99,7 +100,7 @@ def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
     p.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'",
                    help="header for every request, replacing the recorded one; repeatable")  # fmt: skip
     p.add_argument("--limit", type=int, help="only the first N requests of the source")
-    p.add_argument("--reads-only", action="store_true", help="send only GET and HEAD; the rest are skipped")
+    p.add_argument("--reads-only", action="store_true", help="send only GET, HEAD and OPTIONS; the rest are skipped")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per request and side (default 30)")
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     p.set_defaults(run=run_replay)
@@ -184,10 +185,10 @@ def redacted_names(items: Iterable[Item], overrides: Mapping[str, str]) -> set[s
 
 
 def split_reads(items: Sequence[Item], reads_only: bool) -> tuple[list[Item], list[Item]]:
-    """(to send, skipped): with `reads_only`, everything but GET and HEAD is skipped."""
+    """(to send, skipped): with `reads_only`, everything but the safe methods is skipped."""
     if not reads_only:
         return list(items), []
-    return [i for i in items if i.request.method in READS], [i for i in items if i.request.method not in READS]
+    return [i for i in items if i.request.method in SAFE_METHODS], [i for i in items if i.request.method not in SAFE_METHODS]
 
 
 # ---- progress --------------------------------------------------------------------------------
@@ -273,7 +274,7 @@ def render_summary(checks: Sequence[Check], skipped: Sequence[Item], sides: Side
     lines = [f"Replayed {len(checks)} request(s) from {source}: {counts}",
              f"primary {sides.primary} {sides.url(sides.primary)}, shadow {sides.shadow} {sides.url(sides.shadow)}"]  # fmt: skip
     if skipped:
-        lines.append(f"{len(skipped)} skipped (--reads-only: not GET/HEAD)")
+        lines.append(f"{len(skipped)} skipped (--reads-only: not GET/HEAD/OPTIONS)")
     if info["routes"]:
         width = max(len("route"), *(len(route) for route in info["routes"]))
         lines += ["", f"{'route':<{width}}  " + "  ".join(f"{r:>8}" for r in RESULT_ORDER)]
@@ -325,7 +326,7 @@ def run_replay(args: argparse.Namespace, stdout: Optional[TextIO] = None, stderr
         _check_numbers(args)
         sides = Sides(_base_url(args.legacy, "--legacy"), _base_url(args.native, "--native"), args.primary)
         headers = parse_headers(args.header)
-        rules = Rules.load(args.rules) if args.rules else DEFAULT_RULES
+        rules = Rules.load(args.rules, label=route_label) if args.rules else Rules(label=route_label)
         items, source = _load(args)
     except (OSError, ValueError, RulesError) as exc:
         print(f"agentos-session replay: {exc}", file=stderr)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from agentos_session.sessions_api import route_label
 from comparator import (
     ABSENT, KINDS, RESULTS, Comparison, Difference, Request, Response, Rules, compare, compare_async,
 )  # fmt: skip
@@ -337,8 +338,10 @@ def test_same_path_differences_sorted_by_kind():
 
 
 def test_route_comes_from_the_request():
-    """With a request the verdict carries its route template; without, none."""
-    assert compare(resp({}), resp({}), request=Request("GET", "/sessions/abc/runs")).route == "GET /sessions/{session_id}/runs"
+    """With a request the verdict carries its route template (named by the rules' labeller);
+    without, none."""
+    sessions = Rules(label=route_label)
+    assert compare(resp({}), resp({}), sessions, request=Request("GET", "/sessions/abc/runs")).route == "GET /sessions/{session_id}/runs"
     assert compare(resp({}), resp({})).route is None
 
 
@@ -385,7 +388,7 @@ async def test_compare_async_above_offload_uses_executor(primary, shadow):
 
 async def test_compare_async_default_executor_and_rules():
     """With no executor the loop's default pool is used; rules and request are passed through."""
-    rules = Rules.from_mapping({"defaults": {"ignore": ["b"]}})
+    rules = Rules.from_mapping({"defaults": {"ignore": ["b"]}}, label=route_label)
     req = Request("GET", "/sessions")
     p, s = resp({"a": 1, "b": 2}), resp({"a": 1, "b": 3})
     got = await compare_async(p, s, rules, request=req, offload_bytes=1)
@@ -414,7 +417,7 @@ def test_difference_to_dict_omits_absent_sides():
 
 def test_comparison_to_dict():
     """to_dict is JSON-ready: result, route, differences; known/reason/noise only when set."""
-    c = compare(resp({"a": 1, "b": 2}), resp({"a": 1}), request=Request("GET", "/sessions"))
+    c = compare(resp({"a": 1, "b": 2}), resp({"a": 1}), Rules(label=route_label), request=Request("GET", "/sessions"))
     out = c.to_dict()
     assert out == {
         "result": "mismatch",

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from agentos_session.sessions_api import route_label
 from comparator import (
     ABSENT, Request, Response, RouteRules, Rules, RulesError, Unordered, compare, load_known_differences,
 )  # fmt: skip
@@ -320,20 +321,20 @@ def test_route_headers_replace_default_headers():
 
 def test_route_templates_from_rules_keys():
     """Rules' own route keys name routes of any API, query and trailing slash aside."""
-    r = Rules.from_mapping({"routes": {"GET /things/{id}": {}, "GET /sessions/{sid}": {}}})
+    r = Rules.from_mapping({"routes": {"GET /things/{id}": {}, "GET /sessions/{sid}": {}}}, label=route_label)
     assert r.route_of(Request("GET", "/things/5?x=1")) == "GET /things/{id}"
     assert r.route_of(Request("GET", "/things/5/")) == "GET /things/{id}"
     assert r.route_of(Request("POST", "/things/5")) == "POST unmatched"
     assert r.route_of(Request("GET", "/things/5/6")) == "GET unmatched"
-    # the rules' own key wins over the sessions route table
+    # the rules' own key wins over the labeller (here the sessions route table)
     assert r.route_of(Request("GET", "/sessions/abc")) == "GET /sessions/{sid}"
     assert r.route_of(Request("GET", "/sessions/abc/runs")) == "GET /sessions/{session_id}/runs"
     assert r.route_of(None) is None
 
 
 def test_route_of_sessions_table():
-    """Without rules' routes, the sessions route table names the route."""
-    r = Rules()
+    """Without rules' routes, the labeller (here the sessions route table) names the route."""
+    r = Rules(label=route_label)
     assert r.route_of(Request("GET", "/sessions/abc/runs")) == "GET /sessions/{session_id}/runs"
     assert r.route_of(Request("GET", "/sessions?page=2")) == "GET /sessions"
     assert r.route_of(Request.parse("patch /sessions/abc")) == "PATCH /sessions/{session_id}"
@@ -646,3 +647,64 @@ def test_rules_error_on_wrong_shapes(data: dict) -> None:  # type: ignore[type-a
     """A section of the wrong shape is an error naming it, never silently empty rules."""
     with pytest.raises(RulesError):
         Rules.from_mapping(data)
+
+
+# ---- every bad value is refused with its key -------------------------------------------------
+
+BAD_RULES = [
+    ({"defaults": {"float_tolerance": -0.1}}, "defaults.float_tolerance: Input should be greater than or equal to 0"),
+    ({"defaults": {"float_tolerance": "0.1"}}, "defaults.float_tolerance: Input should be a valid number"),
+    ({"defaults": {"float_tolerance": True}}, "defaults.float_tolerance: Input should be a valid number"),
+    ({"defaults": {"key_order": 1}}, "defaults.key_order: Input should be a valid boolean"),
+    ({"defaults": {"ignore": ["a", 3]}}, "defaults.ignore[1]: Input should be a valid string"),
+    ({"defaults": {"ignore": [""]}}, "defaults.ignore[0]: String should have at least 1 character"),
+    ({"defaults": {"headers": "content-type"}}, "defaults.headers: Input should be a valid tuple"),
+    ({"defaults": {"unordered": [{"path": "a", "k": 1}]}}, "defaults.unordered[0]: unknown key(s) ['k']; allowed: ['key', 'path']"),
+    ({"defaults": {"unordered": [{"key": "id"}]}}, "defaults.unordered[0].path: Field required"),
+    ({"defaults": {"ignroe": []}}, "defaults: unknown key(s) ['ignroe']"),
+    ({"routes": {"GET /a": {"z": 1}}}, "routes['GET /a']: unknown key(s) ['z']"),
+    ({"routes": {"GET /a": {"float_tolerance": 1.5, "key_order": "no"}}}, "routes['GET /a'].key_order: Input should be a valid boolean"),
+    ({"routes": {"/no-method": {}}}, "routes['/no-method']: Input should be a route template"),
+    ({"routes": {"get /a": {}}}, "routes['get /a']: Input should be a route template"),
+    ({"known_differences": 3}, "known_differences: Input should be a valid string"),
+    ({"bogus": 1}, "unknown key(s) ['bogus']; allowed: ['defaults', 'known_differences', 'routes']"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("data,message", BAD_RULES, ids=[m for _, m in BAD_RULES])
+def test_bad_rules_are_refused_with_their_key(data, message):
+    with pytest.raises(RulesError) as raised:
+        Rules.from_mapping(data, source="r.yaml")
+    assert f"r.yaml: {message}" in str(raised.value)
+
+
+BAD_KNOWN = [
+    ("- {id: x, route: GET /a, legacy: {status: 500}}", "x: native: Field required"),
+    ("- {id: x, route: GET /a, legacy: {status: 500.5}, native: {status: 200}}", "x: legacy.status: Input should be a valid integer"),
+    ("- {id: x, route: GET /a, legacy: {status: 99}, native: {status: 200}}", "x: legacy.status: Input should be greater than or equal to 100"),
+    ("- {id: x, route: /a, legacy: {status: 500}, native: {status: 200}}", "x: route: Input should be a route template"),
+    ("- {id: x, route: GET /a, legacy: {status: 500}, native: {status: 200}, wat: 1}", "x: unknown key(s) ['wat']"),
+    ("- {id: x, route: GET /a, legacy: {status: 500}, native: {status: 200}, match: {qurey: {}}}", "x: match: unknown key(s) ['qurey']"),
+    ("- {route: GET /a, legacy: {status: 500}, native: {status: 200}}", "[0]: id: Field required"),
+    ("- 5", "[0]: (top level): Input should be a dictionary"),
+    ("a: mapping", "should be a list of known differences"),
+    ("- {id: x, route: GET /a, legacy: {status: 500}, native: {status: 200}}\n- {id: x, route: GET /b, legacy: {status: 500}, native: {status: 200}}",
+     "ids must be unique"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text,message", BAD_KNOWN, ids=[m for _, m in BAD_KNOWN])
+def test_bad_known_differences_are_refused_with_their_key(tmp_path, text, message):
+    kd = tmp_path / "kd.yaml"
+    kd.write_text(text + "\n")
+    with pytest.raises(RulesError) as raised:
+        load_known_differences(kd)
+    assert f"{kd}: {message}" in str(raised.value)
+
+
+def test_rules_file_null_lists_and_omitted_keys(tmp_path):
+    """A list given as null is empty (`headers: null` compares no header); a key left out keeps
+    the defaults' value."""
+    r = Rules.from_mapping({"defaults": {"headers": ["x-a"], "ignore": None}, "routes": {"GET /a": {"headers": None}, "GET /b": None}})
+    assert r.defaults.headers == ("x-a",) and r.defaults.ignore == ()
+    assert r.for_route("GET /a").headers == () and r.for_route("GET /b") == r.defaults

@@ -26,6 +26,7 @@ from aiohttp import web
 from comparator import Request, Response, compare
 from shadow_proxy.admin import add_admin_routes
 from shadow_proxy.appkeys import GATEWAY
+from shadow_proxy.config import GatewayConfig
 from shadow_proxy.model import Decision, Sample
 from shadow_proxy.redact import REDACTED, redact_sample
 from shadow_proxy.store import GatewayStore
@@ -59,7 +60,7 @@ def make_sample(target: str, primary: Any, shadow: Any, *, at: Optional[float] =
     request = Request("GET", target, headers or {})
     left = Response(200, JSON, json.dumps(primary).encode(), "legacy")
     right = Response(200, JSON, json.dumps(shadow).encode(), "native")
-    comparison = compare(left, right, request=request)
+    comparison = compare(left, right, GatewayConfig().load_rules(), request=request)  # labelled as the gateway does
     assert comparison.result == "mismatch" and comparison.route
     return Sample(request_id or uuid.uuid4().hex, time.time() if at is None else at, comparison.route, "reads",
                   "shadow", "mirror", request, left, right, comparison)  # fmt: skip

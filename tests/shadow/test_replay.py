@@ -130,7 +130,7 @@ def test_reads_only_skips_writes(tmp_path: Path, legacy_url: str, native_url: st
     report = tmp_path / "mixed.json"
     run = cli(path, "--legacy", legacy_url, "--native", native_url, "--reads-only", "--report", report)
     assert run.code == 0, run.out + run.err
-    assert "Replayed 2 request(s)" in run.out and "1 skipped (--reads-only: not GET/HEAD)" in run.out
+    assert "Replayed 2 request(s)" in run.out and "1 skipped (--reads-only: not GET/HEAD/OPTIONS)" in run.out
     data = json.loads(report.read_text())
     assert data["replay"]["skipped"] == [{"name": "2: POST /sessions?type=agent", "request": "POST /sessions?type=agent"}]
     assert data["summary"]["results"] == {"match": 2}

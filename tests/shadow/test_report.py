@@ -11,6 +11,7 @@ from html.parser import HTMLParser
 from typing import Any, Optional
 
 from comparator import Request, Response, compare
+from shadow_proxy.config import GatewayConfig
 from shadow_proxy.model import Decision, Sample
 from shadow_proxy.report import MAX_BODY_LINES, render_report
 
@@ -65,7 +66,7 @@ def sample_dict(sample_id: int, primary: Any, shadow: Any, target: str = "/sessi
     request = Request("GET", target, {"accept": "application/json"})
     left = kw.pop("primary_response", None) or Response(200, JSON, raw(primary), "legacy")
     right = kw.pop("shadow_response", None) or Response(200, JSON, raw(shadow), "native")
-    comparison = compare(left, right, request=request)
+    comparison = compare(left, right, GatewayConfig().load_rules(), request=request)  # labelled as the gateway does
     sample = Sample("req-" + str(sample_id), AT, kw.pop("route", "GET /sessions/{session_id}"), "reads", "shadow",
                     "mirror", request, left, right, comparison)  # fmt: skip
     return {"id": sample_id, **json.loads(json.dumps(sample.to_dict()))}
