@@ -32,7 +32,7 @@ async def start_gateway(pg_dsn: str, seeded: None) -> AsyncIterator[Factory]:
     its readiness refreshed every 0.2 s in the background."""
     clients: list[TestClient] = []
 
-    async def make(legacy_url: str, stages: dict[str, str], **sections: Any) -> TestClient:
+    async def make(legacy_url: str, stages: dict[str, Any], **sections: Any) -> TestClient:
         await reset_gateway_tables(pg_dsn)
         config = gateway_config(legacy_url, **sections)
         config = dataclasses.replace(
