@@ -71,12 +71,14 @@ def parse_level(level: str | int) -> int:
 
 def configure_logging(level: str | int = "INFO", stream: Optional[TextIO] = None) -> None:
     """Send every log record of the process to `stream` (stdout) as JSON lines, at `level`.
-    Python warnings are routed through logging too, so they are JSON lines as well."""
+    Python warnings are routed through logging too, so they are JSON lines as well. A bad
+    `level` raises ValueError before anything is changed."""
+    value = parse_level(level)
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(JsonLogFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(parse_level(level))
+    root.setLevel(value)
     logging.captureWarnings(True)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,5 +1,7 @@
 """The app factory. `create_app(settings)` builds the aiohttp app; pools open and close through
 `cleanup_ctx`, so `python -m aiohttp.web session_service.app:create_app` works as well.
+
+Operational routes (open, no key): `/healthz`, `/readyz` (session_service/health.py) and `/metrics`.
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@
 
 Its own paths: `/healthz` (liveness: no network), `/readyz` (readiness: store, native and,
 while a stage needs it, legacy; see shadow_proxy/readiness.py), `/metrics` (the gateway's
-metrics, and the in-process native service's), `/shadow/stage` (GET the stages; POST a stage by hand, admin token),
-`/shadow/mismatches` and `/shadow/report`. Every other request is proxied.
+metrics, and the in-process native service's), `/shadow/stage` (GET the stages; POST a stage
+by hand, admin token), `/shadow/mismatches` and `/shadow/report`. Every other request is
+proxied, with one access line each (shadow_proxy/gateway.py).
 """
 
 from __future__ import annotations

@@ -203,10 +203,11 @@ class Gateway:
         request_id = request_id_of(request.headers.get("X-Request-ID"))
         try:
             body = await request.read()
-        except web.HTTPRequestEntityTooLarge as exc:
-            response = _json_error(413, f"Request body too large (limit {exc.max_size} bytes)", request_id)
-            _access(request, response.status, started, request_id, route_template(request.method, request.path))
-            return response
+        except web.HTTPRequestEntityTooLarge:  # (it has no max_size attribute: the limit is ours)
+            limit = self.config.listen.max_body_bytes
+            refused = _json_error(413, f"Request body too large (limit {limit} bytes)", request_id)
+            _access(request, refused.status, started, request_id, route_template(request.method, request.path))
+            return refused
         exchange = Request(request.method, request.raw_path, forward_headers(request, request_id), body)
         matched = match_route(request.method, request.path)
         route = matched.label(request.method)
