@@ -64,7 +64,7 @@ def _summary(body: bytes) -> str:
 
 def probe(urls: Sequence[str], timeout: float) -> tuple[Optional[str], list[str]]:
     """(the first URL answering 200 or None, the reasons of those before it that did not)."""
-    reasons = []
+    reasons: list[str] = []
     for url in urls:
         reason = check(url, timeout)
         if reason is None:
