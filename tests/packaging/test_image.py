@@ -57,9 +57,11 @@ class Image:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("AGNO_", "PYTHON", "PIP_")) and k not in ("VIRTUAL_ENV", "DATABASE_URL", "OS_SECURITY_KEY")}  # fmt: skip
         for name, value in self.final.env().items():
-            env[name] = value.replace("$PATH", env.get("PATH", "")) if name == "PATH" else value
-        env["PATH"] = ":".join(str(self.path(p)) if p.startswith("/opt/") else p for p in env["PATH"].split(":"))
-        env["AGNO_EMBEDDED_PG_DIR"] = str(self.path(env["AGNO_EMBEDDED_PG_DIR"]))
+            if name == "PATH":  # the image's directories, mapped, then this machine's PATH for $PATH
+                value = ":".join(os.environ["PATH"] if p == "$PATH" else str(self.path(p)) for p in value.split(":"))
+            elif name == "AGNO_EMBEDDED_PG_DIR":
+                value = str(self.path(value))
+            env[name] = value
         env.update(extra)
         return env
 
@@ -116,28 +118,31 @@ def image() -> Iterator[Image]:
 
 
 def build_image(root: Path) -> Image:
+    """Each stage's filesystem is a directory (`/` maps to it); the final stage's bind mounts map
+    to the build stage's directory, as BuildKit mounts them."""
     build, final = stages()
     python = {"PYTHON": sys.executable}  # the scripts' `python`: the image's is python:3.11's, ours is 3.11 too
 
     # Build stage: `COPY . .` into its WORKDIR, then its RUN, as written.
+    build_fs = {"/": root / "build"}
     (build_workdir,) = build.values("WORKDIR")
-    build_root = root / "build"
-    paths = {build_workdir: build_root / build_workdir.lstrip("/"), "/wheels": build_root / "wheels"}
-    paths[build_workdir].mkdir(parents=True)
-    copy_context(paths[build_workdir])
+    workdir = Path(mapped([build_workdir], build_fs)[0])
+    workdir.mkdir(parents=True)
+    copy_context(workdir)
     (build_run,) = [parse_run(v) for v in build.values("RUN")]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # not set in that stage
-    build_output = run_step(mapped(build_run.argv, paths), paths[build_workdir], {**env, **build.env(), **python})
+    build_output = run_step(mapped(build_run.argv, build_fs), workdir, {**env, **build.env(), **python})
 
     # Final stage: its RUN with the build stage's files bind-mounted where the Dockerfile mounts them.
     final_root = root / "final"
     (install_run,) = [parse_run(v) for v in final.values("RUN") if "--mount=" in v]
-    mounts = {target: Path(mapped([source], paths)[0]) for target, (stage, source) in install_run.mounts.items()}
+    mounts = {target: Path(mapped([source], build_fs)[0]) for target, (_stage, source) in install_run.mounts.items()}
     assert all(p.exists() for p in mounts.values()), mounts
-    final_paths = {**mounts, "/opt": final_root / "opt"}
-    run_step(mapped(install_run.argv, final_paths), root, {**os.environ, **final.env(), **python,
-                                                           "PATH": os.environ["PATH"]})  # fmt: skip
-    image = Image(final_root, final, build_output, paths["/wheels"], final_root / "opt" / "venv")
+    (wheels,) = [p for p in mounts.values() if p.is_dir() and any(p.glob("*.whl"))]
+    install_env = {**os.environ, **{k: v for k, v in final.env().items() if k != "PATH"}, **python}
+    run_step(mapped(install_run.argv, {**mounts, "/": final_root}), root, install_env)
+    venv = Path(mapped([final.env()["PATH"].split(":")[0]], {"/": final_root})[0]).parent  # PATH=<venv>/bin:...
+    image = Image(final_root, final, build_output, wheels, venv)
     assert (image.venv / "bin" / "agentos-session").exists()
     return image
 
@@ -275,7 +280,8 @@ def test_serve_and_gateway_use_the_shipped_config(image: Image, pg_dsn: str, see
     """`serve`, then `gateway` with neither --config nor AGNO_GATEWAY_CONFIG at stage shadow in
     front of the real AgentOS and that service: `page=0` (legacy 500, native 422) is counted
     `expected`, which only the shipped known differences make it. Then `replay` and `compare`
-    from the same install judge it `expected` without --rules, and `probe` sees both up."""
+    from the same install judge it `expected` without --rules, `learn-noise` runs, and `probe`
+    sees both up."""
     native_port, gateway_port = free_port(), free_port()
     native = gateway = None
     record = image.root / "recorded.jsonl"
@@ -315,6 +321,13 @@ def test_serve_and_gateway_use_the_shipped_config(image: Image, pg_dsn: str, see
         compare = image.run("compare", f"{legacy_url}/sessions?page=0", f"{native.url}/sessions?page=0", "--json")
         assert compare.returncode == 0, compare.stdout + compare.stderr
         assert json.loads(compare.stdout)["result"] == "expected"
+
+        requests = image.root / "requests.txt"
+        requests.write_text("GET /sessions/s-team-1?type=team\n")
+        noise = image.run("learn-noise", "--base", native.url, "--requests", str(requests), "--repeat", "2",
+                          "--min-samples", "2", "--model", str(image.root / "noise.yaml"))  # fmt: skip
+        assert noise.returncode == 0, noise.stderr
+        assert "2 pairs from" in noise.stdout and "0 proposal(s)" in noise.stderr  # the native service is stable
 
         # /healthz: /readyz comes with the readiness change; the probe's logic is test_probe.py's.
         up = image.run("probe", "--url", gateway.url + "/healthz", "--url", native.url + "/healthz")
