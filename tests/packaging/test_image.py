@@ -156,12 +156,15 @@ def test_the_build_prints_no_deprecation(image: Image) -> None:
 
 def test_the_build_backend_alone_prints_no_warning(tmp_path: Path) -> None:
     """`python -m build` shows the backend's own output (pip's, above, also has this machine's
-    index notices): not one warning, on a copy of the build context."""
+    index notices): not one warning, on a copy of the build context, for the sdist and for the
+    wheel built from that sdist (so the sdist carries the config files too)."""
     copy_context(tmp_path / "src")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    output = run_step([sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path / "dist"), "."], tmp_path / "src", env)
-    assert "Successfully built" in output
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # its "byte-compiling disabled" notes
+    output = run_step([sys.executable, "-m", "build", "--outdir", str(tmp_path / "dist"), "."], tmp_path / "src", env)
+    assert "Successfully built" in output and len(list((tmp_path / "dist").glob("agentos_session-*"))) == 2
     assert not re.search(r"warn|deprecat", output, re.I), output
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    assert "agentos_session/config/known_differences.yaml" in zipfile.ZipFile(wheel).namelist()
 
 
 def test_the_wheel_holds_every_module_and_config_file(image: Image) -> None:
