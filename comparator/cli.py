@@ -36,7 +36,7 @@ def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
                        description="Compare two answers. Exit 0 match/expected, 1 mismatch, 2 error.")  # fmt: skip
     p.add_argument("a", help="primary: a JSON file (the body) or a URL")
     p.add_argument("b", help="shadow: a JSON file (the body) or a URL")
-    p.add_argument("--rules", help="comparator rules YAML (e.g. config/comparator.yaml)")
+    p.add_argument("--rules", metavar="FILE", help="comparator rules YAML, with the known differences it names (default: %(default)s)")
     _add_route_label(p)
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
     p.add_argument("-X", "--method", default="GET", help="HTTP method for URLs (default GET)")
@@ -45,7 +45,8 @@ def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
     p.add_argument("--request", help="for files: the request they answer, e.g. 'GET /sessions/abc' (selects route rules)")
     p.add_argument("--primary-side", choices=("legacy", "native"), default="legacy",
                    help="which side A is, for known differences (default legacy)")  # fmt: skip
-    p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                   help="color the diff: auto (a terminal without NO_COLOR), always or never")  # fmt: skip
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per URL request")
     p.set_defaults(run=run_compare)
 
@@ -56,8 +57,10 @@ def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
     source.add_argument("--pairs", help="JSONL of recorded same-side pairs: {request, a, b} per line")
     n.add_argument("--requests", help="with --base: file of requests, one per line ('GET /sessions?limit=5' or JSON)")
     n.add_argument("--repeat", type=int, default=3, help="with --base: pairs per request (default 3)")
-    n.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'")
-    n.add_argument("--rules", help="rules YAML: paths it already ignores are not proposed again")
+    n.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'",
+                   help="with --base: request header, repeatable")  # fmt: skip
+    n.add_argument("--rules", metavar="FILE",
+                   help="rules YAML: paths it already ignores are not proposed again (default: %(default)s)")
     _add_route_label(n)
     n.add_argument("--model", help="write the NoiseModel here (YAML); extends it if it exists")
     n.add_argument("--out", help="write the proposed rules here instead of stdout")

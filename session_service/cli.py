@@ -42,7 +42,8 @@ def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
     serve_p = sub.add_parser("serve", help="serve the /sessions API", description=serve.__doc__)
     serve_p.add_argument("--host", default=None, help="listen address (default AGNO_SERVICE_HOST or 0.0.0.0)")
     serve_p.add_argument("--port", type=int, default=None, help="listen port (default AGNO_SERVICE_PORT or 8080)")
-    serve_p.add_argument("--log-level", default=os.environ.get("AGNO_LOG_LEVEL", "INFO"))
+    serve_p.add_argument("--log-level", default=os.environ.get("AGNO_LOG_LEVEL", "INFO"),
+                         help="DEBUG, INFO, WARNING or ERROR (default: $AGNO_LOG_LEVEL or INFO)")
     serve_p.set_defaults(run=_run_serve)
 
 

@@ -26,7 +26,7 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from comparator import DEFAULT_RULES, Rules
+from agentos_session.defaults import default_file
 from comparator.noise import NoiseModel
 from session_service.appkeys import METRICS as NATIVE_METRICS
 from session_service.config import settings_from_env
@@ -46,7 +46,8 @@ from .upstream import HttpSide, InProcessNative
 
 log = logging.getLogger("shadow_proxy")
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "gateway.yaml"
+# The shipped files, from the installed package (a wheel has no checkout's config/ beside it).
+DEFAULT_CONFIG = default_file("gateway.yaml")
 
 
 NATIVE_SETTINGS = web.AppKey("native_settings", object)
@@ -126,7 +127,7 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
                 if config.shadow.record else None)
     gateway = Gateway(
         config, legacy=legacy, native=native, metrics=GatewayMetrics(), store=store, recorder=recorder,
-        rules=Rules.load(config.rules) if config.rules else DEFAULT_RULES,
+        rules=config.load_rules(),
         noise=NoiseModel.load(config.noise_model) if config.noise_model else None,
         redact=functools.partial(redact_sample, headers=config.store.redact_headers, paths=config.store.redact_paths),
     )  # fmt: skip

@@ -20,10 +20,13 @@ log = logging.getLogger("shadow_proxy")
 def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = sub.add_parser("gateway", help="run the shadow gateway in front of legacy and native",
                        description="Run the shadow gateway (config/gateway.yaml documents every key).")  # fmt: skip
-    p.add_argument("--config", default=os.environ.get("AGNO_GATEWAY_CONFIG"), help="gateway YAML (default: none, all defaults)")
-    p.add_argument("--host", default=None)
-    p.add_argument("--port", type=int, default=None)
-    p.add_argument("--log-level", default=os.environ.get("AGNO_LOG_LEVEL", "INFO"))
+    p.add_argument("--config", default=os.environ.get("AGNO_GATEWAY_CONFIG"), metavar="FILE",
+                   help="gateway YAML; paths in it are relative to it (default: $AGNO_GATEWAY_CONFIG, else the "
+                        "shipped gateway.yaml: %(default)s)")  # fmt: skip
+    p.add_argument("--host", default=None, help="listen address (default: $AGNO_GATEWAY_HOST, else listen.host of --config)")
+    p.add_argument("--port", type=int, default=None, help="listen port (default: $AGNO_GATEWAY_PORT, else listen.port of --config)")
+    p.add_argument("--log-level", default=os.environ.get("AGNO_LOG_LEVEL", "INFO"),
+                   help="DEBUG, INFO, WARNING or ERROR (default: $AGNO_LOG_LEVEL or INFO)")
     p.set_defaults(run=run_gateway)
     replay.add_commands(sub)
 

@@ -33,6 +33,7 @@ from pydantic import AfterValidator, ConfigDict, TypeAdapter, ValidationError, f
 from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
+from agentos_session.defaults import default_file
 from agentos_session.sessions_api import SESSIONS, route_label
 from agentos_session.validation import (
     Count, Env, Flag, NonEmptyText, NonNegativeInt, Port, PositiveFloat, Rate, RouteLabel, Seconds, Text,
@@ -185,11 +186,12 @@ class GatewayConfig:
         return next((g for g in self.groups if g.name == name), None)
 
     def load_rules(self) -> Rules:
-        """The comparator rules the gateway judges with: `rules` (or the built-in defaults),
-        labelling requests with the sessions route table, the labels its groups use (so
-        comparisons, noise model and known differences agree with the gateway's routes).
-        Raises RulesError."""
-        return Rules.load(self.rules, label=route_label) if self.rules else Rules(label=route_label)
+        """The comparator rules the gateway judges with: `rules`, else the shipped
+        comparator.yaml (with its known differences: without them, agno's registered 500s would
+        count as mismatches and hold a route back), labelling requests with the sessions route
+        table, the labels its groups use (so comparisons, noise model and known differences
+        agree with the gateway's routes). Raises RulesError."""
+        return Rules.load(self.rules or default_file("comparator.yaml"), label=route_label)
 
 
 _FILE = TypeAdapter(GatewayConfig)

@@ -94,7 +94,7 @@ def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
     p.add_argument("--legacy", required=True, metavar="URL", help="base URL of the legacy AgentOS")
     p.add_argument("--native", required=True, metavar="URL", help="base URL of the native service")
     p.add_argument("--primary", choices=("legacy", "native"), default="legacy", help="the side playing the primary (default legacy)")
-    p.add_argument("--rules", help="comparator rules YAML (e.g. config/comparator.yaml)")
+    p.add_argument("--rules", metavar="FILE", help="comparator rules YAML, with the known differences it names (default: %(default)s)")
     p.add_argument("--report", metavar="FILE", help="write a report: Markdown if FILE ends in .md, else JSON")
     p.add_argument("--concurrency", type=int, default=4, help="requests in flight at once (default 4)")
     p.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'",
@@ -102,7 +102,8 @@ def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
     p.add_argument("--limit", type=int, help="only the first N requests of the source")
     p.add_argument("--reads-only", action="store_true", help="send only GET, HEAD and OPTIONS; the rest are skipped")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per request and side (default 30)")
-    p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                   help="color the diffs: auto (a terminal without NO_COLOR), always or never")  # fmt: skip
     p.set_defaults(run=run_replay)
 
 

@@ -2,7 +2,7 @@
 
 A hand-kept list of "the variables the service reads" drifts from the code; this reads the
 string literals of `os.environ[...]`, `os.environ.get(...)`, `os.getenv(...)`, `env[...]`,
-`env.get(...)`, `"X" in env` and of helpers handed the mapping and a name (`_int(env, "X", 1)`)
+`env.get(...)`, `"X" in env`, of config fields declared with `Env("X")`, and of helpers handed the mapping and a name (`_int(env, "X", 1)`)
 straight from the source (`env` being the mapping the config loaders take, os.environ by default)."""
 
 from __future__ import annotations
@@ -47,6 +47,9 @@ def names_in_source(source: str) -> set[str]:
         elif isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], (ast.In, ast.NotIn)):
             if _dotted(node.comparators[0]) in ENV_MAPPINGS:
                 found = _literal(node.left)
+        elif isinstance(node, ast.Call) and _dotted(node.func) == "Env" and node.args:
+            # A config field declared with the variable that overrides it: Annotated[Port, Env("AGNO_GATEWAY_PORT")].
+            found = _literal(node.args[0])
         if found:
             names.add(found)
     return names
