@@ -42,14 +42,14 @@ def names_in_source(source: str) -> set[str]:
                 func.rsplit(".", 1)[-1] in ("get", "setdefault", "pop") and func.rsplit(".", 1)[0] in ENV_MAPPINGS
             ):
                 found = _literal(node.args[0])
+            elif func == "Env":
+                # A config field declared with the variable that overrides it: Annotated[Port, Env("AGNO_GATEWAY_PORT")].
+                found = _literal(node.args[0])
         elif isinstance(node, ast.Subscript) and _dotted(node.value) in ENV_MAPPINGS:
             found = _literal(node.slice)
         elif isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], (ast.In, ast.NotIn)):
             if _dotted(node.comparators[0]) in ENV_MAPPINGS:
                 found = _literal(node.left)
-        elif isinstance(node, ast.Call) and _dotted(node.func) == "Env" and node.args:
-            # A config field declared with the variable that overrides it: Annotated[Port, Env("AGNO_GATEWAY_PORT")].
-            found = _literal(node.args[0])
         if found:
             names.add(found)
     return names

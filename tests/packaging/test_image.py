@@ -193,15 +193,17 @@ import agentos_session, comparator, session_service, shadow_proxy
 from agentos_session.cli import build_parser
 from agentos_session.defaults import default_file
 from comparator import Rules
-from shadow_proxy.app import DEFAULT_CONFIG, DEFAULT_RULES_FILE
+from shadow_proxy.app import DEFAULT_CONFIG
+from shadow_proxy.config import GatewayConfig
 (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
 print(json.dumps({
     "modules": [m.__file__ for m in (agentos_session, comparator, session_service, shadow_proxy)],
     "files": [str(default_file(n)) for n in ("gateway.yaml", "comparator.yaml", "known_differences.yaml")],
-    "app": [str(DEFAULT_CONFIG), str(DEFAULT_RULES_FILE)],
+    "app": [str(DEFAULT_CONFIG)],
     "commands": {"gateway": sub.choices["gateway"].get_default("config"),
                  **{c: sub.choices[c].get_default("rules") for c in ("compare", "replay", "learn-noise")}},
     "known": sorted(k.id for k in Rules.load(default_file("comparator.yaml")).known),
+    "gateway_known": sorted(k.id for k in GatewayConfig().load_rules().known),
 }))
 """
     proc = subprocess.run([str(image.venv / "bin" / "python"), "-c", script], cwd=image.workdir, env=image.env(),
@@ -213,6 +215,7 @@ print(json.dumps({
     assert outside == [] and all(Path(p).is_file() for p in paths)
     assert not any(Path(p).resolve().is_relative_to(REPO) for p in paths)
     assert "list-page-zero" in found["known"]
+    assert found["gateway_known"] == found["known"]  # a gateway with no `rules:` judges with the shipped ones
     check = subprocess.run([str(image.venv / "bin" / "python"), "-m", "pip", "check"], capture_output=True, text=True, timeout=60)
     assert check.returncode == 0, check.stdout + check.stderr
 
