@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install tools run serve demo test contract-test clean
+.PHONY: install tools run serve demo lint test contract-test clean
 
 install: $(STAMP)
 
@@ -38,7 +38,13 @@ tools:
 	@for t in $(TOOLS); do command -v $$t >/dev/null || missing=1; done; \
 		[ -z "$$missing" ] || (apt-get update -qq && apt-get install -y -qq $(TOOL_PACKAGES) >/dev/null)
 
-test: install tools
+# Static checks (configured in pyproject.toml): ruff's linter and formatter, and mypy on the packages.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: install tools lint
 	$(BIN)/pytest -q
 
 contract-test: install

@@ -10,8 +10,8 @@ a checkout still compares with the project's rules and known differences."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from importlib import metadata
-from typing import Optional, Sequence
 
 import comparator.cli
 import session_service.cli
@@ -36,7 +36,7 @@ def version() -> str:
         return "unknown (not installed)"
 
 
-def use_packaged_defaults(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def use_packaged_defaults(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Give every command's unset `--rules`/`--config` the shipped file. An option that already
     has a default (e.g. `gateway --config` from $AGNO_GATEWAY_CONFIG) keeps it."""
     for parser in sub.choices.values():
@@ -47,7 +47,9 @@ def use_packaged_defaults(sub: "argparse._SubParsersAction[argparse.ArgumentPars
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="agentos-session", description="agno /sessions: native service and parity tools")
+    parser = argparse.ArgumentParser(
+        prog="agentos-session", description="agno /sessions: native service and parity tools"
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for part in PARTS:
@@ -56,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return int(args.run(args))
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import datetime, timezone
-from typing import Any, Optional, TextIO
+from datetime import UTC, datetime
+from typing import Any, TextIO
 
 # Loggers whose chatter at INFO is not the operator's: aiohttp's own access lines (the parts
 # write their own, in JSON) and the embedded Postgres' step-by-step start-up.
@@ -28,7 +28,7 @@ RESERVED = ("ts", "level", "logger", "msg")
 
 def iso_utc(epoch: float) -> str:
     """`2026-12-01T12:08:02.123Z`: ISO-8601 in UTC with milliseconds."""
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -69,7 +69,7 @@ def parse_level(level: str | int) -> int:
     return value
 
 
-def configure_logging(level: str | int = "INFO", stream: Optional[TextIO] = None) -> None:
+def configure_logging(level: str | int = "INFO", stream: TextIO | None = None) -> None:
     """Send every log record of the process to `stream` (stdout) as JSON lines, at `level`.
     Python warnings are routed through logging too, so they are JSON lines as well. A bad
     `level` raises ValueError before anything is changed."""

@@ -12,7 +12,8 @@ import json
 import sys
 import urllib.error
 import urllib.request
-from typing import Optional, Sequence, TextIO
+from collections.abc import Sequence
+from typing import TextIO
 
 DEFAULT_URLS = ("http://127.0.0.1:8090/readyz", "http://127.0.0.1:8080/readyz")
 DEFAULT_TIMEOUT_S = 3.0
@@ -23,18 +24,30 @@ REASON_CHARS = 300  # a 503 body names what is not ready; enough of it to read i
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    p = sub.add_parser("probe", help="exit 0 when a /readyz answers 200 (for health checks)",
-                       description="Exit 0 when a /readyz answers 200, else 1 with the reasons on stderr.")  # fmt: skip
-    p.add_argument("--url", action="append", metavar="URL",
-                   help=f"readiness URL, repeatable, tried in order until one answers 200 "
-                        f"(default: {' then '.join(DEFAULT_URLS)})")  # fmt: skip
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
-                   help="seconds to wait for each URL (default %(default)s)")  # fmt: skip
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "probe",
+        help="exit 0 when a /readyz answers 200 (for health checks)",
+        description="Exit 0 when a /readyz answers 200, else 1 with the reasons on stderr.",
+    )
+    p.add_argument(
+        "--url",
+        action="append",
+        metavar="URL",
+        help=f"readiness URL, repeatable, tried in order until one answers 200 "
+        f"(default: {' then '.join(DEFAULT_URLS)})",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="S",
+        help="seconds to wait for each URL (default %(default)s)",
+    )
     p.set_defaults(run=run_probe)
 
 
-def check(url: str, timeout: float) -> Optional[str]:
+def check(url: str, timeout: float) -> str | None:
     """None when `url` answers 200, else why not (status and the start of the body, or the
     connection error)."""
     try:
@@ -62,7 +75,7 @@ def _summary(body: bytes) -> str:
     return text[:REASON_CHARS]
 
 
-def probe(urls: Sequence[str], timeout: float) -> tuple[Optional[str], list[str]]:
+def probe(urls: Sequence[str], timeout: float) -> tuple[str | None, list[str]]:
     """(the first URL answering 200 or None, the reasons of those before it that did not)."""
     reasons: list[str] = []
     for url in urls:
@@ -73,7 +86,7 @@ def probe(urls: Sequence[str], timeout: float) -> tuple[Optional[str], list[str]
     return None, reasons
 
 
-def run_probe(args: argparse.Namespace, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None) -> int:
+def run_probe(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     if args.timeout <= 0:
         print("agentos-session probe: --timeout must be positive", file=stderr)

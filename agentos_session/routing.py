@@ -13,8 +13,8 @@ This module knows no API; `agentos_session.sessions_api` holds the sessions rout
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Optional
 
 # RFC 9110 §9.2.1: the methods whose semantics are read-only. Only these are mirrored as
 # reads, retried, or rechecked; PUT and DELETE are idempotent (§9.2.2) but not safe.
@@ -57,7 +57,7 @@ def strip_trailing_slashes(path: str) -> str:
 class Match:
     """The outcome of matching: a route with its path parameters, or a 404/405."""
 
-    route: Optional[Route]
+    route: Route | None
     params: dict[str, str]
     status: int  # 200 for a match, else 404 or 405
     allow: tuple[str, ...] = ()  # the 405's Allow header
@@ -87,7 +87,7 @@ class RouteTable:
         a 405 whose `Allow` names that route's method. FastAPI routes do not add HEAD to GET,
         and methods are case-sensitive."""
         path = strip_trailing_slashes(path)
-        first_partial: Optional[Route] = None
+        first_partial: Route | None = None
         for route, pattern in self._patterns:
             found = pattern.match(path)
             if found is None:
@@ -104,6 +104,6 @@ class RouteTable:
         `METHOD unmatched` (no path matches) or `METHOD method_not_allowed`."""
         return self.match(method, path).label(method)
 
-    def labels(self, methods: Optional[frozenset[str]] = None) -> tuple[str, ...]:
+    def labels(self, methods: frozenset[str] | None = None) -> tuple[str, ...]:
         """The routes' labels in declaration order, optionally only those of `methods`."""
         return tuple(r.label for r in self.routes if methods is None or r.method in methods)

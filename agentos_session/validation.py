@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping, Sequence
 from types import UnionType
-from typing import Annotated, Any, Mapping, Optional, Sequence, Union, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import AfterValidator, Field, Strict, TypeAdapter, ValidationError
 from pydantic_core import PydanticCustomError
@@ -50,8 +51,9 @@ class Env:
     name: str
 
 
-def format_errors(error: ValidationError, source: str = "", keys: Optional[Mapping[str, Sequence[str]]] = None,
-                  model: Any = None) -> str:  # fmt: skip
+def format_errors(
+    error: ValidationError, source: str = "", keys: Mapping[str, Sequence[str]] | None = None, model: Any = None
+) -> str:
     """One `source: path: reason` line per refused value. Inputs are left out on purpose: a
     misplaced token or DSN must not reach a log. Keys that are not plain names are quoted
     (`routes['GET /x'].ignore[0]`). `keys` names the items of lists that were built from a
@@ -79,7 +81,7 @@ def format_errors(error: ValidationError, source: str = "", keys: Optional[Mappi
     return "\n".join(lines)
 
 
-def _dotted(loc: Sequence[Any], keys: Optional[Mapping[str, Sequence[str]]]) -> str:
+def _dotted(loc: Sequence[Any], keys: Mapping[str, Sequence[str]] | None) -> str:
     path = ""
     for position, part in enumerate(loc):
         names = (keys or {}).get(str(loc[position - 1])) if position else None
@@ -160,6 +162,6 @@ def apply_env(obj: Any, env: Mapping[str, str], path: str = "") -> Any:
                 changes[name] = changed
         elif isinstance(value, tuple) and value and all(dataclasses.is_dataclass(v) for v in value):
             items = tuple(apply_env(v, env, f"{where}.*") for v in value)
-            if any(a is not b for a, b in zip(items, value)):
+            if any(a is not b for a, b in zip(items, value, strict=True)):
                 changes[name] = items
     return dataclasses.replace(obj, **changes) if changes else obj

@@ -13,7 +13,8 @@ import argparse
 import json
 import random
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from comparator import Request, Response, Rules, compare
 
@@ -24,17 +25,25 @@ REQUEST = Request("GET", "/sessions?limit=20")
 def item(i: int) -> dict[str, Any]:
     usage = {"input_tokens": 11 + i, "total_tokens": 18 + i, "output_tokens": 7}
     return {
-        "session_id": f"s-agent-{i}", "session_name": f"What tools do you have? #{i}", "session_state": {},
-        "created_at": "2026-11-24T20:08:36Z", "updated_at": "2026-11-24T20:08:37Z", "session_type": "agent",
-        "user_id": f"user-{i % 7}", "agent_id": "basic-agent",
+        "session_id": f"s-agent-{i}",
+        "session_name": f"What tools do you have? #{i}",
+        "session_state": {},
+        "created_at": "2026-11-24T20:08:36Z",
+        "updated_at": "2026-11-24T20:08:37Z",
+        "session_type": "agent",
+        "user_id": f"user-{i % 7}",
+        "agent_id": "basic-agent",
         "metrics": {"details": {"model": [{"id": "gpt-4o", "provider": "OpenAI Chat", **usage}]}, **usage},
-        "total_tokens": 18 + i, "metadata": {},
-    }  # fmt: skip
+        "total_tokens": 18 + i,
+        "metadata": {},
+    }
 
 
 def page(n_items: int) -> dict[str, Any]:
-    return {"data": [item(i) for i in range(n_items)],
-            "meta": {"page": 1, "limit": 20, "total_pages": 1, "total_count": n_items, "search_time_ms": 0.0}}  # fmt: skip
+    return {
+        "data": [item(i) for i in range(n_items)],
+        "meta": {"page": 1, "limit": 20, "total_pages": 1, "total_count": n_items, "search_time_ms": 0.0},
+    }
 
 
 def page_of_size(target_bytes: int) -> dict[str, Any]:
@@ -85,7 +94,9 @@ def main() -> None:
 
     base = page_of_size(2048)
     body = encode(base)
-    print(f"# 2 KB pairs (a GET /sessions page of {len(base['data'])} items, {len(body)} bytes), rules: config/comparator.yaml")
+    print(
+        f"# 2 KB pairs (a GET /sessions page of {len(base['data'])} items, {len(body)} bytes), rules: config/comparator.yaml"
+    )
     same = Response(200, HEADERS, body)
     same_copy = Response(200, HEADERS, bytes(bytearray(body)))  # equal bytes, another object
     one = Response(200, HEADERS, encode(mutate_one(base, rng)))
@@ -103,7 +114,9 @@ def main() -> None:
         print(f"| {name} | {rate(fn, args.seconds):,.0f} |")
 
     print("\n# Cost vs body size (µs per pair, and per KB)")
-    print("| body | items | identical µs | one diff µs | 10% items differ µs | 10% µs/KB |\n|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| body | items | identical µs | one diff µs | 10% items differ µs | 10% µs/KB |\n|---:|---:|---:|---:|---:|---:|"
+    )
     for size in (2_048, 8_192, 32_768, 131_072, 524_288):
         base = page_of_size(size)
         body = encode(base)
@@ -112,11 +125,13 @@ def main() -> None:
         c = Response(200, HEADERS, encode(mutate_one(base, rng)))
         d = Response(200, HEADERS, encode(mutate_many(base, rng)))
         seconds = args.seconds / 2
-        t_same = 1e6 / rate(lambda: compare(a, b, rules, request=REQUEST), seconds)
-        t_one = 1e6 / rate(lambda: compare(a, c, rules, request=REQUEST), seconds)
-        t_many = 1e6 / rate(lambda: compare(a, d, rules, request=REQUEST), seconds)
+        t_same = 1e6 / rate(lambda a=a, b=b: compare(a, b, rules, request=REQUEST), seconds)
+        t_one = 1e6 / rate(lambda a=a, c=c: compare(a, c, rules, request=REQUEST), seconds)
+        t_many = 1e6 / rate(lambda a=a, d=d: compare(a, d, rules, request=REQUEST), seconds)
         kb = len(body) / 1024
-        print(f"| {kb:,.0f} KB | {len(base['data'])} | {t_same:,.1f} | {t_one:,.0f} | {t_many:,.0f} | {t_many / kb:,.1f} |")
+        print(
+            f"| {kb:,.0f} KB | {len(base['data'])} | {t_same:,.1f} | {t_one:,.0f} | {t_many:,.0f} | {t_many / kb:,.1f} |"
+        )
 
 
 if __name__ == "__main__":

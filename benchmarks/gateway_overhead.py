@@ -59,8 +59,14 @@ def start_gateway(dsn: str, legacy_url: str, stage: str, log_dir: Path) -> tuple
     # A stored stage wins over the configured one: start each run from no stored stage.
     asyncio.run(reset_gateway_tables(dsn))
     port = free_port()
-    env = {"AGNO_PG_DSN": dsn, "AGNO_DEFAULT_DB_ID": "main-db", "AGNO_LEGACY_URL": legacy_url,
-           "AGNO_GATEWAY_PORT": str(port), "AGNO_GATEWAY_STAGE": stage, "AGNO_LOG_LEVEL": "WARNING"}  # fmt: skip
+    env = {
+        "AGNO_PG_DSN": dsn,
+        "AGNO_DEFAULT_DB_ID": "main-db",
+        "AGNO_LEGACY_URL": legacy_url,
+        "AGNO_GATEWAY_PORT": str(port),
+        "AGNO_GATEWAY_STAGE": stage,
+        "AGNO_LOG_LEVEL": "WARNING",
+    }
     return start_process(port, env, log_dir / f"gateway-{stage}.log"), f"http://127.0.0.1:{port}"
 
 

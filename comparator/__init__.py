@@ -1,23 +1,53 @@
 """Deciding whether two HTTP responses to the same request are the same answer.
 
-    from comparator import Request, Response, Rules, compare
-    verdict = compare(Response(200, headers, body_a), Response(200, headers, body_b),
-                      Rules.load("config/comparator.yaml"), request=Request("GET", "/sessions"))
-    verdict.result       # "match" | "mismatch" | "expected" | "error"
-    verdict.differences  # (Difference(path, kind, primary, shadow), ...)
+from comparator import Request, Response, Rules, compare
+verdict = compare(Response(200, headers, body_a), Response(200, headers, body_b),
+                  Rules.load("config/comparator.yaml"), request=Request("GET", "/sessions"))
+verdict.result       # "match" | "mismatch" | "expected" | "error"
+verdict.differences  # (Difference(path, kind, primary, shadow), ...)
 """
 
 from .engine import OFFLOAD_BYTES, compare, compare_async, diff_bodies
 from .model import ABSENT, KINDS, RESULTS, Comparison, Difference, Kind, Request, Response, Result, Side
 from .paths import format_path, format_template, parse_path, template_of
 from .rules import (
-    DEFAULT_RULES, KnownDifference, RouteLabeller, RouteRules, Rules, RulesError, Unordered, import_labeller,
+    DEFAULT_RULES,
+    KnownDifference,
+    RouteLabeller,
+    RouteRules,
+    Rules,
+    RulesError,
+    Unordered,
+    import_labeller,
     load_known_differences,
-)  # fmt: skip
+)
 
 __all__ = [
-    "ABSENT", "KINDS", "OFFLOAD_BYTES", "RESULTS", "DEFAULT_RULES", "Comparison", "Difference", "Kind",
-    "KnownDifference", "Request", "Response", "Result", "RouteLabeller", "RouteRules", "Rules", "RulesError", "Side",
-    "Unordered", "compare", "compare_async", "diff_bodies", "format_path", "format_template", "import_labeller",
-    "load_known_differences", "parse_path", "template_of",
-]  # fmt: skip
+    "ABSENT",
+    "KINDS",
+    "OFFLOAD_BYTES",
+    "RESULTS",
+    "DEFAULT_RULES",
+    "Comparison",
+    "Difference",
+    "Kind",
+    "KnownDifference",
+    "Request",
+    "Response",
+    "Result",
+    "RouteLabeller",
+    "RouteRules",
+    "Rules",
+    "RulesError",
+    "Side",
+    "Unordered",
+    "compare",
+    "compare_async",
+    "diff_bodies",
+    "format_path",
+    "format_template",
+    "import_labeller",
+    "load_known_differences",
+    "parse_path",
+    "template_of",
+]

@@ -17,8 +17,9 @@ import dataclasses
 import json
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Optional, TextIO
+from typing import Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 from .engine import compare
@@ -31,41 +32,79 @@ from .rules import SESSIONS_LABEL, Rules, RulesError, import_labeller
 EXIT = {"match": 0, "expected": 0, "mismatch": 1, "error": 2}
 
 
-def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    p = sub.add_parser("compare", help="compare two JSON responses (files or URLs)",
-                       description="Compare two answers. Exit 0 match/expected, 1 mismatch, 2 error.")  # fmt: skip
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="compare two JSON responses (files or URLs)",
+        description="Compare two answers. Exit 0 match/expected, 1 mismatch, 2 error.",
+    )
     p.add_argument("a", help="primary: a JSON file (the body) or a URL")
     p.add_argument("b", help="shadow: a JSON file (the body) or a URL")
-    p.add_argument("--rules", metavar="FILE", help="comparator rules YAML, with the known differences it names (default: %(default)s)")
+    p.add_argument(
+        "--rules",
+        metavar="FILE",
+        help="comparator rules YAML, with the known differences it names (default: %(default)s)",
+    )
     _add_route_label(p)
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
     p.add_argument("-X", "--method", default="GET", help="HTTP method for URLs (default GET)")
-    p.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'", help="request header, repeatable")
+    p.add_argument(
+        "-H", "--header", action="append", default=[], metavar="'NAME: VALUE'", help="request header, repeatable"
+    )
     p.add_argument("-d", "--data", help="request body for URLs (@FILE reads a file)")
-    p.add_argument("--request", help="for files: the request they answer, e.g. 'GET /sessions/abc' (selects route rules)")
-    p.add_argument("--primary-side", choices=("legacy", "native"), default="legacy",
-                   help="which side A is, for known differences (default legacy)")  # fmt: skip
-    p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
-                   help="color the diff: auto (a terminal without NO_COLOR), always or never")  # fmt: skip
+    p.add_argument(
+        "--request", help="for files: the request they answer, e.g. 'GET /sessions/abc' (selects route rules)"
+    )
+    p.add_argument(
+        "--primary-side",
+        choices=("legacy", "native"),
+        default="legacy",
+        help="which side A is, for known differences (default legacy)",
+    )
+    p.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="color the diff: auto (a terminal without NO_COLOR), always or never",
+    )
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per URL request")
     p.set_defaults(run=run_compare)
 
-    n = sub.add_parser("learn-noise", help="learn which paths differ between two answers of the same side",
-                       description=__doc__.split("learn-noise: ", 1)[1].strip())  # fmt: skip
+    n = sub.add_parser(
+        "learn-noise",
+        help="learn which paths differ between two answers of the same side",
+        description=__doc__.split("learn-noise: ", 1)[1].strip(),
+    )
     source = n.add_mutually_exclusive_group(required=True)
     source.add_argument("--base", help="base URL of one side (e.g. the legacy AgentOS)")
     source.add_argument("--pairs", help="JSONL of recorded same-side pairs: {request, a, b} per line")
     n.add_argument("--requests", help="with --base: file of requests, one per line ('GET /sessions?limit=5' or JSON)")
     n.add_argument("--repeat", type=int, default=3, help="with --base: pairs per request (default 3)")
-    n.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'",
-                   help="with --base: request header, repeatable")  # fmt: skip
-    n.add_argument("--rules", metavar="FILE",
-                   help="rules YAML: paths it already ignores are not proposed again (default: %(default)s)")
+    n.add_argument(
+        "-H",
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="with --base: request header, repeatable",
+    )
+    n.add_argument(
+        "--rules",
+        metavar="FILE",
+        help="rules YAML: paths it already ignores are not proposed again (default: %(default)s)",
+    )
     _add_route_label(n)
     n.add_argument("--model", help="write the NoiseModel here (YAML); extends it if it exists")
     n.add_argument("--out", help="write the proposed rules here instead of stdout")
-    n.add_argument("--min-samples", type=int, default=Thresholds.min_samples, help="pairs a route needs before anything is proposed")
-    n.add_argument("--min-rate", type=float, default=0.0, help="propose paths that differed in more than this share of pairs")
+    n.add_argument(
+        "--min-samples",
+        type=int,
+        default=Thresholds.min_samples,
+        help="pairs a route needs before anything is proposed",
+    )
+    n.add_argument(
+        "--min-rate", type=float, default=0.0, help="propose paths that differed in more than this share of pairs"
+    )
     n.set_defaults(run=run_learn_noise)
 
 
@@ -92,7 +131,7 @@ def parse_headers(items: Iterable[str]) -> dict[str, str]:
     return headers
 
 
-def _body_arg(data: Optional[str]) -> bytes:
+def _body_arg(data: str | None) -> bytes:
     if data is None:
         return b""
     if data.startswith("@"):
@@ -105,9 +144,13 @@ def _file_response(path: str, side: Any) -> Response:
 
 
 def _add_route_label(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--route-label", default=SESSIONS_LABEL, metavar="MODULE:FUNCTION",
-                        help="names the route of a request the rules do not name, as a function of (method, path) "
-                             f"(default {SESSIONS_LABEL}; 'none': only the rules' own routes)")  # fmt: skip
+    parser.add_argument(
+        "--route-label",
+        default=SESSIONS_LABEL,
+        metavar="MODULE:FUNCTION",
+        help="names the route of a request the rules do not name, as a function of (method, path) "
+        f"(default {SESSIONS_LABEL}; 'none': only the rules' own routes)",
+    )
 
 
 def load_rules(args: argparse.Namespace) -> Rules:
@@ -116,8 +159,9 @@ def load_rules(args: argparse.Namespace) -> Rules:
     return Rules.load(args.rules, label=label) if args.rules else Rules(label=label)
 
 
-async def _fetch_both(a: str, b: str, request_a: Request, request_b: Request, timeout: float,
-                      sides: tuple[Any, Any]) -> tuple[Response, Response]:  # fmt: skip
+async def _fetch_both(
+    a: str, b: str, request_a: Request, request_b: Request, timeout: float, sides: tuple[Any, Any]
+) -> tuple[Response, Response]:
     targets = [UrlTarget(_split_url(a)[0], timeout, sides[0]), UrlTarget(_split_url(b)[0], timeout, sides[1])]
     try:
         ra, rb = await asyncio.gather(targets[0].send(request_a), targets[1].send(request_b))
@@ -133,7 +177,7 @@ def use_color(choice: str, stream: TextIO) -> bool:
     return stream.isatty() and not os.environ.get("NO_COLOR")
 
 
-def run_compare(args: argparse.Namespace, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None) -> int:
+def run_compare(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr  # looked up now: redirections apply
     sides = (args.primary_side, "native" if args.primary_side == "legacy" else "legacy")
     try:
@@ -142,6 +186,7 @@ def run_compare(args: argparse.Namespace, stdout: Optional[TextIO] = None, stder
         body = _body_arg(args.data)
         if _is_url(args.a) != _is_url(args.b):
             raise ValueError("give two URLs or two files, not one of each")
+        request: Request | None
         if _is_url(args.a):
             request = Request(args.method.upper(), _split_url(args.a)[1], headers, body)
             request_b = Request(args.method.upper(), _split_url(args.b)[1], headers, body)
@@ -157,7 +202,7 @@ def run_compare(args: argparse.Namespace, stdout: Optional[TextIO] = None, stder
     return EXIT[comparison.result]
 
 
-def _print(comparison: Comparison, request: Optional[Request], as_json: bool, color: bool, out: TextIO) -> None:
+def _print(comparison: Comparison, request: Request | None, as_json: bool, color: bool, out: TextIO) -> None:
     if as_json:
         data = comparison.to_dict()
         if request is not None:
@@ -183,15 +228,20 @@ def read_pairs(path: str) -> list[tuple[Request, Response, Response]]:
             continue
         try:
             item = json.loads(line)
-            request = Request.parse(item["request"]) if isinstance(item["request"], str) else Request.from_dict(item["request"])
+            request = (
+                Request.parse(item["request"])
+                if isinstance(item["request"], str)
+                else Request.from_dict(item["request"])
+            )
             out.append((request, Response.from_dict(item["a"]), Response.from_dict(item["b"])))
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}:{number}: not a pair ({exc!r})") from exc
     return out
 
 
-async def _same_side_pairs(base: str, requests: list[Request], repeat: int, timeout: float = 30.0
-                           ) -> list[tuple[Request, Response, Response]]:  # fmt: skip
+async def _same_side_pairs(
+    base: str, requests: list[Request], repeat: int, timeout: float = 30.0
+) -> list[tuple[Request, Response, Response]]:
     target = UrlTarget(base, timeout)
     pairs = []
     try:
@@ -215,7 +265,7 @@ def learn(pairs: Iterable[tuple[Request, Response, Response]], rules: Rules, mod
     return model
 
 
-def run_learn_noise(args: argparse.Namespace, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None) -> int:
+def run_learn_noise(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     try:
         rules = load_rules(args)
@@ -223,7 +273,9 @@ def run_learn_noise(args: argparse.Namespace, stdout: Optional[TextIO] = None, s
             if not args.requests:
                 raise ValueError("--base needs --requests FILE")
             headers = parse_headers(args.header)
-            requests = [Request(r.method, r.target, {**headers, **r.headers}, r.body) for r in read_requests(args.requests)]
+            requests = [
+                Request(r.method, r.target, {**headers, **r.headers}, r.body) for r in read_requests(args.requests)
+            ]
             pairs = asyncio.run(_same_side_pairs(args.base, requests, args.repeat))
             source = f"{len(pairs)} pairs from {args.base}"
         else:

@@ -20,7 +20,7 @@ import functools
 import json
 import math
 from concurrent.futures import Executor
-from typing import Any, Optional
+from typing import Any
 
 from deepdiff import DeepDiff
 from deepdiff.helper import CannotCompare, notpresent
@@ -79,7 +79,7 @@ class _Guide(BaseOperatorPlus):
             self._segments[key] = self.prefix + level.path(output_format="list")
         return self._segments[key]
 
-    def unordered(self, level: Any) -> Optional[Unordered]:
+    def unordered(self, level: Any) -> Unordered | None:
         if not self.rules.unordered:
             return None
         segments = self.segments(level)
@@ -145,13 +145,17 @@ def _value(v: Any) -> Any:
 def _sort_key(difference: Difference) -> tuple[Any, ...]:
     if difference.path.startswith(":"):
         return (0, difference.path)
-    return (1, tuple((0, s, "") if isinstance(s, int) else (1, 0, s) for s in parse_path(difference.path)), difference.kind)
+    return (
+        1,
+        tuple((0, s, "") if isinstance(s, int) else (1, 0, s) for s in parse_path(difference.path)),
+        difference.kind,
+    )
 
 
 def _excerpt(a: bytes, b: bytes, width: int = 40) -> tuple[str, str]:
     i = next((k for k in range(min(len(a), len(b))) if a[k] != b[k]), min(len(a), len(b)))
     lo = max(0, i - width)
-    return a[lo:i + width].decode(errors="replace"), b[lo:i + width].decode(errors="replace")
+    return a[lo : i + width].decode(errors="replace"), b[lo : i + width].decode(errors="replace")
 
 
 def _differing_subtrees(primary: Any, shadow: Any, rules: RouteRules) -> list[tuple[list[Segment], Any, Any]]:
@@ -169,11 +173,15 @@ def _differing_subtrees(primary: Any, shadow: Any, rules: RouteRules) -> list[tu
             probe = Difference(format_path(prefix), "value", template=format_template(prefix))
             if rules.ignores(probe):
                 continue
-        children: list[Segment]
+        children: list[Any]  # keys of a dict or indices of a list: both are path segments
         if isinstance(a, dict) and isinstance(b, dict) and list(a) == list(b):
             children = [k for k in a if not _same(a[k], b[k])]
-        elif (isinstance(a, list) and isinstance(b, list) and len(a) == len(b)
-              and not (rules.unordered and rules.unordered_at(format_path(prefix), format_template(prefix)))):  # fmt: skip
+        elif (
+            isinstance(a, list)
+            and isinstance(b, list)
+            and len(a) == len(b)
+            and not (rules.unordered and rules.unordered_at(format_path(prefix), format_template(prefix)))
+        ):
             children = [i for i in range(len(a)) if not _same(a[i], b[i])]
             if len(children) > 1 and sorted(_ENCODE(a[i]) for i in children) == sorted(_ENCODE(b[i]) for i in children):
                 found.append((prefix, a, b))  # a permutation: `_Guide` reports one `order` for the list
@@ -181,7 +189,7 @@ def _differing_subtrees(primary: Any, shadow: Any, rules: RouteRules) -> list[tu
         else:
             found.append((prefix, a, b))
             continue
-        stack.extend((prefix + [c], a[c], b[c]) for c in reversed(children))  # type: ignore[index]
+        stack.extend((prefix + [c], a[c], b[c]) for c in reversed(children))
     return found
 
 
@@ -198,7 +206,9 @@ def diff_bodies(primary: Any, shadow: Any, rules: RouteRules) -> list[Difference
     return out
 
 
-_ENCODE_SORTED = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False, sort_keys=True).encode
+_ENCODE_SORTED = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), check_circular=False, sort_keys=True
+).encode
 
 
 def _element_key_order(prefix: list[Segment], primary: list[Any], shadow: list[Any]) -> list[Difference]:
@@ -217,8 +227,12 @@ def _deepdiff(prefix: list[Segment], primary: Any, shadow: Any, rules: RouteRule
     keyed = any(u.key for u in rules.unordered)
     # threshold_to_diff_deeper=0: deepdiff otherwise reports two objects sharing under a third
     # of their keys as one changed value, hiding which keys came and went.
-    options: dict[str, Any] = {"view": "tree", "custom_operators": [guide], "ignore_nan_inequality": True,
-                               "threshold_to_diff_deeper": 0}  # fmt: skip
+    options: dict[str, Any] = {
+        "view": "tree",
+        "custom_operators": [guide],
+        "ignore_nan_inequality": True,
+        "threshold_to_diff_deeper": 0,
+    }
     if rules.unordered:
         options["ignore_order_func"] = guide.ignore_order
     if keyed:
@@ -236,6 +250,8 @@ def _deepdiff(prefix: list[Segment], primary: Any, shadow: Any, rules: RouteRule
             if report_type == "iterable_item_moved" and level.up is not None and guide.unordered(level.up):
                 continue
             segments = guide.segments(level, use_t2=kind == "extra")
+            left: Any
+            right: Any
             if kind == "length":
                 left, right = len(level.t1), len(level.t2)
             elif report_type == "key_order":
@@ -246,8 +262,9 @@ def _deepdiff(prefix: list[Segment], primary: Any, shadow: Any, rules: RouteRule
     return out
 
 
-def compare(primary: Response, shadow: Response, rules: Optional[Rules] = None, *,
-            request: Optional[Request] = None) -> Comparison:  # fmt: skip
+def compare(
+    primary: Response, shadow: Response, rules: Rules | None = None, *, request: Request | None = None
+) -> Comparison:
     """Pure and synchronous. `request` gives the route (for per-route rules) and lets known
     differences recognise their trigger; without it only the default rules apply."""
     rules = rules or DEFAULT_RULES
@@ -290,13 +307,19 @@ def compare(primary: Response, shadow: Response, rules: Optional[Rules] = None, 
     return Comparison("mismatch", tuple(differences), route)
 
 
-def _absent(value: Optional[str]) -> Any:
+def _absent(value: str | None) -> Any:
     return ABSENT if value is None else value
 
 
-async def compare_async(primary: Response, shadow: Response, rules: Optional[Rules] = None, *,
-                        request: Optional[Request] = None, executor: Optional[Executor] = None,
-                        offload_bytes: int = OFFLOAD_BYTES) -> Comparison:  # fmt: skip
+async def compare_async(
+    primary: Response,
+    shadow: Response,
+    rules: Rules | None = None,
+    *,
+    request: Request | None = None,
+    executor: Executor | None = None,
+    offload_bytes: int = OFFLOAD_BYTES,
+) -> Comparison:
     """`compare` for async callers: differing bodies of `offload_bytes` or more are compared in
     `executor` (the loop's default thread pool if None) so the event loop keeps serving.
     Byte-equal bodies never leave the loop: their check is one memcmp."""

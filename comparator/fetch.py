@@ -4,8 +4,8 @@ a local test server) or an ASGI app (through httpx's in-process transport)."""
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any, Iterable, Optional, Protocol
+from collections.abc import Iterable
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -54,11 +54,11 @@ def exact_url(text: str) -> URL:
 class UrlTarget:
     """A running service at `base` (`http://127.0.0.1:7777`)."""
 
-    def __init__(self, base: str, timeout_s: float = DEFAULT_TIMEOUT_S, side: Optional[Side] = None) -> None:
+    def __init__(self, base: str, timeout_s: float = DEFAULT_TIMEOUT_S, side: Side | None = None) -> None:
         self.base = base.rstrip("/")
         self.side = side
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._session: Optional[aiohttp.ClientSession] = None
+        self._session: aiohttp.ClientSession | None = None
 
     async def send(self, request: Request) -> Response:
         if self._session is None:
@@ -66,15 +66,16 @@ class UrlTarget:
         url = exact_url(self.base + request.target)
         for attempt in (1, 2):
             try:
-                async with self._session.request(request.method, url, data=request.body or None,
-                                                 headers=dict(request.headers), allow_redirects=False) as r:  # fmt: skip
+                async with self._session.request(
+                    request.method, url, data=request.body or None, headers=dict(request.headers), allow_redirects=False
+                ) as r:
                     return Response(r.status, _headers(r.headers.items()), await r.read(), self.side)
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
                 # A server may close a kept-alive connection (uvicorn does after a 500) just as
                 # it is reused; a read that never reached the server is safe to send again.
                 if attempt == 2 or request.method not in SAFE_METHODS:
                     return Response.failed(f"{type(exc).__name__}: {exc}", self.side)
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 return Response.failed(f"{type(exc).__name__}: {exc}", self.side)
         raise AssertionError("unreachable")
 
@@ -87,11 +88,11 @@ class UrlTarget:
 class AiohttpAppTarget:
     """An aiohttp application, started (with its startup and cleanup hooks) on first use."""
 
-    def __init__(self, app: web.Application, side: Optional[Side] = None) -> None:
+    def __init__(self, app: web.Application, side: Side | None = None) -> None:
         self.app = app
         self.side = side
         self._server: Any = None
-        self._url: Optional[UrlTarget] = None
+        self._url: UrlTarget | None = None
 
     async def send(self, request: Request) -> Response:
         if self._url is None:
@@ -112,7 +113,7 @@ class AiohttpAppTarget:
 class AsgiTarget:
     """An ASGI application (FastAPI, Starlette, agno's AgentOS app), called in process."""
 
-    def __init__(self, app: Any, side: Optional[Side] = None) -> None:
+    def __init__(self, app: Any, side: Side | None = None) -> None:
         try:
             import httpx
         except ImportError as exc:  # pragma: no cover - depends on the user's environment
@@ -121,15 +122,16 @@ class AsgiTarget:
         self._client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
 
     async def send(self, request: Request) -> Response:
-        r = await self._client.request(request.method, request.target, content=request.body or None,
-                                       headers=dict(request.headers))  # fmt: skip
+        r = await self._client.request(
+            request.method, request.target, content=request.body or None, headers=dict(request.headers)
+        )
         return Response(r.status_code, _headers(r.headers.multi_items()), r.content, self.side)
 
     async def close(self) -> None:
         await self._client.aclose()
 
 
-def target_for(side: Any, label: Optional[Side] = None) -> Target:
+def target_for(side: Any, label: Side | None = None) -> Target:
     """A target from what a user passes: a URL string, an aiohttp app, an ASGI app, or an
     object that already has `send` and `close`."""
     if isinstance(side, str):
@@ -139,7 +141,7 @@ def target_for(side: Any, label: Optional[Side] = None) -> Target:
     if isinstance(side, web.Application):
         return AiohttpAppTarget(side, label)
     if hasattr(side, "send") and hasattr(side, "close"):
-        return side  # type: ignore[no-any-return]
+        return side
     if callable(side):
         return AsgiTarget(side, label)
     raise TypeError(f"cannot send requests to {side!r}: give a base URL, an aiohttp app or an ASGI app")

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Optional
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from .paths import template_of
@@ -27,9 +28,9 @@ KINDS: tuple[Kind, ...] = ("status", "header", "value", "type", "missing", "extr
 class _Absent:
     """The value of a side that has nothing at a path (a `missing` or `extra` difference)."""
 
-    _instance: Optional["_Absent"] = None
+    _instance: _Absent | None = None
 
-    def __new__(cls) -> "_Absent":
+    def __new__(cls) -> _Absent:
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance
@@ -62,7 +63,7 @@ class Request:
         return parse_qs(urlsplit(self.target).query, keep_blank_values=True)
 
     @classmethod
-    def parse(cls, line: str) -> "Request":
+    def parse(cls, line: str) -> Request:
         """`"GET /sessions?limit=2"` (the short form used by tests, CLIs and request files), or
         one JSON object as written by `to_dict`."""
         line = line.strip()
@@ -81,7 +82,7 @@ class Request:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Request":
+    def from_dict(cls, data: Mapping[str, Any]) -> Request:
         return cls(str(data["method"]).upper(), str(data["target"]), dict(data.get("headers") or {}), _body_of(data))
 
     def __str__(self) -> str:
@@ -96,10 +97,10 @@ class Response:
     status: int
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
-    side: Optional[Side] = None
-    error: Optional[str] = None
+    side: Side | None = None
+    error: str | None = None
 
-    def header(self, name: str) -> Optional[str]:
+    def header(self, name: str) -> str | None:
         """Case-insensitive lookup; multi-valued headers are expected joined by the caller."""
         lowered = name.lower()
         for key, value in self.headers.items():
@@ -108,7 +109,7 @@ class Response:
         return None
 
     @classmethod
-    def failed(cls, error: str, side: Optional[Side] = None) -> "Response":
+    def failed(cls, error: str, side: Side | None = None) -> Response:
         return cls(0, {}, b"", side, error)
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,9 +122,14 @@ class Response:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Response":
-        return cls(int(data.get("status", 0)), dict(data.get("headers") or {}), _body_of(data), data.get("side"),
-                   data.get("error"))  # fmt: skip
+    def from_dict(cls, data: Mapping[str, Any]) -> Response:
+        return cls(
+            int(data.get("status", 0)),
+            dict(data.get("headers") or {}),
+            _body_of(data),
+            data.get("side"),
+            data.get("error"),
+        )
 
 
 def _body_fields(body: bytes) -> dict[str, str]:
@@ -179,9 +185,9 @@ class Comparison:
 
     result: Result
     differences: tuple[Difference, ...] = ()
-    route: Optional[str] = None
-    known: Optional[str] = None
-    reason: Optional[str] = None
+    route: str | None = None
+    known: str | None = None
+    reason: str | None = None
     noise: tuple[Difference, ...] = ()
 
     @property

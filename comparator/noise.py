@@ -14,9 +14,10 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any
 
 import yaml
 
@@ -78,15 +79,15 @@ class NoiseModel:
         """A primary-vs-shadow pair, counted for the raw rates `judge` weighs."""
         self.raw.setdefault(comparison.route or "", _Counts()).add(comparison)
 
-    def noise_rate(self, route: Optional[str], template: str) -> float:
+    def noise_rate(self, route: str | None, template: str) -> float:
         counts = self.noise.get(route or "")
         return counts.rate(template) if counts else 0.0
 
-    def raw_rate(self, route: Optional[str], template: str) -> float:
+    def raw_rate(self, route: str | None, template: str) -> float:
         counts = self.raw.get(route or "")
         return counts.rate(template) if counts else 0.0
 
-    def is_noise(self, route: Optional[str], template: str) -> bool:
+    def is_noise(self, route: str | None, template: str) -> bool:
         counts = self.noise.get(route or "")
         if counts is None or counts.pairs < self.thresholds.min_samples or not counts.differed[template]:
             return False
@@ -105,12 +106,13 @@ class NoiseModel:
         if not noisy:
             return comparison
         kept = tuple(d for d in comparison.differences if d not in noisy)
-        return dataclasses.replace(comparison, result="mismatch" if kept else "match", differences=kept,
-                                   noise=comparison.noise + noisy)  # fmt: skip
+        return dataclasses.replace(
+            comparison, result="mismatch" if kept else "match", differences=kept, noise=comparison.noise + noisy
+        )
 
     # ---- proposals -------------------------------------------------------------------------
 
-    def proposals(self, min_rate: float = 0.0) -> list["Proposal"]:
+    def proposals(self, min_rate: float = 0.0) -> list[Proposal]:
         """Ignore rules worth a person's look: templates that differed in more than `min_rate`
         of same-side pairs, for routes with at least `min_samples` pairs."""
         out = []
@@ -131,7 +133,9 @@ class NoiseModel:
             return {
                 route: {
                     "pairs": c.pairs,
-                    "paths": {t: {"differed": n, "kinds": sorted(c.kinds.get(t, ()))} for t, n in sorted(c.differed.items())},
+                    "paths": {
+                        t: {"differed": n, "kinds": sorted(c.kinds.get(t, ()))} for t, n in sorted(c.differed.items())
+                    },
                 }
                 for route, c in sorted(table.items())
             }
@@ -139,7 +143,7 @@ class NoiseModel:
         return {"thresholds": dataclasses.asdict(self.thresholds), "noise": dump(self.noise), "raw": dump(self.raw)}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "NoiseModel":
+    def from_dict(cls, data: Mapping[str, Any]) -> NoiseModel:
         def load(table: Mapping[str, Any]) -> dict[str, _Counts]:
             out = {}
             for route, entry in (table or {}).items():
@@ -157,7 +161,7 @@ class NoiseModel:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))
 
     @classmethod
-    def load(cls, path: str | Path) -> "NoiseModel":
+    def load(cls, path: str | Path) -> NoiseModel:
         return cls.from_dict(yaml.safe_load(Path(path).read_text()) or {})
 
 

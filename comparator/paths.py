@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from typing import Iterable, Sequence, Union
 
-Segment = Union[str, int]
+Segment = str | int
 
 ROOT = "$"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*\Z")

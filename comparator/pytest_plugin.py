@@ -17,8 +17,9 @@ own route templates name routes, others are `METHOD unmatched`.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterable, Optional, Union
+from typing import Any
 
 import pytest
 
@@ -29,17 +30,23 @@ from .report import Check, render_text, report_json, report_markdown, summary
 from .rules import Rules, import_labeller
 
 _RECORDER = pytest.StashKey["Recorder"]()
-RequestLike = Union[str, Request]
+RequestLike = str | Request
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("parity", "response parity (agentos-session comparator)")
     group.addoption("--parity-rules", default=None, metavar="FILE", help="comparator rules YAML for the parity fixture")
-    group.addoption("--parity-report", default=None, metavar="FILE", help="write every parity check to FILE (.md or .json)")
+    group.addoption(
+        "--parity-report", default=None, metavar="FILE", help="write every parity check to FILE (.md or .json)"
+    )
     parser.addini("parity_rules", "comparator rules YAML for the parity fixture (relative to rootdir)", default="")
     parser.addini("parity_report", "parity report file (.md or .json, relative to rootdir)", default="")
-    group.addoption("--parity-route-label", default=None, metavar="MODULE:FUNCTION",
-                    help="labels the routes the parity rules do not name: a function of (method, path)")  # fmt: skip
+    group.addoption(
+        "--parity-route-label",
+        default=None,
+        metavar="MODULE:FUNCTION",
+        help="labels the routes the parity rules do not name: a function of (method, path)",
+    )
     parser.addini("parity_route_label", "MODULE:FUNCTION labelling routes the parity rules do not name", default="")
 
 
@@ -49,9 +56,9 @@ class Recorder:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.checks: list[Check] = []
-        self._rules: Optional[Rules] = None
+        self._rules: Rules | None = None
 
-    def _path(self, name: str) -> Optional[Path]:
+    def _path(self, name: str) -> Path | None:
         """The `--parity-x` option (relative to where pytest was started), else the ini value
         (relative to the rootdir, where the ini file is)."""
         option, ini = self.config.getoption(name), self.config.getini(name)
@@ -63,11 +70,13 @@ class Recorder:
     def rules(self) -> Rules:
         if self._rules is None:
             path = self._path("parity_rules")
-            label = import_labeller(self.config.getoption("parity_route_label") or self.config.getini("parity_route_label"))
+            label = import_labeller(
+                self.config.getoption("parity_route_label") or self.config.getini("parity_route_label")
+            )
             self._rules = Rules.load(path, label=label) if path else Rules(label=label)
         return self._rules
 
-    def write_report(self) -> Optional[Path]:
+    def write_report(self) -> Path | None:
         path = self._path("parity_report")
         if path is None:
             return None
@@ -116,8 +125,16 @@ class Parity:
         request = Request.parse(request) if isinstance(request, str) else request
         return await self._target(side).send(request)
 
-    async def check(self, request: RequestLike, *, primary: Any, shadow: Any, expect: Union[str, Iterable[str]] = ("match", "expected"),
-                    rules: Optional[Rules] = None, sides: tuple[str, str] = ("legacy", "native")) -> Comparison:  # fmt: skip
+    async def check(
+        self,
+        request: RequestLike,
+        *,
+        primary: Any,
+        shadow: Any,
+        expect: str | Iterable[str] = ("match", "expected"),
+        rules: Rules | None = None,
+        sides: tuple[str, str] = ("legacy", "native"),
+    ) -> Comparison:
         """Send `request` to both sides, compare, record, and fail the test unless the result is
         in `expect`. `sides` says which side `primary` and `shadow` are (for known differences)."""
         request = Request.parse(request) if isinstance(request, str) else request
@@ -126,15 +143,24 @@ class Parity:
         first, second = _label(first, sides[0]), _label(second, sides[1])
         return self.verify(first, second, request=request, expect=expect, rules=rules)
 
-    def verify(self, primary: Response, shadow: Response, *, request: Optional[RequestLike] = None,
-               expect: Union[str, Iterable[str]] = ("match", "expected"), rules: Optional[Rules] = None) -> Comparison:  # fmt: skip
+    def verify(
+        self,
+        primary: Response,
+        shadow: Response,
+        *,
+        request: RequestLike | None = None,
+        expect: str | Iterable[str] = ("match", "expected"),
+        rules: Rules | None = None,
+    ) -> Comparison:
         """Compare two answers already in hand, record, and fail unless the result is in `expect`."""
         request = Request.parse(request) if isinstance(request, str) else request
         comparison = compare(primary, shadow, rules or self.rules, request=request)
         self._recorder.checks.append(Check(self._name, request, comparison))
         allowed = (expect,) if isinstance(expect, str) else tuple(expect)
         if comparison.result not in allowed:
-            pytest.fail(f"parity: expected {' or '.join(allowed)}, got:\n" + render_text(comparison, request), pytrace=False)
+            pytest.fail(
+                f"parity: expected {' or '.join(allowed)}, got:\n" + render_text(comparison, request), pytrace=False
+            )
         return comparison
 
     async def aclose(self) -> None:
@@ -153,15 +179,15 @@ try:
     import pytest_asyncio
 except ImportError:  # pragma: no cover - a suite without pytest-asyncio can still use verify()
 
-    @pytest.fixture
-    def parity(request: pytest.FixtureRequest) -> Parity:
+    @pytest.fixture(name="parity")
+    def _parity_sync(request: pytest.FixtureRequest) -> Parity:
         """Compare responses with the project's comparator; see the module docstring."""
         return Parity(request.config.stash[_RECORDER], request.node.nodeid)
 
 else:
 
-    @pytest_asyncio.fixture
-    async def parity(request: pytest.FixtureRequest) -> AsyncIterator[Parity]:
+    @pytest_asyncio.fixture(name="parity")
+    async def _parity_async(request: pytest.FixtureRequest) -> AsyncIterator[Parity]:
         """Compare responses with the project's comparator; see the module docstring."""
         checker = Parity(request.config.stash[_RECORDER], request.node.nodeid)
         try:

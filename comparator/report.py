@@ -4,8 +4,9 @@ many checks as JSON or Markdown. Pure functions from comparisons to text."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional
+from typing import Any
 
 from .model import ABSENT, Comparison, Difference, Request
 
@@ -27,18 +28,27 @@ def show(value: Any, limit: int = 300) -> str:
     return text
 
 
-def render_difference(difference: Difference, color: bool = False, primary: str = "primary", shadow: str = "shadow") -> str:
+def render_difference(
+    difference: Difference, color: bool = False, primary: str = "primary", shadow: str = "shadow"
+) -> str:
     head = f"  {difference.kind:<7} {_paint(difference.path, '1', color)}"
     width = max(len(primary), len(shadow)) + 1
-    return "\n".join([
-        head,
-        "          " + _paint(f"- {(primary + ':').ljust(width)} {show(difference.primary)}", "31", color),
-        "          " + _paint(f"+ {(shadow + ':').ljust(width)} {show(difference.shadow)}", "32", color),
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            head,
+            "          " + _paint(f"- {(primary + ':').ljust(width)} {show(difference.primary)}", "31", color),
+            "          " + _paint(f"+ {(shadow + ':').ljust(width)} {show(difference.shadow)}", "32", color),
+        ]
+    )
 
 
-def render_text(comparison: Comparison, request: Optional[Request] = None, color: bool = False,
-                primary: str = "primary", shadow: str = "shadow") -> str:  # fmt: skip
+def render_text(
+    comparison: Comparison,
+    request: Request | None = None,
+    color: bool = False,
+    primary: str = "primary",
+    shadow: str = "shadow",
+) -> str:
     """The diff a person reads: the verdict, then each difference with both sides' values."""
     head = _paint(comparison.result.upper(), _RESULT_COLOUR[comparison.result], color)
     parts = [head]
@@ -55,8 +65,11 @@ def render_text(comparison: Comparison, request: Optional[Request] = None, color
     lines = ["  ".join(parts)]
     lines += [render_difference(d, color, primary, shadow) for d in comparison.differences]
     if comparison.noise:
-        lines.append(f"  ({len(comparison.noise)} difference(s) set aside as noise: "
-                     + ", ".join(sorted({d.template for d in comparison.noise})) + ")")  # fmt: skip
+        lines.append(
+            f"  ({len(comparison.noise)} difference(s) set aside as noise: "
+            + ", ".join(sorted({d.template for d in comparison.noise}))
+            + ")"
+        )
     return "\n".join(lines)
 
 
@@ -65,7 +78,7 @@ class Check:
     """One comparison made by a test (or a replay), with where it came from."""
 
     name: str
-    request: Optional[Request]
+    request: Request | None
     comparison: Comparison
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,8 +106,9 @@ def summary(checks: Iterable[Check]) -> dict[str, Any]:
 
 
 def report_json(checks: list[Check]) -> str:
-    return json.dumps({"summary": summary(checks), "checks": [c.to_dict() for c in checks]}, indent=2,
-                      ensure_ascii=False, default=str)  # fmt: skip
+    return json.dumps(
+        {"summary": summary(checks), "checks": [c.to_dict() for c in checks]}, indent=2, ensure_ascii=False, default=str
+    )
 
 
 def report_markdown(checks: list[Check]) -> str:

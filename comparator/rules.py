@@ -20,10 +20,11 @@ from __future__ import annotations
 import json
 import pkgutil
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Callable, Mapping, Optional, Sequence, Union
+from typing import Annotated, Any
 
 import pydantic
 import yaml
@@ -45,7 +46,7 @@ SESSIONS_LABEL = "agentos_session.sessions_api:route_label"
 an import: the comparator itself does not depend on the sessions API)."""
 
 
-def import_labeller(spec: Optional[str]) -> Optional[RouteLabeller]:
+def import_labeller(spec: str | None) -> RouteLabeller | None:
     """`"package.module:function"` -> that function; empty or `none` -> None (only the rules'
     own route templates label requests). A name that does not resolve is a RulesError."""
     if not spec or spec.strip().lower() == "none":
@@ -56,7 +57,7 @@ def import_labeller(spec: Optional[str]) -> Optional[RouteLabeller]:
         raise RulesError(f"route label {spec!r}: {exc}") from exc
     if not callable(found):
         raise RulesError(f"route label {spec!r} is not a function of (method, path)")
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 class RulesError(ValueError):
@@ -68,7 +69,7 @@ class Unordered:
     """An array compared as a multiset. With `key`, elements are paired by that field."""
 
     path: str
-    key: Optional[str] = None
+    key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class RouteRules:
     def ignores(self, difference: Difference) -> bool:
         return bool(self.ignore) and glob_matches(self.ignore, difference.path, difference.template)
 
-    def unordered_at(self, path: str, template: str) -> Optional[Unordered]:
+    def unordered_at(self, path: str, template: str) -> Unordered | None:
         for rule in self.unordered:
             if glob_matches((rule.path,), path, template, below=False):
                 return rule
@@ -96,7 +97,7 @@ class SideSpec:
     """What one side answers in a known difference: a status and, where fixed, the body."""
 
     status: int
-    body: Optional[bytes] = None
+    body: bytes | None = None
 
     def holds_for(self, response: Response) -> bool:
         return response.status == self.status and (self.body is None or response.body == self.body)
@@ -114,12 +115,18 @@ class KnownDifference:
     native: SideSpec
     query: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     body_keys: tuple[str, ...] = ()
-    data: Optional[str] = None
+    data: str | None = None
     paths: tuple[str, ...] = ()
     why: str = ""
 
-    def explains(self, route: Optional[str], request: Optional[Request], legacy: Response, native: Response,
-                 differences: Sequence[Difference]) -> bool:  # fmt: skip
+    def explains(
+        self,
+        route: str | None,
+        request: Request | None,
+        legacy: Response,
+        native: Response,
+        differences: Sequence[Difference],
+    ) -> bool:
         if route != self.route or request is None:
             return False
         query = request.query
@@ -153,9 +160,9 @@ class Rules:
     defaults: RouteRules = RouteRules()
     routes: Mapping[str, RouteRules] = field(default_factory=dict)
     known: tuple[KnownDifference, ...] = ()
-    label: Optional[RouteLabeller] = field(default=None, compare=False, repr=False)
+    label: RouteLabeller | None = field(default=None, compare=False, repr=False)
 
-    def for_route(self, route: Optional[str]) -> RouteRules:
+    def for_route(self, route: str | None) -> RouteRules:
         return self.routes.get(route, self.defaults) if route else self.defaults
 
     @cached_property
@@ -167,7 +174,7 @@ class Rules:
             out.append((method, compile_template(template), route))
         return tuple(out)
 
-    def route_of(self, request: Optional[Request]) -> Optional[str]:
+    def route_of(self, request: Request | None) -> str | None:
         """The request's route template: the rules' own routes first (so the comparator serves
         any API), then `label`, else `METHOD unmatched`."""
         if request is None:
@@ -178,8 +185,14 @@ class Rules:
                 return route
         return self.label(request.method, request.path) if self.label else f"{request.method} unmatched"
 
-    def explain(self, route: Optional[str], request: Optional[Request], primary: Response, shadow: Response,
-                differences: Sequence[Difference]) -> Optional[KnownDifference]:  # fmt: skip
+    def explain(
+        self,
+        route: str | None,
+        request: Request | None,
+        primary: Response,
+        shadow: Response,
+        differences: Sequence[Difference],
+    ) -> KnownDifference | None:
         if not self.known:
             return None
         legacy, native = (shadow, primary) if primary.side == "native" or shadow.side == "legacy" else (primary, shadow)
@@ -191,7 +204,7 @@ class Rules:
     # ---- loading ---------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: str | Path, label: Optional[RouteLabeller] = None) -> "Rules":
+    def load(cls, path: str | Path, label: RouteLabeller | None = None) -> Rules:
         path = Path(path)
         try:
             data = yaml.safe_load(path.read_text()) or {}
@@ -200,11 +213,18 @@ class Rules:
         return cls.from_mapping(data, base_dir=path.parent, source=str(path), label=label)
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], base_dir: Path = Path("."), source: str = "rules",
-                     label: Optional[RouteLabeller] = None) -> "Rules":  # fmt: skip
+    def from_mapping(
+        cls,
+        data: Mapping[str, Any],
+        base_dir: Path = Path("."),
+        source: str = "rules",
+        label: RouteLabeller | None = None,
+    ) -> Rules:
         parsed = _validated(_RulesFile, data, source)
         defaults = (parsed.defaults or _RouteRulesFile()).extend(RouteRules())
-        routes = {route: (entry or _RouteRulesFile()).extend(defaults) for route, entry in (parsed.routes or {}).items()}
+        routes = {
+            route: (entry or _RouteRulesFile()).extend(defaults) for route, entry in (parsed.routes or {}).items()
+        }
         known: tuple[KnownDifference, ...] = ()
         if parsed.known_differences:
             known = load_known_differences(base_dir / parsed.known_differences)
@@ -222,7 +242,7 @@ _FILE_MODEL = ConfigDict(extra="forbid")
 @pydantic.dataclasses.dataclass(frozen=True, config=_FILE_MODEL)
 class _UnorderedFile:
     path: NonEmptyText
-    key: Optional[NonEmptyText] = None
+    key: NonEmptyText | None = None
 
 
 def _path_only(value: Any) -> Any:
@@ -234,7 +254,9 @@ def _null_is_empty(value: Any) -> Any:
 
 
 _Paths = Annotated[tuple[NonEmptyText, ...], BeforeValidator(_null_is_empty)]
-_UnorderedList = Annotated[tuple[Annotated[_UnorderedFile, BeforeValidator(_path_only)], ...], BeforeValidator(_null_is_empty)]
+_UnorderedList = Annotated[
+    tuple[Annotated[_UnorderedFile, BeforeValidator(_path_only)], ...], BeforeValidator(_null_is_empty)
+]
 
 
 @pydantic.dataclasses.dataclass(frozen=True, config=_FILE_MODEL)
@@ -259,27 +281,26 @@ class _RouteRulesFile:
 
 @pydantic.dataclasses.dataclass(frozen=True, config=_FILE_MODEL)
 class _RulesFile:
-    defaults: Optional[_RouteRulesFile] = None
-    routes: Optional[dict[RouteLabel, Optional[_RouteRulesFile]]] = None
-    known_differences: Optional[NonEmptyText] = None  # a file, relative to the rules file
+    defaults: _RouteRulesFile | None = None
+    routes: dict[RouteLabel, _RouteRulesFile | None] | None = None
+    known_differences: NonEmptyText | None = None  # a file, relative to the rules file
 
 
-
-_Scalar = Union[Annotated[str, Strict()], Annotated[int, Strict()], Annotated[float, Strict()]]
+_Scalar = Annotated[str, Strict()] | Annotated[int, Strict()] | Annotated[float, Strict()]
 
 
 @pydantic.dataclasses.dataclass(frozen=True, config=_FILE_MODEL)
 class _TriggerFile:
-    query: Optional[dict[NonEmptyText, Union[_Scalar, list[_Scalar]]]] = None  # any of the values
-    body: Optional[Union[NonEmptyText, tuple[NonEmptyText, ...]]] = None  # top-level JSON keys present
-    data: Optional[Text] = None  # a stored-data trigger, in words (the comparator cannot see it)
+    query: dict[NonEmptyText, _Scalar | list[_Scalar]] | None = None  # any of the values
+    body: NonEmptyText | tuple[NonEmptyText, ...] | None = None  # top-level JSON keys present
+    data: Text | None = None  # a stored-data trigger, in words (the comparator cannot see it)
 
 
 @pydantic.dataclasses.dataclass(frozen=True, config=_FILE_MODEL)
 class _SideFile:
     status: Annotated[int, Strict(), Field(ge=100, le=599)]
-    body: Optional[Text] = None
-    note: Optional[Text] = None  # for readers only
+    body: Text | None = None
+    note: Text | None = None  # for readers only
 
     def spec(self) -> SideSpec:
         return SideSpec(self.status, None if self.body is None else self.body.encode())
@@ -291,21 +312,29 @@ class _KnownFile:
     route: RouteLabel
     legacy: _SideFile
     native: _SideFile
-    when: Optional[Text] = None  # for readers only
-    match: Optional[_TriggerFile] = None
-    paths: Optional[tuple[NonEmptyText, ...]] = None
-    why: Optional[Text] = None
+    when: Text | None = None  # for readers only
+    match: _TriggerFile | None = None
+    paths: tuple[NonEmptyText, ...] | None = None
+    why: Text | None = None
 
     def entry(self) -> KnownDifference:
         trigger = self.match or _TriggerFile()
-        query = {name: tuple(str(v) for v in (values if isinstance(values, list) else [values]))
-                 for name, values in (trigger.query or {}).items()}  # fmt: skip
+        query = {
+            name: tuple(str(v) for v in (values if isinstance(values, list) else [values]))
+            for name, values in (trigger.query or {}).items()
+        }
         body = trigger.body or ()
         return KnownDifference(
-            id=self.id, route=self.route, legacy=self.legacy.spec(), native=self.native.spec(), query=query,
-            body_keys=(body,) if isinstance(body, str) else body, data=trigger.data, paths=self.paths or (),
+            id=self.id,
+            route=self.route,
+            legacy=self.legacy.spec(),
+            native=self.native.spec(),
+            query=query,
+            body_keys=(body,) if isinstance(body, str) else body,
+            data=trigger.data,
+            paths=self.paths or (),
             why=(self.why or "").strip(),
-        )  # fmt: skip
+        )
 
 
 _ADAPTERS: Mapping[type, TypeAdapter[Any]] = {kind: TypeAdapter(kind) for kind in (_RulesFile, _KnownFile)}

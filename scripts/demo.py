@@ -32,8 +32,14 @@ from tests.shadow.process import start_process, stop  # noqa: E402
 
 
 def start_gateway(pg_dsn: str, legacy_url: str, port: int, log_path: Path) -> subprocess.Popen[bytes]:
-    env = {"AGNO_PG_DSN": pg_dsn, "AGNO_DEFAULT_DB_ID": "main-db", "AGNO_LEGACY_URL": legacy_url,
-           "AGNO_GATEWAY_PORT": str(port), "AGNO_GATEWAY_ADMIN_TOKEN": "demo-admin-token", "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    env = {
+        "AGNO_PG_DSN": pg_dsn,
+        "AGNO_DEFAULT_DB_ID": "main-db",
+        "AGNO_LEGACY_URL": legacy_url,
+        "AGNO_GATEWAY_PORT": str(port),
+        "AGNO_GATEWAY_ADMIN_TOKEN": "demo-admin-token",
+        "PYTHONUNBUFFERED": "1",
+    }
     try:
         return start_process(port, env, log_path)
     except RuntimeError as exc:
@@ -48,16 +54,23 @@ def traffic(base: str, rounds: int) -> dict[str, int]:
     with httpx.Client(base_url=base, timeout=30) as client:
         for _ in range(rounds):
             session_id = rng.choice(SESSION_ORDER)
-            for path in ("/sessions", f"/sessions/{session_id}", f"/sessions/{session_id}/runs",
-                         f"/sessions?limit=2&page={rng.randint(1, 3)}", "/sessions?page=0"):  # fmt: skip
+            for path in (
+                "/sessions",
+                f"/sessions/{session_id}",
+                f"/sessions/{session_id}/runs",
+                f"/sessions?limit=2&page={rng.randint(1, 3)}",
+                "/sessions?page=0",
+            ):
                 r = client.get(path)
                 statuses[str(r.status_code)] = statuses.get(str(r.status_code), 0) + 1
         for i in range(3):
             new_id = f"demo-{uuid.uuid4().hex[:8]}"
-            for method, path, body in (("POST", "/sessions", {"session_id": new_id, "session_name": f"Demo {i}"}),
-                                       ("POST", f"/sessions/{new_id}/rename", {"session_name": f"Demo {i}, renamed"}),
-                                       ("PATCH", f"/sessions/{new_id}", {"metadata": {"demo": True}}),
-                                       ("DELETE", f"/sessions/{new_id}", None)):  # fmt: skip
+            for method, path, body in (
+                ("POST", "/sessions", {"session_id": new_id, "session_name": f"Demo {i}"}),
+                ("POST", f"/sessions/{new_id}/rename", {"session_name": f"Demo {i}, renamed"}),
+                ("PATCH", f"/sessions/{new_id}", {"metadata": {"demo": True}}),
+                ("DELETE", f"/sessions/{new_id}", None),
+            ):
                 r = client.request(method, path, json=body)
                 statuses[str(r.status_code)] = statuses.get(str(r.status_code), 0) + 1
     return statuses
@@ -84,7 +97,8 @@ def main() -> None:
         time.sleep(1.0)  # let the last mirrored copies be compared
         health = httpx.get(base + "/healthz").json()
         print(f"sent through the gateway, answers by status: {statuses}; stages: {health['stages']}")
-        print(f"""
+        print(
+            f"""
 Where to look:
   {base}/shadow/report          parity per route, top differing paths, recent samples (HTML)
   {base}/metrics                shadow_* metrics (and the native service's agno_session_*)
@@ -92,8 +106,10 @@ Where to look:
   {base}/shadow/stage           stages and their history
   curl -X POST {base}/shadow/stage -H 'Authorization: Bearer demo-admin-token' \\
        -d '{{"group": "reads", "stage": "primary", "reason": "demo"}}'
-  gateway log: {logs / 'gateway.log'}
-""", flush=True)  # fmt: skip
+  gateway log: {logs / "gateway.log"}
+""",
+            flush=True,
+        )
         if not args.once:
             print("running; Ctrl-C stops everything", flush=True)
             signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

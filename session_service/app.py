@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any, AsyncIterator, Optional
+from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 from aiohttp import web
@@ -87,8 +88,9 @@ async def _databases_ctx(app: web.Application) -> AsyncIterator[None]:
         app[DATABASES].clear()
 
 
-def create_app(settings: Optional[Settings] | list[str] = None, argv: Any = None, *,
-               access_log_level: int = logging.INFO) -> web.Application:  # fmt: skip
+def create_app(
+    settings: Settings | None | list[str] = None, argv: Any = None, *, access_log_level: int = logging.INFO
+) -> web.Application:
     """Build the app. Without `settings`, read them from the environment (`settings_from_env`:
     the embedded Postgres in AGNO_EMBEDDED_PG_DIR if no DSN is set). `python -m aiohttp.web`
     calls this with its extra argv (a list) in the first place; that means "from the

@@ -7,7 +7,7 @@ import dataclasses
 import logging
 import os
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from aiohttp import web
 
@@ -18,7 +18,7 @@ from .config import ConfigError, settings_from_env
 log = logging.getLogger("session_service")
 
 
-def serve(host: Optional[str], port: Optional[int]) -> int:
+def serve(host: str | None, port: int | None) -> int:
     """Serve the /sessions API (on the embedded Postgres when no DSN is configured)."""
     from .app import create_app
 
@@ -38,12 +38,15 @@ def serve(host: Optional[str], port: Optional[int]) -> int:
     return 0
 
 
-def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve_p = sub.add_parser("serve", help="serve the /sessions API", description=serve.__doc__)
     serve_p.add_argument("--host", default=None, help="listen address (default AGNO_SERVICE_HOST or 0.0.0.0)")
     serve_p.add_argument("--port", type=int, default=None, help="listen port (default AGNO_SERVICE_PORT or 8080)")
-    serve_p.add_argument("--log-level", default=os.environ.get("AGNO_LOG_LEVEL", "INFO"),
-                         help="DEBUG, INFO, WARNING or ERROR (default: $AGNO_LOG_LEVEL or INFO)")
+    serve_p.add_argument(
+        "--log-level",
+        default=os.environ.get("AGNO_LOG_LEVEL", "INFO"),
+        help="DEBUG, INFO, WARNING or ERROR (default: $AGNO_LOG_LEVEL or INFO)",
+    )
     serve_p.set_defaults(run=_run_serve)
 
 
@@ -56,7 +59,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     return serve(args.host, args.port)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """`python -m session_service`: the service's own commands only."""
     parser = argparse.ArgumentParser(prog="session_service", description=__doc__)
     add_commands(parser.add_subparsers(dest="command", required=True))

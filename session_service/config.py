@@ -27,9 +27,9 @@ import json
 import logging
 import os
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Optional
 
 from .cors import CorsPolicy, policy_from_env
 
@@ -51,7 +51,7 @@ class Tables:
     runs: str = "agno_runs"
 
     @classmethod
-    def from_names(cls, schema: Optional[str], sessions: Optional[str], runs: Optional[str]) -> "Tables":
+    def from_names(cls, schema: str | None, sessions: str | None, runs: str | None) -> Tables:
         sessions_name = sessions or "agno_sessions"
         # agno: a custom session table moves the runs table default to `<session_table>_runs`.
         runs_name = runs or (f"{sessions}_runs" if sessions else "agno_runs")
@@ -73,23 +73,23 @@ class Settings:
     default_db_id: str
     # The db that answers requests without `db_id`. agno answers those with 400 when it has
     # several databases, so with a DSN map this is None unless AGNO_DEFAULT_DB_ID is set.
-    route_default_db_id: Optional[str] = None
+    route_default_db_id: str | None = None
     host: str = "0.0.0.0"
     port: int = 8080
-    security_key: Optional[str] = None
+    security_key: str | None = None
     pool_min_size: int = 2
     pool_max_size: int = 10
     request_timeout_s: float = 60.0
     max_body_bytes: int = 1024 * 1024
     trusted_proxies: tuple[IPNetwork, ...] = ()
-    embedded_pg_dir: Optional[Path] = None
+    embedded_pg_dir: Path | None = None
     embedded: bool = False
     cors: CorsPolicy = field(default_factory=CorsPolicy)
     # How often the background readiness check refreshes `agno_session_db_up` (each /readyz
     # call refreshes it too). Not an environment variable: the default suits a scrape every 15 s.
     readiness_interval_s: float = 5.0
 
-    def database(self, db_id: str) -> Optional[Database]:
+    def database(self, db_id: str) -> Database | None:
         for db in self.databases:
             if db.db_id == db_id:
                 return db
@@ -128,7 +128,7 @@ def _trusted(raw: str) -> tuple[IPNetwork, ...]:
     return tuple(nets)
 
 
-def load_settings(env: Mapping[str, str] | None = None, *, embedded_dsn: Optional[str] = None) -> Settings:
+def load_settings(env: Mapping[str, str] | None = None, *, embedded_dsn: str | None = None) -> Settings:
     """Build `Settings` from environment variables.
 
     With no DSN at all the caller starts the embedded Postgres and passes its DSN as
@@ -144,8 +144,10 @@ def load_settings(env: Mapping[str, str] | None = None, *, embedded_dsn: Optiona
             dsn_map = json.loads(dsn_map_raw)
         except ValueError as exc:
             raise ConfigError(f"AGNO_SESSION_DSN_MAP is not valid JSON: {exc}") from None
-        if not isinstance(dsn_map, dict) or not dsn_map or not all(
-            isinstance(k, str) and isinstance(v, str) and v for k, v in dsn_map.items()
+        if (
+            not isinstance(dsn_map, dict)
+            or not dsn_map
+            or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in dsn_map.items())
         ):
             raise ConfigError('AGNO_SESSION_DSN_MAP must be a non-empty JSON object {"db_id": "dsn"}')
         databases = tuple(Database(db_id, dsn, tables) for db_id, dsn in dsn_map.items())

@@ -19,23 +19,31 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Mapping, Optional
 
 from aiohttp import web
 
 # agno's default browser origins (agno.os.settings.AgnoAPISettings.cors_origin_list).
-AGNO_ORIGINS = ("http://localhost:3000", "https://agno.com", "https://www.agno.com", "https://app.agno.com",
-                "https://os-stg.agno.com", "https://os.agno.com")  # fmt: skip
+AGNO_ORIGINS = (
+    "http://localhost:3000",
+    "https://agno.com",
+    "https://www.agno.com",
+    "https://app.agno.com",
+    "https://os-stg.agno.com",
+    "https://os.agno.com",
+)
 ALL_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY")
-PREFLIGHT_VARY = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers, Access-Control-Request-Private-Network"
+PREFLIGHT_VARY = (
+    "Origin, Access-Control-Request-Method, Access-Control-Request-Headers, Access-Control-Request-Private-Network"
+)
 
 
 @dataclass(frozen=True)
 class CorsPolicy:
     origins: tuple[str, ...] = AGNO_ORIGINS
-    origin_regex: Optional[str] = None
-    _compiled: Optional[re.Pattern[str]] = field(default=None, compare=False, repr=False)
+    origin_regex: str | None = None
+    _compiled: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.origin_regex is not None:
@@ -70,8 +78,12 @@ def _split(raw: str) -> list[str]:
 def preflight(policy: CorsPolicy, headers: Mapping[str, str]) -> web.Response:
     """Starlette's preflight answer (allow_methods=*, allow_headers=*, allow_credentials)."""
     origin = headers["Origin"]
-    out = {"Vary": PREFLIGHT_VARY, "Access-Control-Allow-Methods": ", ".join(ALL_METHODS),
-           "Access-Control-Max-Age": "600", "Access-Control-Allow-Credentials": "true"}  # fmt: skip
+    out = {
+        "Vary": PREFLIGHT_VARY,
+        "Access-Control-Allow-Methods": ", ".join(ALL_METHODS),
+        "Access-Control-Max-Age": "600",
+        "Access-Control-Allow-Credentials": "true",
+    }
     failures = []
     if policy.allows(origin):
         out["Access-Control-Allow-Origin"] = origin
@@ -89,7 +101,7 @@ def preflight(policy: CorsPolicy, headers: Mapping[str, str]) -> web.Response:
     return web.Response(status=200, text="OK", headers=out)
 
 
-def add_simple_headers(policy: CorsPolicy, origin: Optional[str], response: web.StreamResponse) -> None:
+def add_simple_headers(policy: CorsPolicy, origin: str | None, response: web.StreamResponse) -> None:
     if origin is not None:
         response.headers["Access-Control-Allow-Credentials"] = "true"
         response.headers["Access-Control-Expose-Headers"] = "*"
@@ -101,7 +113,9 @@ def add_simple_headers(policy: CorsPolicy, origin: Optional[str], response: web.
 
 def cors_middleware(policy: Callable[[web.Request], CorsPolicy]) -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
-    async def cors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    async def cors(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         origin = request.headers.get("Origin")
         if origin is not None and request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             return preflight(policy(request), request.headers)

@@ -41,5 +41,5 @@ def sqlalchemy_url(dsn: str, driver: str = "psycopg") -> str:
     """The same DSN spelled for SQLAlchemy (agno's PostgresDb wants `postgresql+psycopg://`)."""
     for prefix in ("postgresql://", "postgres://"):
         if dsn.startswith(prefix):
-            return f"postgresql+{driver}://" + dsn[len(prefix):]
+            return f"postgresql+{driver}://" + dsn[len(prefix) :]
     return dsn

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import AsyncIterator, Optional
+from collections.abc import AsyncIterator
 
 import asyncpg
 from aiohttp import web
@@ -28,7 +28,7 @@ log = logging.getLogger("session_service")
 HEALTH_TIMEOUT_S = 2.0
 
 
-async def ping(pool: asyncpg.Pool, timeout_s: float = HEALTH_TIMEOUT_S) -> Optional[str]:
+async def ping(pool: asyncpg.Pool, timeout_s: float = HEALTH_TIMEOUT_S) -> str | None:
     """None when the pool gives a connection that answers `SELECT 1` within `timeout_s`, else
     why not (the exception's type only: its text may carry a host name or a user)."""
     try:
@@ -46,16 +46,16 @@ async def check_databases(app: web.Application) -> dict[str, str]:
     handles, metrics = app[DATABASES], app[METRICS]
     ids = [db.db_id for db in app[SETTINGS].databases]
 
-    async def one(db_id: str) -> Optional[str]:
+    async def one(db_id: str) -> str | None:
         handle = handles.get(db_id)
         if handle is None:  # before start-up opened the pools, or after clean-up closed them
             return "not open"
         return await ping(handle.pool)
 
     reasons = await asyncio.gather(*(one(db_id) for db_id in ids))
-    for db_id, reason in zip(ids, reasons):
+    for db_id, reason in zip(ids, reasons, strict=True):
         metrics.db_up.labels(db_id).set(0.0 if reason else 1.0)
-    return {db_id: reason for db_id, reason in zip(ids, reasons) if reason}
+    return {db_id: reason for db_id, reason in zip(ids, reasons, strict=True) if reason}
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -5,7 +5,7 @@ Labels are bounded: the route *template* (`/sessions/{session_id}`), never the c
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -21,7 +21,9 @@ class PoolCollector:
 
     def collect(self) -> Iterable[Metric]:
         size = GaugeMetricFamily("agno_session_db_pool_size", "Connections open in the pool", labels=["db_id"])
-        in_use = GaugeMetricFamily("agno_session_db_pool_in_use", "Connections checked out of the pool", labels=["db_id"])
+        in_use = GaugeMetricFamily(
+            "agno_session_db_pool_in_use", "Connections checked out of the pool", labels=["db_id"]
+        )
         for db_id, pool in self._pools().items():
             total = pool.get_size()  # type: ignore[attr-defined]
             size.add_metric([db_id], total)
@@ -52,14 +54,18 @@ class ServiceMetrics:
         )
         # Readiness, refreshed by the background check and by each /readyz (session_service.health).
         self.db_up = Gauge(
-            "agno_session_db_up", "1 when the database answered SELECT 1 at the last check, else 0", ["db_id"],
+            "agno_session_db_up",
+            "1 when the database answered SELECT 1 at the last check, else 0",
+            ["db_id"],
             registry=self.registry,
         )
         # The configured ceiling, so an alert can compare in_use with it (pool saturation).
         self.pool_max = Gauge(
-            "agno_session_db_pool_max", "Configured maximum connections of the pool (AGNO_POOL_MAX_SIZE)", ["db_id"],
+            "agno_session_db_pool_max",
+            "Configured maximum connections of the pool (AGNO_POOL_MAX_SIZE)",
+            ["db_id"],
             registry=self.registry,
         )
 
     def watch_pools(self, pools: Callable[[], dict[str, object]]) -> None:
-        self.registry.register(PoolCollector(pools))  # type: ignore[arg-type]
+        self.registry.register(PoolCollector(pools))

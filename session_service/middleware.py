@@ -19,13 +19,13 @@ import logging
 import re
 import time
 import uuid
-from typing import Awaitable, Callable, Optional
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from .appkeys import METRICS, REQUEST_ID, ROUTE_MATCH, SETTINGS
-from .routes import match
 from .config import IPNetwork
+from .routes import match
 from .views import error_response
 
 access_log = logging.getLogger("session_service.access")
@@ -42,18 +42,20 @@ OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 ACCESS_LOG_LEVEL = web.AppKey("access_log_level", int)
 
 
-def request_id_of(header: Optional[str]) -> str:
+def request_id_of(header: str | None) -> str:
     """Keep a caller's id if it is a sane token (it ends up in logs), else make one."""
     if header and _REQUEST_ID_OK.match(header):
         return header
     return uuid.uuid4().hex
 
 
-def client_ip(peer: Optional[str], forwarded_for: Optional[str], real_ip: Optional[str], trusted: tuple[IPNetwork, ...]) -> Optional[str]:
+def client_ip(
+    peer: str | None, forwarded_for: str | None, real_ip: str | None, trusted: tuple[IPNetwork, ...]
+) -> str | None:
     """The client's address. Forwarding headers are believed only from a trusted proxy, and in
     `X-Forwarded-For` only up to the first hop that is not itself a trusted proxy."""
 
-    def is_trusted(addr: Optional[str]) -> bool:
+    def is_trusted(addr: str | None) -> bool:
         if not addr:
             return False
         try:
@@ -94,7 +96,9 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         length = request.content_length
         if length is not None and length > settings.max_body_bytes:
-            response: web.StreamResponse = error_response(413, f"Request body too large (limit {settings.max_body_bytes} bytes)")
+            response: web.StreamResponse = error_response(
+                413, f"Request body too large (limit {settings.max_body_bytes} bytes)"
+            )
         else:
             async with deadline:
                 response = await handler(request)

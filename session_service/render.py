@@ -16,8 +16,9 @@ serializer agno's responses go through (pydantic-core), so floats and datetimes 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
-from typing import Any, Iterable, Optional
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
 from uuid import uuid4
 
 import pydantic_core
@@ -47,10 +48,10 @@ def drop_none(d: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-_UTC = timezone.utc
+_UTC = UTC
 
 
-def utc(value: Any) -> Optional[datetime]:
+def utc(value: Any) -> datetime | None:
     """`agno.os.utils.to_utc_datetime` for the values a session or run can hold."""
     if value is None:
         return None
@@ -79,7 +80,7 @@ def detect_session_type(row: dict[str, Any]) -> str:
     return "agent"
 
 
-def agent_metadata(metadata: Any, agent_data: Any) -> Optional[dict[str, Any]]:
+def agent_metadata(metadata: Any, agent_data: Any) -> dict[str, Any] | None:
     """`agno.os.schema._agent_metadata`: expose `agent_data.sdk` (or `framework`) in metadata."""
     sdk = (agent_data.get("sdk") or agent_data.get("framework")) if isinstance(agent_data, dict) else None
     if isinstance(sdk, str) and sdk:
@@ -261,16 +262,40 @@ def normalize_summary(summary: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 _MESSAGE_KEYS = (
-    "id", "content", "reasoning_content", "from_history", "compressed_content", "stop_after_tool_call",
-    "role", "name", "tool_call_id", "tool_name", "tool_args", "tool_call_error", "tool_calls",
-    "redacted_reasoning_content", "provider_data", "checkpoint_status", "checkpoint_created_at",
-)  # fmt: skip
+    "id",
+    "content",
+    "reasoning_content",
+    "from_history",
+    "compressed_content",
+    "stop_after_tool_call",
+    "role",
+    "name",
+    "tool_call_id",
+    "tool_name",
+    "tool_args",
+    "tool_call_error",
+    "tool_calls",
+    "redacted_reasoning_content",
+    "provider_data",
+    "checkpoint_status",
+    "checkpoint_created_at",
+)
 _MESSAGE_DEFAULTS = {"from_history": False, "stop_after_tool_call": False}
 _METRIC_KEYS = (
-    "input_tokens", "output_tokens", "total_tokens", "audio_input_tokens", "audio_output_tokens",
-    "audio_total_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "cost",
-    "duration", "time_to_first_token", "provider_metrics",
-)  # fmt: skip
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "audio_input_tokens",
+    "audio_output_tokens",
+    "audio_total_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "cost",
+    "duration",
+    "time_to_first_token",
+    "provider_metrics",
+)
 _MEDIA_KEYS = ("images", "audio", "videos", "files", "audio_output", "references")
 
 
@@ -285,7 +310,7 @@ def message_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def chat_message(message: dict[str, Any], now: Optional[int] = None) -> dict[str, Any]:
+def chat_message(message: dict[str, Any], now: int | None = None) -> dict[str, Any]:
     """`Message.from_dict(m).to_dict()` for a stored message dict.
 
     Two values are not reproducible by design (agno makes them up per request): a message stored
@@ -342,7 +367,9 @@ def session_list_item(row: dict[str, Any], runs: list[dict[str, Any]]) -> dict[s
     return drop_none(
         {
             "session_id": row.get("session_id", ""),
-            "session_name": session_name(row.get("session_data"), runs, row.get("session_type"), row.get("workflow_data")),
+            "session_name": session_name(
+                row.get("session_data"), runs, row.get("session_type"), row.get("workflow_data")
+            ),
             "session_state": session_data.get("session_state"),
             "created_at": utc(row.get("created_at", 0)),
             "updated_at": utc(row.get("updated_at")),
@@ -375,7 +402,7 @@ def session_page(items: list[dict[str, Any]], page: int, limit: int, total_count
     }
 
 
-def _detail_times(row: dict[str, Any]) -> tuple[Optional[datetime], Optional[datetime]]:
+def _detail_times(row: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
     created = utc(row["created_at"]) if row.get("created_at") else None
     updated = utc(row["updated_at"]) if row.get("updated_at") else created
     return created, updated
@@ -481,7 +508,7 @@ def _workflow_detail(row: dict[str, Any], runs: list[dict[str, Any]]) -> dict[st
 # --------------------------------------------------------------------------------------------
 
 
-def _list_or_none(value: Any) -> Optional[list[Any]]:
+def _list_or_none(value: Any) -> list[Any] | None:
     return list(value) if value else None
 
 
@@ -489,7 +516,7 @@ def _response_format(run: dict[str, Any]) -> str:
     return "text" if run.get("content_type", "str") == "str" else "json"
 
 
-def agent_run(run: dict[str, Any], session: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+def agent_run(run: dict[str, Any], session: dict[str, Any] | None = None) -> dict[str, Any]:
     """`RunSchema.from_dict(run, session=session)` (all fields, None included)."""
     agent_data = None
     if (
@@ -641,7 +668,7 @@ def classify_runs(runs: Iterable[dict[str, Any]], session_type: str, session: di
 _PREVIEW_CHARS = 280
 
 
-def _preview(value: Any) -> Optional[str]:
+def _preview(value: Any) -> str | None:
     if value is None:
         return None
     text = value if isinstance(value, str) else json.dumps(value, default=str)
@@ -667,7 +694,7 @@ def run_preview(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def filter_runs(
-    runs: list[dict[str, Any]], created_after: Optional[int], created_before: Optional[int]
+    runs: list[dict[str, Any]], created_after: int | None, created_before: int | None
 ) -> list[dict[str, Any]]:
     """Inclusive bounds on the run's own `created_at`; runs without one are kept (as agno does)."""
     out = []
@@ -681,7 +708,7 @@ def filter_runs(
     return out
 
 
-def filter_status(schemas: list[dict[str, Any]], wanted: Optional[set[str]]) -> list[dict[str, Any]]:
+def filter_status(schemas: list[dict[str, Any]], wanted: set[str] | None) -> list[dict[str, Any]]:
     """The status filter runs on the built schemas, case-insensitively; no status never matches."""
     if wanted is None:
         return schemas

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import asyncpg
 
@@ -51,13 +52,13 @@ async def init_connection(conn: asyncpg.Connection) -> None:
 class SessionQuery:
     """The filters of `GET /sessions` (already validated)."""
 
-    session_type: Optional[str] = None
-    component_id: Optional[str] = None
-    user_id: Optional[str] = None
-    session_name: Optional[str] = None
+    session_type: str | None = None
+    component_id: str | None = None
+    user_id: str | None = None
+    session_name: str | None = None
     limit: int = 20
     page: int = 1
-    sort_by: Optional[str] = "created_at"
+    sort_by: str | None = "created_at"
     sort_order: str = "desc"
 
 
@@ -136,7 +137,16 @@ class Store:
                         CONSTRAINT {quote_ident(rt + "_session_id_fkey")} FOREIGN KEY (session_id)
                             REFERENCES {sessions} (session_id) ON DELETE CASCADE)"""
                 )
-                for col in ("agent_id", "created_at", "run_type", "session_id", "status", "team_id", "user_id", "workflow_id"):
+                for col in (
+                    "agent_id",
+                    "created_at",
+                    "run_type",
+                    "session_id",
+                    "status",
+                    "team_id",
+                    "user_id",
+                    "workflow_id",
+                ):
                     await conn.execute(f"CREATE INDEX {quote_ident(f'idx_{rt}_{col}')} ON {runs} ({col})")
                 await conn.execute(
                     f"CREATE INDEX {quote_ident(f'idx_{rt}_session_id_run_index')} ON {runs} (session_id, run_index)"
@@ -149,9 +159,7 @@ class Store:
                             created_at VARCHAR NOT NULL, updated_at VARCHAR,
                             CONSTRAINT agno_schema_versions_pkey PRIMARY KEY (table_name))"""
                     )
-                    await conn.execute(
-                        f"CREATE INDEX idx_agno_schema_versions_created_at ON {versions} (created_at)"
-                    )
+                    await conn.execute(f"CREATE INDEX idx_agno_schema_versions_created_at ON {versions} (created_at)")
                 now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
                 for name in created:
                     await conn.execute(
@@ -229,8 +237,8 @@ class Store:
         return [r["run_data"] for r in rows]
 
     async def get_session(
-        self, conn: asyncpg.Connection, session_id: str, user_id: Optional[str], *, for_update: bool = False
-    ) -> Optional[dict[str, Any]]:
+        self, conn: asyncpg.Connection, session_id: str, user_id: str | None, *, for_update: bool = False
+    ) -> dict[str, Any] | None:
         """`SELECT * ... WHERE session_id [AND user_id]`; agno never filters on type here."""
         sql = f"SELECT * FROM {self.sessions} WHERE session_id = $1"
         args: list[Any] = [session_id]
@@ -247,7 +255,7 @@ class Store:
 
     # ---- writes ------------------------------------------------------------------------------
 
-    async def insert_session(self, conn: asyncpg.Connection, values: dict[str, Any]) -> Optional[dict[str, Any]]:
+    async def insert_session(self, conn: asyncpg.Connection, values: dict[str, Any]) -> dict[str, Any] | None:
         """Insert a new session row; None when the id is taken (checked atomically, no overwrite)."""
         columns, params, args = self._values(values)
         row = await conn.fetchrow(
@@ -257,9 +265,7 @@ class Store:
         )
         return dict(row) if row is not None else None
 
-    async def upsert_session(
-        self, conn: asyncpg.Connection, values: dict[str, Any], now: int
-    ) -> Optional[dict[str, Any]]:
+    async def upsert_session(self, conn: asyncpg.Connection, values: dict[str, Any], now: int) -> dict[str, Any] | None:
         """agno's `upsert_session`: insert, or update everything but type and created_at, bumping
         `updated_at`, guarded by the owner check. None when the guard refuses."""
         columns, params, args = self._values(values)
@@ -295,9 +301,9 @@ class Store:
         conn: asyncpg.Connection,
         session_id: str,
         name: str,
-        session_type: Optional[str],
-        user_id: Optional[str],
-    ) -> Optional[dict[str, Any]]:
+        session_type: str | None,
+        user_id: str | None,
+    ) -> dict[str, Any] | None:
         """Set `session_data.session_name`, leaving `updated_at` alone (as agno does).
 
         agno's `jsonb_set` fails on JSON-null `session_data` (a 500) and silently stores nothing
@@ -319,7 +325,7 @@ class Store:
         row = await conn.fetchrow(sql + " RETURNING *", *args)
         return dict(row) if row is not None else None
 
-    async def delete_session(self, conn: asyncpg.Connection, session_id: str, user_id: Optional[str]) -> bool:
+    async def delete_session(self, conn: asyncpg.Connection, session_id: str, user_id: str | None) -> bool:
         """agno's `delete_session`: the row (owner-scoped), then its runs and side tables."""
         async with conn.transaction():
             sql = f"DELETE FROM {self.sessions} WHERE session_id = $1"
@@ -337,7 +343,7 @@ class Store:
                 await conn.execute(f"DELETE FROM {self.compactions} WHERE session_id = $1", session_id)
             return True
 
-    async def delete_sessions(self, conn: asyncpg.Connection, session_ids: list[str], user_id: Optional[str]) -> None:
+    async def delete_sessions(self, conn: asyncpg.Connection, session_ids: list[str], user_id: str | None) -> None:
         """agno's `delete_sessions`: only the ids the owner filter allows; runs of all given ids."""
         async with conn.transaction():
             if user_id is None:
@@ -360,6 +366,8 @@ class Store:
                 )
             cascade = session_ids if user_id is None else deletable
             if self.transcripts:
-                await conn.execute(f"DELETE FROM {self.transcripts} WHERE agno_session_id = ANY($1::varchar[])", cascade)
+                await conn.execute(
+                    f"DELETE FROM {self.transcripts} WHERE agno_session_id = ANY($1::varchar[])", cascade
+                )
             if self.compactions:
                 await conn.execute(f"DELETE FROM {self.compactions} WHERE session_id = ANY($1::varchar[])", cascade)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import email.message
 import json
+from collections.abc import Mapping, Sequence
 from enum import Enum
-from typing import Annotated, Any, Dict, List, Mapping, Optional, Sequence
+from typing import Annotated, Any, Optional
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
@@ -29,26 +30,26 @@ class SortOrder(str, Enum):
 
 
 class CreateSessionRequest(BaseModel):
-    session_id: Optional[str] = None
-    session_name: Optional[str] = None
-    session_state: Optional[Dict[str, Any]] = None
-    metadata: Optional[Dict[str, Any]] = None
-    user_id: Optional[str] = None
-    agent_id: Optional[str] = None
-    team_id: Optional[str] = None
-    workflow_id: Optional[str] = None
+    session_id: str | None = None
+    session_name: str | None = None
+    session_state: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    user_id: str | None = None
+    agent_id: str | None = None
+    team_id: str | None = None
+    workflow_id: str | None = None
 
 
 class UpdateSessionRequest(BaseModel):
-    session_name: Optional[str] = None
-    session_state: Optional[Dict[str, Any]] = None
-    metadata: Optional[Dict[str, Any]] = None
-    summary: Optional[Dict[str, Any]] = None
+    session_name: str | None = None
+    session_state: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = None
 
 
 class DeleteSessionRequest(BaseModel):
-    session_ids: List[str] = Field(..., min_length=1)
-    session_types: List[SessionType] = Field(..., min_length=1)
+    session_ids: list[str] = Field(..., min_length=1)
+    session_types: list[SessionType] = Field(..., min_length=1)
 
 
 class RequestInvalid(Exception):
@@ -75,7 +76,7 @@ _LIMIT = TypeAdapter(Optional[Annotated[int, Field(ge=1)]])
 _PAGE = TypeAdapter(Optional[Annotated[int, Field(ge=0)]])
 _OPT_INT = TypeAdapter(Optional[int])
 _BOOL = TypeAdapter(bool)
-_STATUS = TypeAdapter(Optional[List[str]])
+_STATUS = TypeAdapter(Optional[list[str]])
 
 
 class Param:
@@ -91,7 +92,12 @@ def _fastapi_errors(exc: ValidationError, loc: tuple[Any, ...]) -> list[dict[str
     """pydantic errors as FastAPI reports them (no `url`, location prefixed, ctx JSON-safe)."""
     out = []
     for err in exc.errors(include_url=False):
-        item: dict[str, Any] = {"type": err["type"], "loc": [*loc, *err["loc"]], "msg": err["msg"], "input": _jsonable(err["input"])}
+        item: dict[str, Any] = {
+            "type": err["type"],
+            "loc": [*loc, *err["loc"]],
+            "msg": err["msg"],
+            "input": _jsonable(err["input"]),
+        }
         if "ctx" in err:
             item["ctx"] = {k: _jsonable(v) for k, v in err["ctx"].items()}
         out.append(item)
@@ -179,7 +185,7 @@ UPDATE_PARAMS = DETAIL_PARAMS
 _NO_BODY = object()
 
 
-def decode_body(raw: bytes, content_type: Optional[str]) -> Any:
+def decode_body(raw: bytes, content_type: str | None) -> Any:
     """FastAPI's body reading: JSON for `application/json` and `+json`, raw bytes otherwise,
     `_NO_BODY` when empty. Malformed JSON is a 422 `json_invalid`; undecodable bytes a 400."""
     if not raw:
@@ -197,7 +203,15 @@ def decode_body(raw: bytes, content_type: Optional[str]) -> Any:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
         raise RequestInvalid(
-            [{"type": "json_invalid", "loc": ["body", exc.pos], "msg": "JSON decode error", "input": {}, "ctx": {"error": exc.msg}}]
+            [
+                {
+                    "type": "json_invalid",
+                    "loc": ["body", exc.pos],
+                    "msg": "JSON decode error",
+                    "input": {},
+                    "ctx": {"error": exc.msg},
+                }
+            ]
         ) from None
     except (UnicodeDecodeError, ValueError):
         raise BodyUnreadable() from None
@@ -207,7 +221,7 @@ def _missing(loc: list[Any]) -> dict[str, Any]:
     return {"type": "missing", "loc": loc, "msg": "Field required", "input": None}
 
 
-def parse_model(body: Any, model: type[BaseModel], *, required: bool) -> Optional[BaseModel]:
+def parse_model(body: Any, model: type[BaseModel], *, required: bool) -> BaseModel | None:
     """A single, not embedded body model (FastAPI validates the whole body at `loc=("body",)`)."""
     if body is _NO_BODY:
         if required:
@@ -230,4 +244,3 @@ def parse_embedded_str(body: Any, key: str) -> str:
         return _STR.validate_python(body[key])
     except ValidationError as exc:
         raise RequestInvalid(_fastapi_errors(exc, ("body", key))) from None
-

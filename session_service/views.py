@@ -7,8 +7,9 @@ then the endpoint's own checks) because that order decides which error a client 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any
 from uuid import uuid4
 
 import asyncpg
@@ -60,7 +61,7 @@ def json_response(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=render.dumps(body), status=status, content_type=JSON)
 
 
-def error_response(status: int, detail: Any, headers: Optional[Mapping[str, str]] = None) -> web.Response:
+def error_response(status: int, detail: Any, headers: Mapping[str, str] | None = None) -> web.Response:
     return web.Response(body=render.dumps_error({"detail": detail}), status=status, content_type=JSON, headers=headers)
 
 
@@ -109,7 +110,7 @@ def _collect(*steps: Any) -> list[Any]:
     return results
 
 
-async def resolve_db(request: web.Request, db_id: Optional[str], table: Optional[str]) -> DatabaseHandle:
+async def resolve_db(request: web.Request, db_id: str | None, table: str | None) -> DatabaseHandle:
     """agno's `get_db`: the same choices and the same error texts."""
     if table and not db_id:
         raise HTTPError(400, "The db_id query parameter is required when passing a table")
@@ -136,7 +137,7 @@ def _runs_with_legacy(table_runs: list[Any], row: dict[str, Any]) -> list[dict[s
     return render.merge_runs(table_runs, row.get("runs"))
 
 
-def _strip_reserved(metadata: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+def _strip_reserved(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
     """agno's `strip_reserved_run_metadata`."""
     if not isinstance(metadata, dict) or not RESERVED_METADATA_KEYS.intersection(metadata):
         return metadata
@@ -159,9 +160,16 @@ async def list_sessions(request: web.Request, path: dict[str, str]) -> web.Respo
     if q["page"] == 0:
         # agno passes page=0 to the database layer, which raises: a 500. See known differences.
         raise RequestInvalid(
-            [{"type": "greater_than_equal", "loc": ["query", "page"], "msg": "Input should be greater than or equal to 1",
-              "input": request.query.getall("page")[-1], "ctx": {"ge": 1}}]
-        )  # fmt: skip
+            [
+                {
+                    "type": "greater_than_equal",
+                    "loc": ["query", "page"],
+                    "msg": "Input should be greater than or equal to 1",
+                    "input": request.query.getall("page")[-1],
+                    "ctx": {"ge": 1},
+                }
+            ]
+        )
     query = SessionQuery(
         session_type=q["type"],
         component_id=q["component_id"],
@@ -177,13 +185,16 @@ async def list_sessions(request: web.Request, path: dict[str, str]) -> web.Respo
         # Runs only feed the derived session_name: skip them where a name is stored.
         unnamed = [r["session_id"] for r in rows if (r.get("session_data") or {}).get("session_name") is None]
         runs = await db.store.runs_of_sessions(conn, unnamed)
-    items = [render.session_list_item(row, render.merge_runs(runs.get(row["session_id"], []), row.get("runs"))) for row in rows]
+    items = [
+        render.session_list_item(row, render.merge_runs(runs.get(row["session_id"], []), row.get("runs")))
+        for row in rows
+    ]
     return json_response(render.session_page(items, query.page, query.limit, total))
 
 
 async def _load_session(
-    db: DatabaseHandle, session_id: str, user_id: Optional[str]
-) -> tuple[Optional[dict[str, Any]], list[dict[str, Any]]]:
+    db: DatabaseHandle, session_id: str, user_id: str | None
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     async with db.pool.acquire() as conn:
         row = await db.store.get_session(conn, session_id, user_id)
         if row is None:
@@ -259,7 +270,11 @@ def _session_values(session_type: str, session_id: str, fields: dict[str, Any], 
     JSON columns in this dict are written as JSON (None as JSON `null`); the other type's
     columns are left out, so they stay SQL NULL on insert and untouched on update.
     """
-    own = {"agent": ("agent_id", "agent_data"), "team": ("team_id", "team_data"), "workflow": ("workflow_id", "workflow_data")}
+    own = {
+        "agent": ("agent_id", "agent_data"),
+        "team": ("team_id", "team_data"),
+        "workflow": ("workflow_id", "workflow_data"),
+    }
     id_column, data_column = own[session_type]
     return {
         "session_id": session_id,
@@ -362,7 +377,14 @@ async def update_session(request: web.Request, path: dict[str, str]) -> web.Resp
         except render.SummaryError as exc:
             # agno answers 500 (TypeError/ValueError) here. See known differences.
             raise RequestInvalid(
-                [{"type": "value_error", "loc": ["body", "summary"], "msg": f"Value error, {exc}", "input": body.summary}]
+                [
+                    {
+                        "type": "value_error",
+                        "loc": ["body", "summary"],
+                        "msg": f"Value error, {exc}",
+                        "input": body.summary,
+                    }
+                ]
             ) from None
     session_id = path["session_id"]
     async with db.pool.acquire() as conn:
@@ -423,8 +445,15 @@ async def delete_sessions(request: web.Request, path: dict[str, str]) -> web.Res
 HANDLERS = {
     name: globals()[name]
     for name in (
-        "list_sessions", "create_session", "get_session", "get_session_runs", "get_session_run_previews",
-        "get_session_run", "delete_session", "delete_sessions", "rename_session", "update_session",
+        "list_sessions",
+        "create_session",
+        "get_session",
+        "get_session_runs",
+        "get_session_run_previews",
+        "get_session_run",
+        "delete_session",
+        "delete_sessions",
+        "rename_session",
+        "update_session",
     )
-}  # fmt: skip
-
+}

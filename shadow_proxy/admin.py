@@ -14,8 +14,9 @@ from __future__ import annotations
 import inspect
 import json
 import time
-from datetime import datetime, timezone
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 from aiohttp import web
@@ -56,7 +57,7 @@ def parse_time(name: str, value: str) -> float:
     except ValueError:
         epoch = _iso(name, value)
     try:
-        datetime.fromtimestamp(epoch, timezone.utc)  # the store needs a real timestamp: no nan, inf or year 10000
+        datetime.fromtimestamp(epoch, UTC)  # the store needs a real timestamp: no nan, inf or year 10000
     except (ValueError, OverflowError, OSError):
         raise BadQuery(f"{name} is out of range: {value!r}") from None
     return epoch
@@ -68,11 +69,11 @@ def _iso(name: str, value: str) -> float:
     except ValueError:
         raise BadQuery(f"{name} must be epoch seconds or an ISO 8601 time, got {value!r}") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
 
 
-def parse_limit(value: Optional[str]) -> int:
+def parse_limit(value: str | None) -> int:
     if value is None or value == "":
         return DEFAULT_LIMIT
     try:
@@ -89,8 +90,13 @@ def mismatch_filters(query: Mapping[str, str]) -> dict[str, Any]:
     times = {name: parse_time(name, query[name]) for name in ("since", "until") if query.get(name)}
     if "since" in times and "until" in times and times["since"] > times["until"]:
         raise BadQuery("since is after until")
-    return {"route": query.get("route") or None, "path": query.get("path") or None,
-            "since": times.get("since"), "until": times.get("until"), "limit": parse_limit(query.get("limit"))}  # fmt: skip
+    return {
+        "route": query.get("route") or None,
+        "path": query.get("path") or None,
+        "since": times.get("since"),
+        "until": times.get("until"),
+        "limit": parse_limit(query.get("limit")),
+    }
 
 
 # ---- views -------------------------------------------------------------------------------------
@@ -102,15 +108,17 @@ async def mismatches_view(request: web.Request) -> web.Response:
         filters = mismatch_filters(request.query)
     except BadQuery as exc:
         return _detail(400, str(exc))
-    store: Optional[GatewayStore] = request.app[GATEWAY].store
+    store: GatewayStore | None = request.app[GATEWAY].store
     if store is None:
         return _detail(503, "no mismatch store configured")
     try:
         samples = await store.mismatches(**filters)
     except _STORE_ERRORS as exc:
         return _detail(503, f"mismatch store unavailable: {exc}")
-    return web.json_response({"mismatches": samples, "count": len(samples)},
-                             dumps=lambda data: json.dumps(data, ensure_ascii=False, default=str))  # fmt: skip
+    return web.json_response(
+        {"mismatches": samples, "count": len(samples)},
+        dumps=lambda data: json.dumps(data, ensure_ascii=False, default=str),
+    )
 
 
 async def _snapshot(gateway: Any) -> dict[str, Any]:
@@ -121,7 +129,7 @@ async def _snapshot(gateway: Any) -> dict[str, Any]:
     return dict(snapshot)
 
 
-async def _store_data(store: Optional[GatewayStore]) -> tuple[dict[str, Any], Optional[str]]:
+async def _store_data(store: GatewayStore | None) -> tuple[dict[str, Any], str | None]:
     """What the report shows from the store, and a note when there is none to show."""
     if store is None:
         return {}, "No mismatch store is configured: samples, top paths and stage history are not kept."
@@ -140,8 +148,12 @@ async def report_view(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
     snapshot = await _snapshot(gateway)
     stored, note = await _store_data(gateway.store)
-    data = {"generated_at": time.time(), "groups": snapshot.get("groups") or {},
-            "routes": snapshot.get("routes") or {}, **stored}  # fmt: skip
+    data = {
+        "generated_at": time.time(),
+        "groups": snapshot.get("groups") or {},
+        "routes": snapshot.get("routes") or {},
+        **stored,
+    }
     if note:
         data["note"] = note
     return web.Response(text=render_report(data), content_type="text/html", charset="utf-8")

@@ -19,8 +19,8 @@ import hmac
 import json
 import logging
 import os
-from pathlib import Path
-from typing import Any, AsyncIterator, Optional
+from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 from aiohttp import web
@@ -29,7 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from agentos_session.defaults import default_file
 from comparator.noise import NoiseModel
 from session_service.appkeys import METRICS as NATIVE_METRICS
-from session_service.config import settings_from_env
+from session_service.config import Settings, settings_from_env
 
 from .admin import add_admin_routes
 from .appkeys import CONFIG, GATEWAY
@@ -50,12 +50,16 @@ log = logging.getLogger("shadow_proxy")
 DEFAULT_CONFIG = default_file("gateway.yaml")
 
 
-NATIVE_SETTINGS = web.AppKey("native_settings", object)
+NATIVE_SETTINGS = web.AppKey("native_settings", Settings)
 READINESS_INTERVAL = web.AppKey("readiness_interval_s", float)
 
 
-def create_app(config: Optional[GatewayConfig] | list[str] = None, *, native_settings: Any = None,
-               readiness_interval_s: float = READINESS_INTERVAL_S) -> web.Application:  # fmt: skip
+def create_app(
+    config: GatewayConfig | None | list[str] = None,
+    *,
+    native_settings: Any = None,
+    readiness_interval_s: float = READINESS_INTERVAL_S,
+) -> web.Application:
     """Without `config`, read the YAML named by AGNO_GATEWAY_CONFIG (else config/gateway.yaml
     when it exists) and the environment; `python -m aiohttp.web` calls this with its extra argv
     (a list), which means the same, and, as this is then the program's entry point, JSON logs at
@@ -123,14 +127,22 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         # Without legacy every group runs natively, but that is not a decision to keep: the
         # configured stages are stored only once there is a legacy side to roll out from.
         await store.seed_stages({g.name: g.stage for g in config.groups})
-    recorder = (Recorder(config.shadow.record, config.shadow.record_max_bytes, config.store.redact_headers)
-                if config.shadow.record else None)
+    recorder = (
+        Recorder(config.shadow.record, config.shadow.record_max_bytes, config.store.redact_headers)
+        if config.shadow.record
+        else None
+    )
     gateway = Gateway(
-        config, legacy=legacy, native=native, metrics=GatewayMetrics(), store=store, recorder=recorder,
+        config,
+        legacy=legacy,
+        native=native,
+        metrics=GatewayMetrics(),
+        store=store,
+        recorder=recorder,
         rules=config.load_rules(),
         noise=NoiseModel.load(config.noise_model) if config.noise_model else None,
         redact=functools.partial(redact_sample, headers=config.store.redact_headers, paths=config.store.redact_paths),
-    )  # fmt: skip
+    )
     app[GATEWAY] = gateway
     await native.start()
     if legacy is not None:
@@ -142,8 +154,12 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
     tasks.append(asyncio.create_task(watch_readiness(gateway, app[READINESS_INTERVAL])))
     if config.gate.enabled:
         tasks.append(asyncio.create_task(_every(config.gate.interval_s, gateway.gate_step, "parity gate")))
-    log.info("gateway: legacy=%s native=%s stages=%s", config.legacy.url, config.native.url or "in-process",
-             {g: d.to_stage for g, d in gateway.stages.items()})  # fmt: skip
+    log.info(
+        "gateway: legacy=%s native=%s stages=%s",
+        config.legacy.url,
+        config.native.url or "in-process",
+        {g: d.to_stage for g, d in gateway.stages.items()},
+    )
     try:
         yield
     finally:
@@ -164,7 +180,7 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
             recorder.close()
 
 
-async def _listen(dsn: str, gateway: Gateway) -> Optional[asyncpg.Connection]:
+async def _listen(dsn: str, gateway: Gateway) -> asyncpg.Connection | None:
     """LISTEN for stage changes made by other replicas (polling covers a lost connection)."""
     try:
         conn = await asyncpg.connect(dsn)
@@ -223,16 +239,19 @@ async def stages_view(request: web.Request) -> web.Response:
     return web.json_response({"groups": gateway.snapshot()["groups"], "decisions": [d.to_dict() for d in decisions]})
 
 
-def _admin_refusal(request: web.Request) -> Optional[web.Response]:
+def _admin_refusal(request: web.Request) -> web.Response | None:
     """None when the request carries the admin token; else the 403 (no token configured) or
     401 (wrong or missing token) to answer."""
     token = request.app[CONFIG].admin.token
     if not token:
-        return web.json_response({"detail": "the admin API is off: set admin.token (AGNO_GATEWAY_ADMIN_TOKEN)"}, status=403)
+        return web.json_response(
+            {"detail": "the admin API is off: set admin.token (AGNO_GATEWAY_ADMIN_TOKEN)"}, status=403
+        )
     given = request.headers.get("Authorization", "")
     if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-        return web.json_response({"detail": "Invalid or missing admin token"}, status=401,
-                                 headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+        return web.json_response(
+            {"detail": "Invalid or missing admin token"}, status=401, headers={"WWW-Authenticate": "Bearer"}
+        )
     return None
 
 
@@ -264,7 +283,9 @@ async def set_stage_view(request: web.Request) -> web.Response:
     if stage not in STAGES:
         return web.json_response({"detail": f"unknown stage {stage!r}; stages: {list(STAGES)}"}, status=422)
     if stage != "native" and gateway.legacy is None:
-        return web.json_response({"detail": "no legacy side is configured: only the native stage is possible"}, status=409)
+        return web.json_response(
+            {"detail": "no legacy side is configured: only the native stage is possible"}, status=409
+        )
     previous = gateway.stages[group].to_stage
     with contextlib.suppress(Exception):
         await gateway.refresh_stages()

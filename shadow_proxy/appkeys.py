@@ -12,4 +12,4 @@ if TYPE_CHECKING:
     from .gateway import Gateway
 
 CONFIG = web.AppKey("gateway_config", GatewayConfig)
-GATEWAY: "web.AppKey[Gateway]" = web.AppKey("gateway")
+GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway")

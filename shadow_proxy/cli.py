@@ -7,7 +7,6 @@ import dataclasses
 import logging
 import os
 import sys
-from typing import Optional
 
 from aiohttp import web
 
@@ -17,16 +16,30 @@ from .config import GatewayConfigError, load_config
 log = logging.getLogger("shadow_proxy")
 
 
-def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    p = sub.add_parser("gateway", help="run the shadow gateway in front of legacy and native",
-                       description="Run the shadow gateway (config/gateway.yaml documents every key).")  # fmt: skip
-    p.add_argument("--config", default=os.environ.get("AGNO_GATEWAY_CONFIG"), metavar="FILE",
-                   help="gateway YAML; paths in it are relative to it (default: $AGNO_GATEWAY_CONFIG, else the "
-                        "shipped gateway.yaml: %(default)s)")  # fmt: skip
-    p.add_argument("--host", default=None, help="listen address (default: $AGNO_GATEWAY_HOST, else listen.host of --config)")
-    p.add_argument("--port", type=int, default=None, help="listen port (default: $AGNO_GATEWAY_PORT, else listen.port of --config)")
-    p.add_argument("--log-level", default=os.environ.get("AGNO_LOG_LEVEL", "INFO"),
-                   help="DEBUG, INFO, WARNING or ERROR (default: $AGNO_LOG_LEVEL or INFO)")
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "gateway",
+        help="run the shadow gateway in front of legacy and native",
+        description="Run the shadow gateway (config/gateway.yaml documents every key).",
+    )
+    p.add_argument(
+        "--config",
+        default=os.environ.get("AGNO_GATEWAY_CONFIG"),
+        metavar="FILE",
+        help="gateway YAML; paths in it are relative to it (default: $AGNO_GATEWAY_CONFIG, else the "
+        "shipped gateway.yaml: %(default)s)",
+    )
+    p.add_argument(
+        "--host", default=None, help="listen address (default: $AGNO_GATEWAY_HOST, else listen.host of --config)"
+    )
+    p.add_argument(
+        "--port", type=int, default=None, help="listen port (default: $AGNO_GATEWAY_PORT, else listen.port of --config)"
+    )
+    p.add_argument(
+        "--log-level",
+        default=os.environ.get("AGNO_LOG_LEVEL", "INFO"),
+        help="DEBUG, INFO, WARNING or ERROR (default: $AGNO_LOG_LEVEL or INFO)",
+    )
     p.set_defaults(run=run_gateway)
     replay.add_commands(sub)
 
@@ -46,7 +59,9 @@ def run_gateway(args: argparse.Namespace) -> int:
     except GatewayConfigError as exc:
         log.error("configuration error: %s", exc)
         return 2
-    listen = dataclasses.replace(config.listen, host=args.host or config.listen.host, port=args.port or config.listen.port)
+    listen = dataclasses.replace(
+        config.listen, host=args.host or config.listen.host, port=args.port or config.listen.port
+    )
     config = dataclasses.replace(config, listen=listen)
     app = create_app(config)
 
@@ -58,7 +73,7 @@ def run_gateway(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="shadow_proxy")
     add_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)

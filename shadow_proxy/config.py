@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping, Optional, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import AfterValidator, ConfigDict, TypeAdapter, ValidationError, field_validator
@@ -36,9 +37,20 @@ from pydantic_core import PydanticCustomError
 from agentos_session.defaults import default_file
 from agentos_session.sessions_api import SESSIONS, route_label
 from agentos_session.validation import (
-    Count, Env, Flag, NonEmptyText, NonNegativeInt, Port, PositiveFloat, Rate, RouteLabel, Seconds, Text,
-    apply_env, format_errors,
-)  # fmt: skip
+    Count,
+    Env,
+    Flag,
+    NonEmptyText,
+    NonNegativeInt,
+    Port,
+    PositiveFloat,
+    Rate,
+    RouteLabel,
+    Seconds,
+    Text,
+    apply_env,
+    format_errors,
+)
 from comparator import Rules
 
 Stage = Literal["legacy", "shadow", "primary", "native"]
@@ -50,7 +62,7 @@ READ_ROUTES = tuple(r.label for r in SESSIONS.routes if r.method == "GET")
 WRITE_ROUTES = tuple(r.label for r in SESSIONS.routes if r.method != "GET")
 
 MODEL = ConfigDict(extra="forbid")
-Url = Optional[NonEmptyText]
+Url = NonEmptyText | None
 
 
 def _non_empty(routes: tuple[str, ...]) -> tuple[str, ...]:
@@ -93,7 +105,7 @@ class Shadow:
     max_body_bytes: Count = 1_048_576
     compare_offload_bytes: NonNegativeInt = 65_536  # 0: every differing body is compared in a thread
     mirror_writes: Flag = False
-    record: Annotated[Optional[NonEmptyText], Env("AGNO_GATEWAY_RECORD")] = None
+    record: Annotated[NonEmptyText | None, Env("AGNO_GATEWAY_RECORD")] = None
     record_max_bytes: Count = 100_000_000
 
 
@@ -105,12 +117,14 @@ class Group:
     routes: Annotated[tuple[RouteLabel, ...], AfterValidator(_non_empty)]
     stage: Annotated[Stage, Env("AGNO_GATEWAY_STAGE")] = "shadow"
     sample_rate: Annotated[Rate, Env("AGNO_GATEWAY_SAMPLE_RATE")] = 1.0
-    sticky: Optional[StickyKey] = None
+    sticky: StickyKey | None = None
 
 
 @dataclass(frozen=True, config=MODEL)
 class Store:
-    dsn: Annotated[Url, Env("AGNO_GATEWAY_STORE_DSN")] = None  # None: the native service's database (the embedded one if none)
+    dsn: Annotated[Url, Env("AGNO_GATEWAY_STORE_DSN")] = (
+        None  # None: the native service's database (the embedded one if none)
+    )
     max_samples: Count = 10_000
     max_age_s: Seconds = 7 * 24 * 3600.0
     redact_paths: tuple[NonEmptyText, ...] = ()
@@ -140,7 +154,7 @@ class Rollout:
 
 @dataclass(frozen=True, config=MODEL)
 class Admin:
-    token: Annotated[Optional[Text], Env("AGNO_GATEWAY_ADMIN_TOKEN")] = None
+    token: Annotated[Text | None, Env("AGNO_GATEWAY_ADMIN_TOKEN")] = None
     protect_reads: Flag = False  # also require the token for GET /shadow/* (report, samples, stages)
 
 
@@ -151,8 +165,8 @@ class GatewayConfig:
     native: Native = field(default_factory=Native)
     shadow: Shadow = field(default_factory=Shadow)
     groups: tuple[Group, ...] = (Group("reads", READ_ROUTES), Group("writes", WRITE_ROUTES))
-    rules: Optional[NonEmptyText] = None
-    noise_model: Optional[NonEmptyText] = None
+    rules: NonEmptyText | None = None
+    noise_model: NonEmptyText | None = None
     store: Store = field(default_factory=Store)
     gate: Gate = field(default_factory=Gate)
     rollout: Rollout = field(default_factory=Rollout)
@@ -176,13 +190,13 @@ class GatewayConfig:
             raise ValueError(f"group names must be unique, got {names}")
         return groups
 
-    def group_of(self, route: str) -> Optional[Group]:
+    def group_of(self, route: str) -> Group | None:
         for group in self.groups:
             if route in group.routes:
                 return group
         return None
 
-    def group(self, name: str) -> Optional[Group]:
+    def group(self, name: str) -> Group | None:
         return next((g for g in self.groups if g.name == name), None)
 
     def load_rules(self) -> Rules:
@@ -197,7 +211,7 @@ class GatewayConfig:
 _FILE = TypeAdapter(GatewayConfig)
 
 
-def load_config(path: Optional[str | Path] = None, env: Optional[Mapping[str, str]] = None) -> GatewayConfig:
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> GatewayConfig:
     """The YAML file (relative paths in it are relative to the file), then the environment.
     A key left empty (`listen:` with nothing under it) has its defaults."""
     env = os.environ if env is None else env
@@ -216,26 +230,37 @@ def load_config(path: Optional[str | Path] = None, env: Optional[Mapping[str, st
     if "groups" in data:
         # The file names groups by key; the config holds them as a tuple, in the file's order.
         if not isinstance(data["groups"], Mapping):
-            raise GatewayConfigError(f"{path}: groups: should be a mapping of group name -> {{routes, stage, sample_rate, sticky}}")
+            raise GatewayConfigError(
+                f"{path}: groups: should be a mapping of group name -> {{routes, stage, sample_rate, sticky}}"
+            )
         group_names = [str(name) for name in data["groups"]]
         entries = []
         for name, entry in data["groups"].items():
             if isinstance(entry, Mapping) and "name" in entry:
                 raise GatewayConfigError(f"{path}: groups.{name}: unknown key(s) ['name'] (a group's name is its key)")
-            entries.append({**entry, "name": str(name)} if isinstance(entry, Mapping) else
-                           {"name": str(name)} if entry is None else entry)  # fmt: skip
+            entries.append(
+                {**entry, "name": str(name)}
+                if isinstance(entry, Mapping)
+                else {"name": str(name)}
+                if entry is None
+                else entry
+            )
         data["groups"] = entries
     try:
         config = _FILE.validate_python(data)
     except ValidationError as exc:
         source = str(path) if path is not None else ""
-        raise GatewayConfigError(format_errors(exc, source, keys={"groups": group_names}, model=GatewayConfig)) from None
-    config = dataclasses.replace(config, rules=_relative(config.rules, base), noise_model=_relative(config.noise_model, base))
+        raise GatewayConfigError(
+            format_errors(exc, source, keys={"groups": group_names}, model=GatewayConfig)
+        ) from None
+    config = dataclasses.replace(
+        config, rules=_relative(config.rules, base), noise_model=_relative(config.noise_model, base)
+    )
     try:
         return apply_env(config, env)
     except (ValueError, ValidationError) as exc:
         raise GatewayConfigError(str(exc)) from None
 
 
-def _relative(value: Optional[str], base: Path) -> Optional[str]:
+def _relative(value: str | None, base: Path) -> str | None:
     return None if value is None else str(base / value)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Optional
 
 from .config import Gate, Stage
 from .model import Decision
@@ -66,7 +65,7 @@ class GroupWindows:
     native_calls: Window
 
     @classmethod
-    def sized(cls, size: int) -> "GroupWindows":
+    def sized(cls, size: int) -> GroupWindows:
         return cls(Window(size), Window(size))
 
     def observe_comparison(self, result: str) -> None:
@@ -81,21 +80,33 @@ class GroupWindows:
         self.native_calls.clear()
 
 
-def decide(group: str, stage: Stage, windows: GroupWindows, policy: Gate) -> Optional[Decision]:
+def decide(group: str, stage: Stage, windows: GroupWindows, policy: Gate) -> Decision | None:
     """One step of the policy for one group; None when the stage stays."""
     comparisons, calls = windows.comparisons, windows.native_calls
     if stage in ("primary", "native"):
         if calls.total >= policy.min_rollback_samples:
             low, _ = wilson(calls.failures, calls.total, policy.z)
             if low > policy.rollback_error_rate:
-                return Decision(group, stage, "shadow", f"native error rate {calls.failures}/{calls.total} "
-                                f"(lower bound {low:.2%}) is over {policy.rollback_error_rate:.2%}", "gate")  # fmt: skip
+                return Decision(
+                    group,
+                    stage,
+                    "shadow",
+                    f"native error rate {calls.failures}/{calls.total} "
+                    f"(lower bound {low:.2%}) is over {policy.rollback_error_rate:.2%}",
+                    "gate",
+                )
         if comparisons.total >= policy.min_rollback_samples:
             low, _ = wilson(comparisons.failures, comparisons.total, policy.z)
             if low > policy.rollback_mismatch_rate:
-                return Decision(group, stage, "shadow", f"mismatch rate {comparisons.failures}/{comparisons.total} "
-                                f"(lower bound {low:.2%}) is over {policy.rollback_mismatch_rate:.2%}", "gate")  # fmt: skip
-    target: Optional[Stage] = {"shadow": "primary", "primary": "native" if policy.allow_native else None}.get(stage)
+                return Decision(
+                    group,
+                    stage,
+                    "shadow",
+                    f"mismatch rate {comparisons.failures}/{comparisons.total} "
+                    f"(lower bound {low:.2%}) is over {policy.rollback_mismatch_rate:.2%}",
+                    "gate",
+                )
+    target: Stage | None = {"shadow": "primary", "primary": "native" if policy.allow_native else None}.get(stage)
     if target is None or comparisons.total < policy.min_samples:
         return None
     _, high = wilson(comparisons.failures, comparisons.total, policy.z)
@@ -103,5 +114,11 @@ def decide(group: str, stage: Stage, windows: GroupWindows, policy: Gate) -> Opt
         return None
     if calls.total and wilson(calls.failures, calls.total, policy.z)[0] > policy.rollback_error_rate:
         return None
-    return Decision(group, stage, target, f"{comparisons.total - comparisons.failures}/{comparisons.total} pairs agree "
-                    f"(mismatch rate upper bound {high:.2%} <= {policy.promote_max_mismatch_rate:.2%})", "gate")  # fmt: skip
+    return Decision(
+        group,
+        stage,
+        target,
+        f"{comparisons.total - comparisons.failures}/{comparisons.total} pairs agree "
+        f"(mismatch rate upper bound {high:.2%} <= {policy.promote_max_mismatch_rate:.2%})",
+        "gate",
+    )

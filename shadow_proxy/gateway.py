@@ -35,7 +35,7 @@ import zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any, Optional
+from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
 from aiohttp import web
@@ -51,18 +51,31 @@ from .gate import GroupWindows, Window, decide
 from .metrics import GatewayMetrics, code_class
 from .model import Decision, Origin, Sample
 from .store import GatewayStore
-from .upstream import Answer, HttpSide, InProcessNative, Inbound
+from .upstream import Answer, HttpSide, Inbound, InProcessNative
 
 log = logging.getLogger("shadow_proxy")
 access_log = logging.getLogger("shadow_proxy.access")
 UNROUTED = "unrouted"  # the access line's `group` for a request outside every group
 
 from agentos_session.routing import SAFE_METHODS as IDEMPOTENT  # noqa: E402  (RFC 9110 safe methods)
+
 # RFC 9110 §7.6.1 hop-by-hop headers, plus what the gateway sets itself.
-HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer",
-    "transfer-encoding", "upgrade", "host", "content-length", "accept-encoding",
-})  # fmt: skip
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+        "accept-encoding",
+    }
+)
 RESPONSE_DROP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "date", "server"})
 # Distinct `path` label values of shadow_mismatch_paths_total per route; the rest is OTHER_PATHS.
 MAX_PATH_LABELS = 100
@@ -71,7 +84,7 @@ OTHER_PATHS = "<other>"
 VERIFY_QUERY = ("db_id", "table", "type", "user_id")
 
 # Stage -> (primary side, shadow side)
-PLAN: dict[Stage, tuple[str, Optional[str]]] = {
+PLAN: dict[Stage, tuple[str, str | None]] = {
     "legacy": ("legacy", None),
     "shadow": ("legacy", "native"),
     "primary": ("native", "legacy"),
@@ -92,7 +105,7 @@ class Job:
     request: Request
     primary: Answer
     shadow_side: str
-    inbound: Optional[Inbound]
+    inbound: Inbound | None
 
 
 def forward_headers(request: web.Request, request_id: str) -> dict[str, str]:
@@ -116,7 +129,7 @@ def forward_headers(request: web.Request, request_id: str) -> dict[str, str]:
     return headers
 
 
-def sticky_value(group: Group, request: Request, params: dict[str, str]) -> Optional[str]:
+def sticky_value(group: Group, request: Request, params: dict[str, str]) -> str | None:
     """The value sticky sampling hashes, so a whole user flow (or session) is mirrored or not."""
     if group.sticky == "user_id":
         return request.query.get("user_id", [None])[0]
@@ -154,9 +167,19 @@ def sampled(group: Group, request: Request, params: dict[str, str], rng: random.
 class Gateway:
     """Everything the gateway does per request, and its background work."""
 
-    def __init__(self, config: GatewayConfig, *, legacy: Optional[HttpSide], native: HttpSide | InProcessNative,
-                 rules: Rules, noise: Optional[NoiseModel], metrics: GatewayMetrics,
-                 store: Optional[GatewayStore], recorder: Any = None, redact: Any = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        legacy: HttpSide | None,
+        native: HttpSide | InProcessNative,
+        rules: Rules,
+        noise: NoiseModel | None,
+        metrics: GatewayMetrics,
+        store: GatewayStore | None,
+        recorder: Any = None,
+        redact: Any = None,
+    ) -> None:
         self.config = config
         self.legacy = legacy
         self.native = native
@@ -190,7 +213,7 @@ class Gateway:
             return self.legacy
         return self.native
 
-    def stage_of(self, group: Optional[Group]) -> Stage:
+    def stage_of(self, group: Group | None) -> Stage:
         if group is None:  # outside every group: legacy's, unmirrored (native if there is no legacy)
             return "legacy" if self.legacy is not None else "native"
         return self.stages[group.name].to_stage
@@ -227,26 +250,42 @@ class Gateway:
                 answer = await self._call("legacy", exchange, route, stage, inbound, self.config.legacy.timeout_s)
                 served_by, fallback = "legacy", reason
             else:
-                log.warning("native failed a %s (%s) that may have reached it; not retried on legacy", route, reason,
-                            extra={"request_id": request_id})  # fmt: skip
+                log.warning(
+                    "native failed a %s (%s) that may have reached it; not retried on legacy",
+                    route,
+                    reason,
+                    extra={"request_id": request_id},
+                )
         if group is not None and shadow_side is not None:
             if served_by != primary_side:
                 self.metrics.mirror_skipped.labels(route, "fallback").inc()
             elif answer.response.error is not None:  # nothing to compare the copy with
                 self.metrics.mirror_skipped.labels(route, "primary_error").inc()
             else:
-                self._after(Job("mirror", request_id, time.time(), route, group, stage, exchange, answer, shadow_side,
-                                inbound), matched.params)  # fmt: skip
+                self._after(
+                    Job("mirror", request_id, time.time(), route, group, stage, exchange, answer, shadow_side, inbound),
+                    matched.params,
+                )
         response = self._respond(answer, served_by, request_id)
-        _access(request, response.status, started, request_id, route, group.name if group else UNROUTED, stage,
-                served_by, fallback)  # fmt: skip
+        _access(
+            request,
+            response.status,
+            started,
+            request_id,
+            route,
+            group.name if group else UNROUTED,
+            stage,
+            served_by,
+            fallback,
+        )
         return response
 
     def _timeout(self, side: str) -> float:
         return self.config.legacy.timeout_s if side == "legacy" else self.config.native.timeout_s
 
-    async def _call(self, side: str, request: Request, route: str, stage: Stage, inbound: Optional[Inbound],
-                    timeout_s: float) -> Answer:  # fmt: skip
+    async def _call(
+        self, side: str, request: Request, route: str, stage: Stage, inbound: Inbound | None, timeout_s: float
+    ) -> Answer:
         answer = await self.side(side).send(request, timeout_s, inbound)
         self.metrics.requests.labels(route, stage, side, code_class(answer.response.status)).inc()
         self.metrics.upstream_duration.labels(route, side).observe(answer.elapsed_s)
@@ -310,7 +349,9 @@ class Gateway:
 
     async def _mirror(self, job: Job) -> None:
         copy = replace(job.request, headers={**job.request.headers, "X-Shadow-Request": "1"})
-        answer = await self._call(job.shadow_side, copy, job.route, job.stage, job.inbound, self.config.shadow.timeout_s)
+        answer = await self._call(
+            job.shadow_side, copy, job.route, job.stage, job.inbound, self.config.shadow.timeout_s
+        )
         if job.shadow_side == "native":
             self.windows[job.group.name].observe_native(answer.failed)
         if self.recorder is not None:
@@ -321,8 +362,9 @@ class Gateway:
         pair = await self._recheck(job, job.request, job.primary.response, answer.response)
         await self._judged(job, job.request, *pair)
 
-    async def _recheck(self, job: Job, request: Request, primary: Response,
-                       shadow: Response) -> tuple[Response, Response, Comparison]:  # fmt: skip
+    async def _recheck(
+        self, job: Job, request: Request, primary: Response, shadow: Response
+    ) -> tuple[Response, Response, Comparison]:
         """Compare, and confirm a mismatch on a read by asking both sides once more: the two
         first answers were taken at different moments, and a write in between (by any client)
         makes them differ without any parity bug. If the second pair agrees, it is the verdict;
@@ -332,8 +374,10 @@ class Gateway:
             return primary, shadow, comparison
         primary_side = PLAN[job.stage][0]
         timeout_s = self.config.shadow.timeout_s
-        again = await asyncio.gather(self._call(primary_side, request, job.route, job.stage, job.inbound, timeout_s),
-                                     self._call(job.shadow_side, request, job.route, job.stage, job.inbound, timeout_s))
+        again = await asyncio.gather(
+            self._call(primary_side, request, job.route, job.stage, job.inbound, timeout_s),
+            self._call(job.shadow_side, request, job.route, job.stage, job.inbound, timeout_s),
+        )
         if again[0].response.error is None and again[1].response.error is None:
             second = await self._compare(again[0].response, again[1].response, request)
             if second.ok:
@@ -343,15 +387,22 @@ class Gateway:
         return primary, shadow, comparison
 
     async def _compare(self, primary: Response, shadow: Response, request: Request) -> Comparison:
-        comparison = await compare_async(primary, shadow, self.rules, request=request, executor=self.executor,
-                                         offload_bytes=self.config.shadow.compare_offload_bytes)  # fmt: skip
+        comparison = await compare_async(
+            primary,
+            shadow,
+            self.rules,
+            request=request,
+            executor=self.executor,
+            offload_bytes=self.config.shadow.compare_offload_bytes,
+        )
         if self.noise is not None:
             self.noise.observe(comparison)
             comparison = self.noise.judge(comparison)
         return comparison
 
-    async def _judged(self, job: Job, request: Request, primary: Response, shadow: Response,
-                      comparison: Comparison) -> None:  # fmt: skip
+    async def _judged(
+        self, job: Job, request: Request, primary: Response, shadow: Response, comparison: Comparison
+    ) -> None:
         """Count a comparison (under the job's route), feed the gate, store what differs."""
         route = job.route
         self.metrics.comparisons.labels(route, comparison.result).inc()
@@ -366,17 +417,23 @@ class Gateway:
         seen = self.path_labels.setdefault(route, set())
         for template in sorted({d.template for d in comparison.differences}):
             self.metrics.mismatch_paths.labels(route, bounded_label(seen, template)).inc()
-        sample = Sample(job.request_id, job.at, route, job.group.name, job.stage, job.kind, request, primary, shadow,
-                        comparison)  # fmt: skip
+        sample = Sample(
+            job.request_id, job.at, route, job.group.name, job.stage, job.kind, request, primary, shadow, comparison
+        )
         if self.redact is not None:
             size = len(request.body) + len(primary.body) + len(shadow.body)
             if size >= self.config.shadow.compare_offload_bytes:  # a tree walk, like a large diff: off the loop
                 sample = await asyncio.get_running_loop().run_in_executor(self.executor, self.redact, sample)
             else:
                 sample = self.redact(sample)
-        log.info("%s %s: %d difference(s) at %s", comparison.result, route, len(comparison.differences),
-                 ", ".join(sorted({d.template for d in comparison.differences})) or comparison.reason,
-                 extra={"request_id": job.request_id})  # fmt: skip
+        log.info(
+            "%s %s: %d difference(s) at %s",
+            comparison.result,
+            route,
+            len(comparison.differences),
+            ", ".join(sorted({d.template for d in comparison.differences})) or comparison.reason,
+            extra={"request_id": job.request_id},
+        )
         if self.store is not None:
             try:
                 await self.store.record(sample)
@@ -388,14 +445,17 @@ class Gateway:
         """Read back what a write touched, from both sides, and compare. A delete must leave
         the session missing (404) on both."""
         deleted = job.request.method == "DELETE"
-        query = [(k, v) for k, v in parse_qsl(job.request.target.partition("?")[2], keep_blank_values=True)
-                 if k in VERIFY_QUERY]  # fmt: skip
+        query = [
+            (k, v)
+            for k, v in parse_qsl(job.request.target.partition("?")[2], keep_blank_values=True)
+            if k in VERIFY_QUERY
+        ]
         suffix = f"?{urlencode(query)}" if query else ""
         headers = {k: v for k, v in job.request.headers.items() if k.lower() not in ("content-type",)}
         headers["X-Shadow-Request"] = "1"
         primary_side = PLAN[job.stage][0]
         for session_id in self._written_sessions(job):
-            for path in ([""] if deleted else ["", "/runs"]):
+            for path in [""] if deleted else ["", "/runs"]:
                 read = Request("GET", f"/sessions/{quote(session_id, safe='')}{path}{suffix}", headers, b"")
                 first, second = await asyncio.gather(
                     self._call(primary_side, read, job.route, job.stage, job.inbound, self.config.shadow.timeout_s),
@@ -403,12 +463,18 @@ class Gateway:
                 )
                 if first.response.error or second.response.error:
                     failed = second if second.response.error else first
-                    self.metrics.mirror_skipped.labels(job.route, "timeout" if failed.timed_out else "shadow_error").inc()
+                    self.metrics.mirror_skipped.labels(
+                        job.route, "timeout" if failed.timed_out else "shadow_error"
+                    ).inc()
                     continue
                 left, right, comparison = await self._recheck(job, read, first.response, second.response)
                 if deleted and comparison.ok and left.status != 404:
-                    comparison = Comparison("mismatch", (Difference(":status", "status", left.status, right.status),),
-                                            comparison.route, reason="the deleted session can still be read")  # fmt: skip
+                    comparison = Comparison(
+                        "mismatch",
+                        (Difference(":status", "status", left.status, right.status),),
+                        comparison.route,
+                        reason="the deleted session can still be read",
+                    )
                 await self._judged(job, read, left, right, comparison)
 
     def _written_sessions(self, job: Job) -> list[str]:
@@ -435,8 +501,13 @@ class Gateway:
                 continue
             decision = replace(decision, to_stage=self._allowed(decision.to_stage))
             if decision.to_stage != self.stages[group.name].to_stage:
-                log.info("group %s is now at stage %s (%s, by %s)", group.name, decision.to_stage, decision.reason,
-                         decision.by)  # fmt: skip
+                log.info(
+                    "group %s is now at stage %s (%s, by %s)",
+                    group.name,
+                    decision.to_stage,
+                    decision.reason,
+                    decision.by,
+                )
                 self.windows[group.name].reset()
                 self.metrics.set_stage(group.routes, decision.to_stage)
             self.stages[group.name] = decision
@@ -445,7 +516,7 @@ class Gateway:
         if self.store is not None:
             self.apply_stages(await self.store.stages())
 
-    async def set_stage(self, group: str, stage: Stage, reason: str, by: str, expect: Optional[Stage] = None) -> bool:
+    async def set_stage(self, group: str, stage: Stage, reason: str, by: str, expect: Stage | None = None) -> bool:
         """Apply a stage change for every replica (through the store), then here."""
         current = self.stages[group].to_stage
         decision = Decision(group, current, stage, reason, by, time.time())
@@ -474,33 +545,66 @@ class Gateway:
     def snapshot(self) -> dict[str, Any]:
         """This replica's view, for the report page and `GET /shadow/stage`."""
         groups = {
-            g.name: {"stage": self.stages[g.name].to_stage, "routes": list(g.routes), "decided_by": self.stages[g.name].by,
-                     "reason": self.stages[g.name].reason, "sample_rate": g.sample_rate,
-                     "window": {"comparisons": self.windows[g.name].comparisons.total,
-                                "mismatches": self.windows[g.name].comparisons.failures,
-                                "native_calls": self.windows[g.name].native_calls.total,
-                                "native_errors": self.windows[g.name].native_calls.failures}}
+            g.name: {
+                "stage": self.stages[g.name].to_stage,
+                "routes": list(g.routes),
+                "decided_by": self.stages[g.name].by,
+                "reason": self.stages[g.name].reason,
+                "sample_rate": g.sample_rate,
+                "window": {
+                    "comparisons": self.windows[g.name].comparisons.total,
+                    "mismatches": self.windows[g.name].comparisons.failures,
+                    "native_calls": self.windows[g.name].native_calls.total,
+                    "native_errors": self.windows[g.name].native_calls.failures,
+                },
+            }
             for g in self.config.groups
-        }  # fmt: skip
+        }
         routes = {}
         for route, counts in sorted(self.route_counts.items()):
             window = self.route_windows.get(route)
             parity = 1 - window.failures / window.total if window and window.total else None
-            routes[route] = {r: counts.get(r, 0) for r in ("match", "expected", "mismatch", "error")} | {"parity": parity}
-        return {"generated_at": time.time(), "groups": groups, "routes": routes,
-                "mirror": {"queue": self.queue.qsize(), "inflight": self.inflight}}  # fmt: skip
+            routes[route] = {r: counts.get(r, 0) for r in ("match", "expected", "mismatch", "error")} | {
+                "parity": parity
+            }
+        return {
+            "generated_at": time.time(),
+            "groups": groups,
+            "routes": routes,
+            "mirror": {"queue": self.queue.qsize(), "inflight": self.inflight},
+        }
 
 
-def _access(request: web.Request, status: int, started: float, request_id: str, route: str,
-            group: Optional[str] = None, stage: Optional[Stage] = None, side: Optional[str] = None,
-            fallback: Optional[str] = None) -> None:  # fmt: skip
+def _access(
+    request: web.Request,
+    status: int,
+    started: float,
+    request_id: str,
+    route: str,
+    group: str | None = None,
+    stage: Stage | None = None,
+    side: str | None = None,
+    fallback: str | None = None,
+) -> None:
     """The client request's one access line. `side` is None when the gateway answered itself
     (a body over its limit); `fallback` is the reason native's answer was replaced by legacy's."""
-    access_log.info("request", extra={"fields": {
-        "method": request.method, "route": route, "status": status,
-        "duration_ms": round((time.perf_counter() - started) * 1000, 3), "request_id": request_id,
-        "client_ip": request.remote, "group": group, "stage": stage, "side": side, "fallback": fallback,
-    }})  # fmt: skip
+    access_log.info(
+        "request",
+        extra={
+            "fields": {
+                "method": request.method,
+                "route": route,
+                "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                "request_id": request_id,
+                "client_ip": request.remote,
+                "group": group,
+                "stage": stage,
+                "side": side,
+                "fallback": fallback,
+            }
+        },
+    )
 
 
 def _json_error(status: int, detail: str, request_id: str) -> web.Response:

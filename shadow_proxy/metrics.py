@@ -19,30 +19,55 @@ class GatewayMetrics:
 
     def __post_init__(self) -> None:
         r = self.registry
-        self.requests = Counter("shadow_requests", "Upstream answers, by side (primary path and mirrored copies)",
-                                ["route", "stage", "side", "code_class"], registry=r)  # fmt: skip
+        self.requests = Counter(
+            "shadow_requests",
+            "Upstream answers, by side (primary path and mirrored copies)",
+            ["route", "stage", "side", "code_class"],
+            registry=r,
+        )
         self.comparisons = Counter("shadow_comparisons", "Compared pairs by result", ["route", "result"], registry=r)
-        self.mismatch_paths = Counter("shadow_mismatch_paths", "Mismatches by differing path template",
-                                      ["route", "path"], registry=r)  # fmt: skip
-        self.mirror_skipped = Counter("shadow_mirror_skipped", "Requests not mirrored, by reason", ["route", "reason"],
-                                      registry=r)  # fmt: skip
-        self.fallbacks = Counter("shadow_fallbacks", "Native failures answered by legacy instead", ["route", "reason"],
-                                 registry=r)  # fmt: skip
-        self.upstream_duration = Histogram("shadow_upstream_duration_seconds", "Upstream latency by side",
-                                           ["route", "side"], buckets=_BUCKETS, registry=r)  # fmt: skip
+        self.mismatch_paths = Counter(
+            "shadow_mismatch_paths", "Mismatches by differing path template", ["route", "path"], registry=r
+        )
+        self.mirror_skipped = Counter(
+            "shadow_mirror_skipped", "Requests not mirrored, by reason", ["route", "reason"], registry=r
+        )
+        self.fallbacks = Counter(
+            "shadow_fallbacks", "Native failures answered by legacy instead", ["route", "reason"], registry=r
+        )
+        self.upstream_duration = Histogram(
+            "shadow_upstream_duration_seconds",
+            "Upstream latency by side",
+            ["route", "side"],
+            buckets=_BUCKETS,
+            registry=r,
+        )
         self.stage = Gauge("shadow_stage", "1 for the current stage of the route", ["route", "stage"], registry=r)
-        self.parity_ratio = Gauge("shadow_parity_ratio", "match / (match + mismatch) over the gate's window",
-                                  ["route"], registry=r)  # fmt: skip
+        self.parity_ratio = Gauge(
+            "shadow_parity_ratio", "match / (match + mismatch) over the gate's window", ["route"], registry=r
+        )
         self.mirror_inflight = Gauge("shadow_mirror_inflight", "Mirrored copies being sent or compared", registry=r)
         self.mirror_queue = Gauge("shadow_mirror_queue_depth", "Mirrored copies waiting", registry=r)
-        self.decisions = Counter("shadow_stage_decisions", "Stage changes, by who decided",
-                                 ["group", "from_stage", "to_stage", "by"], registry=r)  # fmt: skip
+        self.decisions = Counter(
+            "shadow_stage_decisions",
+            "Stage changes, by who decided",
+            ["group", "from_stage", "to_stage", "by"],
+            registry=r,
+        )
         self.store_errors = Counter("shadow_store_errors", "Samples that could not be stored", registry=r)
-        self.rechecks = Counter("shadow_rechecks", "Mismatches on reads asked again: confirmed, or cleared "
-                                "(a write in between had made the first answers differ)", ["route", "outcome"],
-                                registry=r)  # fmt: skip
-        self.ready = Gauge("shadow_ready", "1 when the dependency (store, native, legacy) answered at the last "
-                           "readiness check, else 0", ["dependency"], registry=r)  # fmt: skip
+        self.rechecks = Counter(
+            "shadow_rechecks",
+            "Mismatches on reads asked again: confirmed, or cleared "
+            "(a write in between had made the first answers differ)",
+            ["route", "outcome"],
+            registry=r,
+        )
+        self.ready = Gauge(
+            "shadow_ready",
+            "1 when the dependency (store, native, legacy) answered at the last readiness check, else 0",
+            ["dependency"],
+            registry=r,
+        )
 
     def set_stage(self, routes: tuple[str, ...], stage: str) -> None:
         for route in routes:

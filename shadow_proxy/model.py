@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from comparator import Comparison, Request, Response
 
@@ -31,11 +31,18 @@ class Sample:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "request_id": self.request_id, "at": self.at, "route": self.route, "group": self.group,
-            "stage": self.stage, "origin": self.origin, "result": self.comparison.result,
-            "request": self.request.to_dict(), "primary": self.primary.to_dict(), "shadow": self.shadow.to_dict(),
+            "request_id": self.request_id,
+            "at": self.at,
+            "route": self.route,
+            "group": self.group,
+            "stage": self.stage,
+            "origin": self.origin,
+            "result": self.comparison.result,
+            "request": self.request.to_dict(),
+            "primary": self.primary.to_dict(),
+            "shadow": self.shadow.to_dict(),
             "comparison": self.comparison.to_dict(),
-        }  # fmt: skip
+        }
 
 
 @dataclass(frozen=True)
@@ -43,12 +50,18 @@ class Decision:
     """A stage change of one route group, by the parity gate or by hand, with its reason."""
 
     group: str
-    from_stage: Optional[Stage]
+    from_stage: Stage | None
     to_stage: Stage
     reason: str
     by: str  # "gate", "admin", "config"
     at: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"group": self.group, "from": self.from_stage, "to": self.to_stage, "reason": self.reason,
-                "by": self.by, "at": self.at}  # fmt: skip
+        return {
+            "group": self.group,
+            "from": self.from_stage,
+            "to": self.to_stage,
+            "reason": self.reason,
+            "by": self.by,
+            "at": self.at,
+        }

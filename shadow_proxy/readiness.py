@@ -28,7 +28,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from comparator import Request
 from session_service.health import check_databases, ping
@@ -50,14 +50,17 @@ LEGACY_ANSWERS = frozenset({"legacy", "shadow"})
 class Readiness:
     """One round of checks: each dependency's failure reason (None: ready)."""
 
-    checks: dict[str, Optional[str]]
+    checks: dict[str, str | None]
     legacy_required: bool
 
     @property
     def not_ready(self) -> dict[str, str]:
         """The failed dependencies that make the gateway unready."""
-        return {dep: reason for dep, reason in self.checks.items()
-                if reason is not None and (dep != "legacy" or self.legacy_required)}  # fmt: skip
+        return {
+            dep: reason
+            for dep, reason in self.checks.items()
+            if reason is not None and (dep != "legacy" or self.legacy_required)
+        }
 
     @property
     def ready(self) -> bool:
@@ -72,37 +75,37 @@ class Readiness:
         return body
 
 
-def legacy_required(gateway: "Gateway") -> bool:
+def legacy_required(gateway: Gateway) -> bool:
     """True while some group's clients are answered by legacy (stage `legacy` or `shadow`)."""
     return gateway.legacy is not None and any(d.to_stage in LEGACY_ANSWERS for d in gateway.stages.values())
 
 
-async def check(gateway: "Gateway") -> Readiness:
+async def check(gateway: Gateway) -> Readiness:
     """Ask every dependency at once and set `shadow_ready` for each."""
     probes = {"store": _store(gateway), "native": _native(gateway.native)}
     if gateway.legacy is not None:
         probes["legacy"] = _http(gateway.legacy, "/health")
     reasons = await asyncio.gather(*probes.values())
-    checks = dict(zip(probes, reasons))
+    checks = dict(zip(probes, reasons, strict=True))
     for dependency, reason in checks.items():
         gateway.metrics.ready.labels(dependency).set(0.0 if reason else 1.0)
     return Readiness(checks, legacy_required(gateway))
 
 
-async def _store(gateway: "Gateway") -> Optional[str]:
+async def _store(gateway: Gateway) -> str | None:
     if gateway.store is None:
         return "no store"
     return await ping(gateway.store.pool, READY_TIMEOUT_S)
 
 
-async def _native(native: HttpSide | InProcessNative) -> Optional[str]:
+async def _native(native: HttpSide | InProcessNative) -> str | None:
     if isinstance(native, InProcessNative):
         down = await check_databases(native.app)
         return "; ".join(f"{db_id}: {reason}" for db_id, reason in sorted(down.items())) or None
     return await _http(native, "/readyz")
 
 
-async def _http(side: HttpSide, path: str) -> Optional[str]:
+async def _http(side: HttpSide, path: str) -> str | None:
     """None when `GET <path>` answers 200, else why not (with the side's `not_ready`, if any)."""
     answer = await side.send(Request("GET", path, {"Accept": "application/json"}, b""), READY_TIMEOUT_S)
     response = answer.response
@@ -119,10 +122,10 @@ async def _http(side: HttpSide, path: str) -> Optional[str]:
     return f"{path} answered {response.status}{detail}"
 
 
-async def watch(gateway: "Gateway", interval_s: float) -> None:
+async def watch(gateway: Gateway, interval_s: float) -> None:
     """The background check: keeps `shadow_ready` current between probes (Prometheus sees an
     outage even when nobody calls /readyz) and logs each change of a dependency's state once."""
-    last: dict[str, Optional[str]] = {}
+    last: dict[str, str | None] = {}
     while True:
         try:
             result = await check(gateway)

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional, TextIO
+from typing import Any, TextIO
 
 from comparator import Request
 
@@ -33,15 +34,16 @@ class Recorder:
     a contiguous prefix of the traffic: once a line does not fit, nothing more is written, even
     a shorter line that would, so a replay never sees a recording with holes in it."""
 
-    def __init__(self, path: str | os.PathLike[str], max_bytes: int,
-                 redact_headers: Iterable[str] = DEFAULT_REDACTED_HEADERS) -> None:  # fmt: skip
+    def __init__(
+        self, path: str | os.PathLike[str], max_bytes: int, redact_headers: Iterable[str] = DEFAULT_REDACTED_HEADERS
+    ) -> None:
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.redact_headers = frozenset(name.lower() for name in redact_headers)
         self.written = 0
         self.dropped = 0
         self.errors = 0
-        self._file: Optional[TextIO] = None
+        self._file: TextIO | None = None
         self._size = 0
         self._full = False
 
@@ -84,8 +86,10 @@ class Recorder:
     def _redacted(self, request: Request) -> dict[str, Any]:
         entry = request.to_dict()
         if "headers" in entry and self.redact_headers:
-            entry["headers"] = {name: REDACTED if name.lower() in self.redact_headers else value
-                                for name, value in entry["headers"].items()}  # fmt: skip
+            entry["headers"] = {
+                name: REDACTED if name.lower() in self.redact_headers else value
+                for name, value in entry["headers"].items()
+            }
         return entry
 
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from comparator import ABSENT, Comparison, Difference, Request, Response
 from comparator.paths import ROOT, Segment, format_path, format_template, glob_matches, parse_path
@@ -76,13 +77,15 @@ def redact_body(body: bytes, patterns: Sequence[str]) -> bytes:
 
 
 def _redact_response(response: Response, headers: frozenset[str], patterns: Sequence[str]) -> Response:
-    return dataclasses.replace(response, headers=redact_headers(response.headers, headers),
-                               body=redact_body(response.body, patterns))  # fmt: skip
+    return dataclasses.replace(
+        response, headers=redact_headers(response.headers, headers), body=redact_body(response.body, patterns)
+    )
 
 
 def _redact_request(request: Request, headers: frozenset[str], patterns: Sequence[str]) -> Request:
-    return dataclasses.replace(request, headers=redact_headers(request.headers, headers),
-                               body=redact_body(request.body, patterns))  # fmt: skip
+    return dataclasses.replace(
+        request, headers=redact_headers(request.headers, headers), body=redact_body(request.body, patterns)
+    )
 
 
 def _hide(value: Any) -> Any:
@@ -91,20 +94,21 @@ def _hide(value: Any) -> Any:
     return value if value is ABSENT else REDACTED
 
 
-def _segments(path: str) -> Optional[list[Segment]]:
+def _segments(path: str) -> list[Segment] | None:
     try:
         return parse_path(path)
     except ValueError:
         return None
 
 
-def redact_difference(difference: Difference, headers: frozenset[str], patterns: Sequence[str],
-                      bodies_changed: bool) -> Difference:  # fmt: skip
+def redact_difference(
+    difference: Difference, headers: frozenset[str], patterns: Sequence[str], bodies_changed: bool
+) -> Difference:
     """One difference with its values redacted as the bodies and headers they came from."""
     path = difference.path
     hide = False
     if path.startswith(_HEADER_PATH):
-        hide = path[len(_HEADER_PATH):].lower() in headers
+        hide = path[len(_HEADER_PATH) :].lower() in headers
     elif path == ROOT:
         # `$` differences carry raw excerpts of both bodies: when the bodies had anything
         # redacted the excerpts may show it, and they cannot be redacted by path.
@@ -113,8 +117,11 @@ def redact_difference(difference: Difference, headers: frozenset[str], patterns:
         hide = glob_matches(patterns, path, difference.template)
         segments = _segments(path)
         if not hide and segments is not None:
-            return dataclasses.replace(difference, primary=_walk(difference.primary, patterns, segments),
-                                       shadow=_walk(difference.shadow, patterns, segments))  # fmt: skip
+            return dataclasses.replace(
+                difference,
+                primary=_walk(difference.primary, patterns, segments),
+                shadow=_walk(difference.shadow, patterns, segments),
+            )
     if not hide:
         return difference
     return dataclasses.replace(difference, primary=_hide(difference.primary), shadow=_hide(difference.shadow))
@@ -124,8 +131,9 @@ def _walk(value: Any, patterns: Sequence[str], segments: Sequence[Segment]) -> A
     return value if value is ABSENT else redact_value(value, patterns, segments)
 
 
-def _redact_comparison(comparison: Comparison, headers: frozenset[str], patterns: Sequence[str],
-                       bodies_changed: bool) -> Comparison:  # fmt: skip
+def _redact_comparison(
+    comparison: Comparison, headers: frozenset[str], patterns: Sequence[str], bodies_changed: bool
+) -> Comparison:
     def each(differences: Iterable[Difference]) -> tuple[Difference, ...]:
         return tuple(redact_difference(d, headers, patterns, bodies_changed) for d in differences)
 
@@ -141,7 +149,10 @@ def redact_sample(sample: Sample, headers: Iterable[str], paths: Iterable[str]) 
     request = _redact_request(sample.request, names, patterns)
     primary = _redact_response(sample.primary, names, patterns)
     shadow = _redact_response(sample.shadow, names, patterns)
-    bodies_changed = (request.body, primary.body, shadow.body) != (sample.request.body, sample.primary.body,
-                                                                   sample.shadow.body)  # fmt: skip
+    bodies_changed = (request.body, primary.body, shadow.body) != (
+        sample.request.body,
+        sample.primary.body,
+        sample.shadow.body,
+    )
     comparison = _redact_comparison(sample.comparison, names, patterns, bodies_changed)
     return dataclasses.replace(sample, request=request, primary=primary, shadow=shadow, comparison=comparison)

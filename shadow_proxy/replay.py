@@ -33,9 +33,10 @@ import itertools
 import json
 import os
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Sequence, TextIO
+from typing import Any, TextIO
 from urllib.parse import urlencode, urlsplit
 
 from agentos_session.routing import SAFE_METHODS
@@ -49,8 +50,19 @@ from .recorder import REDACTED, read_recording
 
 MISMATCH_LIMIT = 1000
 # Computed per connection by the client; a recorded value would be wrong for the replayed one.
-NOT_REPLAYED = frozenset({"host", "content-length", "connection", "keep-alive", "proxy-connection",
-                          "transfer-encoding", "te", "trailer", "upgrade"})  # fmt: skip
+NOT_REPLAYED = frozenset(
+    {
+        "host",
+        "content-length",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+    }
+)
 RESULT_ORDER = ("match", "expected", "mismatch", "error")
 
 
@@ -81,29 +93,53 @@ class Sides:
 # ---- arguments -------------------------------------------------------------------------------
 
 
-def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    p = sub.add_parser("replay", help="replay recorded requests (or the gateway's mismatches) to both sides",
-                       description=__doc__.split("\n\n", 1)[0],
-                       epilog="Exit 0 all match/expected, 1 any mismatch, 2 any error or bad input.")  # fmt: skip
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "replay",
+        help="replay recorded requests (or the gateway's mismatches) to both sides",
+        description=__doc__.split("\n\n", 1)[0],
+        epilog="Exit 0 all match/expected, 1 any mismatch, 2 any error or bad input.",
+    )
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("file", nargs="?", metavar="FILE", help="a recording (JSONL written by the gateway)")
     source.add_argument("--from-mismatches", metavar="GATEWAY_URL", help="replay the gateway's stored mismatch samples")
     p.add_argument("--route", metavar="TEMPLATE", help="with --from-mismatches: only this route, e.g. 'GET /sessions'")
-    p.add_argument("--admin-token", help="with --from-mismatches: bearer token of the gateway's admin API "
-                                         "(default $AGNO_GATEWAY_ADMIN_TOKEN)")  # fmt: skip
+    p.add_argument(
+        "--admin-token",
+        help="with --from-mismatches: bearer token of the gateway's admin API (default $AGNO_GATEWAY_ADMIN_TOKEN)",
+    )
     p.add_argument("--legacy", required=True, metavar="URL", help="base URL of the legacy AgentOS")
     p.add_argument("--native", required=True, metavar="URL", help="base URL of the native service")
-    p.add_argument("--primary", choices=("legacy", "native"), default="legacy", help="the side playing the primary (default legacy)")
-    p.add_argument("--rules", metavar="FILE", help="comparator rules YAML, with the known differences it names (default: %(default)s)")
+    p.add_argument(
+        "--primary",
+        choices=("legacy", "native"),
+        default="legacy",
+        help="the side playing the primary (default legacy)",
+    )
+    p.add_argument(
+        "--rules",
+        metavar="FILE",
+        help="comparator rules YAML, with the known differences it names (default: %(default)s)",
+    )
     p.add_argument("--report", metavar="FILE", help="write a report: Markdown if FILE ends in .md, else JSON")
     p.add_argument("--concurrency", type=int, default=4, help="requests in flight at once (default 4)")
-    p.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'",
-                   help="header for every request, replacing the recorded one; repeatable")  # fmt: skip
+    p.add_argument(
+        "-H",
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="header for every request, replacing the recorded one; repeatable",
+    )
     p.add_argument("--limit", type=int, help="only the first N requests of the source")
     p.add_argument("--reads-only", action="store_true", help="send only GET, HEAD and OPTIONS; the rest are skipped")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per request and side (default 30)")
-    p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
-                   help="color the diffs: auto (a terminal without NO_COLOR), always or never")  # fmt: skip
+    p.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="color the diffs: auto (a terminal without NO_COLOR), always or never",
+    )
     p.set_defaults(run=run_replay)
 
 
@@ -128,7 +164,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
 # ---- sources ---------------------------------------------------------------------------------
 
 
-def items_from_recording(path: str, limit: Optional[int] = None) -> list[Item]:
+def items_from_recording(path: str, limit: int | None = None) -> list[Item]:
     """The first `limit` requests of a recording, named by position (`3: GET /sessions`)."""
     entries = itertools.islice(read_recording(path), limit)
     return [Item(f"{i}: {request}", request) for i, (request, _entry) in enumerate(entries, 1)]
@@ -149,11 +185,12 @@ def items_from_samples(data: Any, source: str) -> list[Item]:
     return items
 
 
-async def fetch_mismatches(gateway: str, route: Optional[str], token: Optional[str], timeout: float) -> list[Item]:
+async def fetch_mismatches(gateway: str, route: str | None, token: str | None, timeout: float) -> list[Item]:
     """The gateway's stored mismatch samples (newest first, as it lists them)."""
     query = {"limit": str(MISMATCH_LIMIT), **({"route": route} if route else {})}
-    request = Request("GET", f"/shadow/mismatches?{urlencode(query)}",
-                      {"Authorization": f"Bearer {token}"} if token else {})  # fmt: skip
+    request = Request(
+        "GET", f"/shadow/mismatches?{urlencode(query)}", {"Authorization": f"Bearer {token}"} if token else {}
+    )
     target = UrlTarget(gateway, timeout)
     try:
         response = await target.send(request)
@@ -182,14 +219,18 @@ def with_headers(request: Request, overrides: Mapping[str, str]) -> Request:
 def redacted_names(items: Iterable[Item], overrides: Mapping[str, str]) -> set[str]:
     """Headers recorded as redacted that no `-H` gives: replayed without them."""
     given = {name.lower() for name in overrides}
-    return {k.lower() for item in items for k, v in item.request.headers.items() if v == REDACTED and k.lower() not in given}
+    return {
+        k.lower() for item in items for k, v in item.request.headers.items() if v == REDACTED and k.lower() not in given
+    }
 
 
 def split_reads(items: Sequence[Item], reads_only: bool) -> tuple[list[Item], list[Item]]:
     """(to send, skipped): with `reads_only`, everything but the safe methods is skipped."""
     if not reads_only:
         return list(items), []
-    return [i for i in items if i.request.method in SAFE_METHODS], [i for i in items if i.request.method not in SAFE_METHODS]
+    return [i for i in items if i.request.method in SAFE_METHODS], [
+        i for i in items if i.request.method not in SAFE_METHODS
+    ]
 
 
 # ---- progress --------------------------------------------------------------------------------
@@ -238,12 +279,19 @@ async def _check(item: Item, primary: UrlTarget, shadow: UrlTarget, rules: Rules
     return Check(item.name, item.request, comparison)
 
 
-async def replay(items: Sequence[Item], sides: Sides, rules: Rules, *, concurrency: int = 4, timeout: float = 30.0,
-                 progress: Optional[Progress] = None) -> list[Check]:  # fmt: skip
+async def replay(
+    items: Sequence[Item],
+    sides: Sides,
+    rules: Rules,
+    *,
+    concurrency: int = 4,
+    timeout: float = 30.0,
+    progress: Progress | None = None,
+) -> list[Check]:
     """Send each item to both sides (`concurrency` at a time) and compare; checks in item order."""
     primary = UrlTarget(sides.url(sides.primary), timeout, sides.primary)
     shadow = UrlTarget(sides.url(sides.shadow), timeout, sides.shadow)
-    checks: list[Optional[Check]] = [None] * len(items)
+    checks: list[Check | None] = [None] * len(items)
     queue = iter(enumerate(items))  # shared by the workers: each takes the next item
 
     async def worker() -> None:
@@ -272,8 +320,10 @@ def render_summary(checks: Sequence[Check], skipped: Sequence[Item], sides: Side
     """Totals, a per-route table and the most frequent differing paths, from `summary`."""
     info = summary(checks)
     counts = ", ".join(f"{info['results'][r]} {r}" for r in RESULT_ORDER if r in info["results"]) or "nothing sent"
-    lines = [f"Replayed {len(checks)} request(s) from {source}: {counts}",
-             f"primary {sides.primary} {sides.url(sides.primary)}, shadow {sides.shadow} {sides.url(sides.shadow)}"]  # fmt: skip
+    lines = [
+        f"Replayed {len(checks)} request(s) from {source}: {counts}",
+        f"primary {sides.primary} {sides.url(sides.primary)}, shadow {sides.shadow} {sides.url(sides.shadow)}",
+    ]
     if skipped:
         lines.append(f"{len(skipped)} skipped (--reads-only: not GET/HEAD/OPTIONS)")
     if info["routes"]:
@@ -289,8 +339,11 @@ def render_summary(checks: Sequence[Check], skipped: Sequence[Item], sides: Side
 
 def render_details(checks: Sequence[Check], sides: Sides, color: bool) -> str:
     """Every check that was not a match, as the comparator renders it."""
-    blocks = [f"--- {c.name}\n" + render_text(c.comparison, c.request, color, sides.primary, sides.shadow)
-              for c in checks if c.comparison.result != "match"]  # fmt: skip
+    blocks = [
+        f"--- {c.name}\n" + render_text(c.comparison, c.request, color, sides.primary, sides.shadow)
+        for c in checks
+        if c.comparison.result != "match"
+    ]
     return "\n\n".join(blocks)
 
 
@@ -317,11 +370,11 @@ def _load(args: argparse.Namespace) -> tuple[list[Item], str]:
         gateway = _base_url(args.from_mismatches, "--from-mismatches")
         token = args.admin_token or os.environ.get("AGNO_GATEWAY_ADMIN_TOKEN")
         items = asyncio.run(fetch_mismatches(gateway, args.route, token, args.timeout))
-        return items[:args.limit] if args.limit is not None else items, f"{gateway} mismatches"
+        return items[: args.limit] if args.limit is not None else items, f"{gateway} mismatches"
     return items_from_recording(args.file, args.limit), args.file
 
 
-def run_replay(args: argparse.Namespace, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None) -> int:
+def run_replay(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr  # looked up now: redirections apply
     try:
         _check_numbers(args)
@@ -335,11 +388,17 @@ def run_replay(args: argparse.Namespace, stdout: Optional[TextIO] = None, stderr
     send, skipped = split_reads(items, args.reads_only)
     missing = redacted_names(send, headers)
     if missing:
-        print(f"agentos-session replay: note: redacted header(s) {', '.join(sorted(missing))} left out; "
-              "give them with -H", file=stderr)  # fmt: skip
+        print(
+            f"agentos-session replay: note: redacted header(s) {', '.join(sorted(missing))} left out; "
+            "give them with -H",
+            file=stderr,
+        )
     send = [dataclasses.replace(item, request=with_headers(item.request, headers)) for item in send]
-    checks = asyncio.run(replay(send, sides, rules, concurrency=args.concurrency, timeout=args.timeout,
-                                progress=Progress(stderr, len(send))))  # fmt: skip
+    checks = asyncio.run(
+        replay(
+            send, sides, rules, concurrency=args.concurrency, timeout=args.timeout, progress=Progress(stderr, len(send))
+        )
+    )
     details = render_details(checks, sides, use_color(args.color, stdout))
     if details:  # before the summary, so the totals are what a terminal shows last
         print(details + "\n", file=stdout)

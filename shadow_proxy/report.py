@@ -21,9 +21,10 @@ comes from traffic and is escaped; nothing in a body or a path can add markup.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from html import escape
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any
 
 from comparator.model import ABSENT
 from comparator.paths import parse_path
@@ -63,15 +64,17 @@ def render_report(data: Mapping[str, Any]) -> str:
     """The whole page for `data` (see the module docstring for its keys)."""
     groups = data.get("groups") or {}
     decisions = data.get("decisions") or []
-    body = "\n".join([
-        _header(data.get("generated_at"), data.get("note")),
-        _section("Stages", "stages", _stages(groups, decisions)),
-        _section("Parity per route", "parity", _parity(data.get("routes") or {})),
-        _section("Top differing paths", "top-paths", _top_paths(data.get("top_paths") or [])),
-        _section("Recent samples", "samples", _samples(data.get("samples") or [])),
-    ])  # fmt: skip
+    body = "\n".join(
+        [
+            _header(data.get("generated_at"), data.get("note")),
+            _section("Stages", "stages", _stages(groups, decisions)),
+            _section("Parity per route", "parity", _parity(data.get("routes") or {})),
+            _section("Top differing paths", "top-paths", _top_paths(data.get("top_paths") or [])),
+            _section("Recent samples", "samples", _samples(data.get("samples") or [])),
+        ]
+    )
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         "<title>Shadow gateway report</title>"
         f"<style>{_CSS}</style></head>\n<body>\n{body}\n</body></html>\n"
     )
@@ -87,7 +90,7 @@ def _e(value: Any) -> str:
 def _utc(epoch: Any) -> str:
     """Epoch seconds as UTC ISO 8601; whatever else as text (a report never fails on a date)."""
     if isinstance(epoch, (int, float)) and not isinstance(epoch, bool):
-        return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+        return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     return "" if epoch is None else str(epoch)
 
 
@@ -108,9 +111,9 @@ def _stage(stage: Any) -> str:
     return f'<span class="stage stage-{_e(stage)}">{_e(stage)}</span>'
 
 
-def _header(generated_at: Any, note: Optional[str]) -> str:
+def _header(generated_at: Any, note: str | None) -> str:
     when = _utc(generated_at) or "unknown time"
-    parts = [f"<header><h1>Shadow gateway report</h1><p class=\"meta\">Generated at {_e(when)}</p>"]
+    parts = [f'<header><h1>Shadow gateway report</h1><p class="meta">Generated at {_e(when)}</p>']
     if note:
         parts.append(f'<p class="note">{_e(note)}</p>')
     parts.append("</header>")
@@ -125,10 +128,12 @@ def _last_decision(group: str, entry: Mapping[str, Any], decisions: Sequence[Map
     for d in decisions:
         if d.get("group") == group:
             change = f"{d.get('from') or '(none)'} → {d.get('to')}"
-            return (f"{_e(change)} by {_e(d.get('by'))} at {_e(_utc(d.get('at')))}"
-                    f"<br><span class=\"meta\">{_e(d.get('reason'))}</span>")  # fmt: skip
+            return (
+                f"{_e(change)} by {_e(d.get('by'))} at {_e(_utc(d.get('at')))}"
+                f'<br><span class="meta">{_e(d.get("reason"))}</span>'
+            )
     if entry.get("decided_by") or entry.get("reason"):
-        return f"by {_e(entry.get('decided_by'))}<br><span class=\"meta\">{_e(entry.get('reason'))}</span>"
+        return f'by {_e(entry.get("decided_by"))}<br><span class="meta">{_e(entry.get("reason"))}</span>'
     return '<span class="meta">none</span>'
 
 
@@ -138,8 +143,10 @@ def _stages(groups: Mapping[str, Mapping[str, Any]], decisions: Sequence[Mapping
     rows = []
     for name, entry in sorted(groups.items()):
         routes = "<br>".join(f"<code>{_e(r)}</code>" for r in entry.get("routes") or [])
-        rows.append(f"<tr><td>{_e(name)}</td><td>{_stage(entry.get('stage'))}</td><td>{routes}</td>"
-                    f"<td>{_last_decision(name, entry, decisions)}</td></tr>")  # fmt: skip
+        rows.append(
+            f"<tr><td>{_e(name)}</td><td>{_stage(entry.get('stage'))}</td><td>{routes}</td>"
+            f"<td>{_last_decision(name, entry, decisions)}</td></tr>"
+        )
     return _table(["group", "stage", "routes", "last decision"], rows, "stages") + _history(decisions)
 
 
@@ -147,9 +154,11 @@ def _history(decisions: Sequence[Mapping[str, Any]]) -> str:
     """The recent stage changes of every group: who moved what, when and why."""
     if not decisions:
         return ""
-    rows = [f"<tr><td>{_e(_utc(d.get('at')))}</td><td>{_e(d.get('group'))}</td><td>{_e(d.get('from') or '(none)')}</td>"
-            f"<td>{_stage(d.get('to'))}</td><td>{_e(d.get('by'))}</td><td>{_e(d.get('reason'))}</td></tr>"
-            for d in decisions]  # fmt: skip
+    rows = [
+        f"<tr><td>{_e(_utc(d.get('at')))}</td><td>{_e(d.get('group'))}</td><td>{_e(d.get('from') or '(none)')}</td>"
+        f"<td>{_stage(d.get('to'))}</td><td>{_e(d.get('by'))}</td><td>{_e(d.get('reason'))}</td></tr>"
+        for d in decisions
+    ]
     return "<h3>Recent stage changes</h3>" + _table(["at", "group", "from", "to", "by", "reason"], rows, "decisions")
 
 
@@ -170,8 +179,10 @@ def _parity(routes: Mapping[str, Mapping[str, Any]]) -> str:
     for route, counts in sorted(routes.items()):
         cells = "".join(f'<td class="num">{_e(counts.get(r, 0))}</td>' for r in RESULTS)
         rows.append(f"<tr><td><code>{_e(route)}</code></td>{cells}<td>{_parity_cell(counts.get('parity'))}</td></tr>")
-    return (_table(["route", *RESULTS, "parity"], rows, "parity")
-            + '<p class="meta">Parity is match / (match + mismatch) over the gate window of this replica.</p>')  # fmt: skip
+    return (
+        _table(["route", *RESULTS, "parity"], rows, "parity")
+        + '<p class="meta">Parity is match / (match + mismatch) over the gate window of this replica.</p>'
+    )
 
 
 # ---- top paths ---------------------------------------------------------------------------------
@@ -180,8 +191,11 @@ def _parity(routes: Mapping[str, Mapping[str, Any]]) -> str:
 def _top_paths(top: Sequence[Mapping[str, Any]]) -> str:
     if not top:
         return _empty("no differing paths stored")
-    rows = [f"<tr><td><code>{_e(t.get('route'))}</code></td><td><code>{_e(t.get('path'))}</code></td>"
-            f'<td class="num">{_e(t.get("samples"))}</td></tr>' for t in top]  # fmt: skip
+    rows = [
+        f"<tr><td><code>{_e(t.get('route'))}</code></td><td><code>{_e(t.get('path'))}</code></td>"
+        f'<td class="num">{_e(t.get("samples"))}</td></tr>'
+        for t in top
+    ]
     return _table(["route", "path", "samples"], rows, "top-paths")
 
 
@@ -199,19 +213,23 @@ def _sample(sample: Mapping[str, Any]) -> str:
     comparison = sample.get("comparison") or {}
     differences = comparison.get("differences") or []
     result = sample.get("result") or comparison.get("result")
-    title = (f'<span class="result result-{_e(result)}">{_e(result)}</span> <code>{_e(sample.get("route"))}</code> '
-             f"<code>{_e(request.get('method'))} {_e(request.get('target'))}</code> · request id "
-             f"<code>{_e(sample.get('request_id'))}</code> · {_e(_utc(sample.get('at')))}")  # fmt: skip
+    title = (
+        f'<span class="result result-{_e(result)}">{_e(result)}</span> <code>{_e(sample.get("route"))}</code> '
+        f"<code>{_e(request.get('method'))} {_e(request.get('target'))}</code> · request id "
+        f"<code>{_e(sample.get('request_id'))}</code> · {_e(_utc(sample.get('at')))}"
+    )
     meta = f"group {_e(sample.get('group'))} · stage {_stage(sample.get('stage'))} · origin {_e(sample.get('origin'))}"
-    return "\n".join([
-        f'<article class="sample" id="sample-{_e(sample.get("id"))}">',
-        f"<h3>{title}</h3><p class=\"meta\">{meta}</p>",
-        _verdict(comparison),
-        _differences(differences),
-        _request(request),
-        _sides(sample.get("primary") or {}, sample.get("shadow") or {}, differences),
-        "</article>",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            f'<article class="sample" id="sample-{_e(sample.get("id"))}">',
+            f'<h3>{title}</h3><p class="meta">{meta}</p>',
+            _verdict(comparison),
+            _differences(differences),
+            _request(request),
+            _sides(sample.get("primary") or {}, sample.get("shadow") or {}, differences),
+            "</article>",
+        ]
+    )
 
 
 def _verdict(comparison: Mapping[str, Any]) -> str:
@@ -222,16 +240,21 @@ def _verdict(comparison: Mapping[str, Any]) -> str:
         notes.append(f"reason: {_e(comparison['reason'])}")
     if comparison.get("noise"):
         paths = sorted({str(d.get("template") or d.get("path")) for d in comparison["noise"]})
-        notes.append(f"{len(comparison['noise'])} set aside as noise: " + ", ".join(f"<code>{_e(p)}</code>" for p in paths))
+        notes.append(
+            f"{len(comparison['noise'])} set aside as noise: " + ", ".join(f"<code>{_e(p)}</code>" for p in paths)
+        )
     return "".join(f'<p class="meta">{n}</p>' for n in notes)
 
 
 def _differences(differences: Sequence[Mapping[str, Any]]) -> str:
     if not differences:
         return _empty("no differences recorded")
-    rows = [f'<tr data-path="{_e(d.get("path"))}"><td>{_e(d.get("kind"))}</td><td><code>{_e(d.get("path"))}</code></td>'
-            f'<td class="value">{_e(show(d.get("primary", ABSENT)))}</td>'
-            f'<td class="value">{_e(show(d.get("shadow", ABSENT)))}</td></tr>' for d in differences]  # fmt: skip
+    rows = [
+        f'<tr data-path="{_e(d.get("path"))}"><td>{_e(d.get("kind"))}</td><td><code>{_e(d.get("path"))}</code></td>'
+        f'<td class="value">{_e(show(d.get("primary", ABSENT)))}</td>'
+        f'<td class="value">{_e(show(d.get("shadow", ABSENT)))}</td></tr>'
+        for d in differences
+    ]
     return _table(["kind", "path", "primary", "shadow"], rows, "differences")
 
 
@@ -294,9 +317,11 @@ def _side(label: str, response: Mapping[str, Any], keys: set[str]) -> str:
         status = f"status {response.get('status')}"
     headers = "\n".join(f"{k}: {v}" for k, v in (response.get("headers") or {}).items())
     body = _body_text(response)
-    return (f'<div class="side side-{_e(label)}"><h4>{_e(head)}</h4><p class="meta">{_e(status)}</p>'
-            f"<details><summary>headers</summary><pre>{_e(headers or '(none)')}</pre></details>"
-            f"<pre>{_lines(body, keys) if body else _e('(empty body)')}</pre></div>")  # fmt: skip
+    return (
+        f'<div class="side side-{_e(label)}"><h4>{_e(head)}</h4><p class="meta">{_e(status)}</p>'
+        f"<details><summary>headers</summary><pre>{_e(headers or '(none)')}</pre></details>"
+        f"<pre>{_lines(body, keys) if body else _e('(empty body)')}</pre></div>"
+    )
 
 
 def _sides(primary: Mapping[str, Any], shadow: Mapping[str, Any], differences: Sequence[Mapping[str, Any]]) -> str:

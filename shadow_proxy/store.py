@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
-from typing import Any, Optional
+from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 
@@ -50,8 +50,8 @@ CREATE TABLE IF NOT EXISTS shadow_rollout_events (
 """
 
 
-def _ts(epoch: Optional[float]) -> Optional[datetime]:
-    return None if epoch is None else datetime.fromtimestamp(epoch, timezone.utc)
+def _ts(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
 
 class GatewayStore:
@@ -77,24 +77,42 @@ class GatewayStore:
             await conn.execute(
                 "INSERT INTO shadow_mismatches (at, request_id, route, route_group, stage, origin, result, paths, sample) "
                 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb)",
-                _ts(sample.at), sample.request_id, sample.route, sample.group, sample.stage, sample.origin,
-                sample.comparison.result, paths, json.dumps(sample.to_dict(), default=str),
-            )  # fmt: skip
+                _ts(sample.at),
+                sample.request_id,
+                sample.route,
+                sample.group,
+                sample.stage,
+                sample.origin,
+                sample.comparison.result,
+                paths,
+                json.dumps(sample.to_dict(), default=str),
+            )
             await conn.execute("DELETE FROM shadow_mismatches WHERE at < $1", _ts(time.time() - self.max_age_s))
             await conn.execute(
                 "DELETE FROM shadow_mismatches WHERE id <= (SELECT id FROM shadow_mismatches ORDER BY id DESC OFFSET $1 LIMIT 1)",
                 self.max_samples,
             )
 
-    async def mismatches(self, *, route: Optional[str] = None, path: Optional[str] = None, since: Optional[float] = None,
-                         until: Optional[float] = None, limit: int = 100) -> list[dict[str, Any]]:  # fmt: skip
+    async def mismatches(
+        self,
+        *,
+        route: str | None = None,
+        path: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
         """Newest first. `path` is a difference template (`data[*].session_name`)."""
         rows = await self.pool.fetch(
             "SELECT id, sample FROM shadow_mismatches WHERE ($1::text IS NULL OR route = $1) "
             "AND ($2::text IS NULL OR $2 = ANY(paths)) AND ($3::timestamptz IS NULL OR at >= $3) "
             "AND ($4::timestamptz IS NULL OR at <= $4) ORDER BY id DESC LIMIT $5",
-            route, path, _ts(since), _ts(until), limit,
-        )  # fmt: skip
+            route,
+            path,
+            _ts(since),
+            _ts(until),
+            limit,
+        )
         return [{"id": row["id"], **json.loads(row["sample"])} for row in rows]
 
     async def top_paths(self, limit: int = 20) -> list[dict[str, Any]]:
@@ -107,7 +125,9 @@ class GatewayStore:
         return [{"route": r["route"], "path": r["path"], "samples": r["n"]} for r in rows]
 
     async def counts_by_route(self) -> dict[str, dict[str, int]]:
-        rows = await self.pool.fetch("SELECT route, result, count(*) AS n FROM shadow_mismatches GROUP BY route, result")
+        rows = await self.pool.fetch(
+            "SELECT route, result, count(*) AS n FROM shadow_mismatches GROUP BY route, result"
+        )
         out: dict[str, dict[str, int]] = {}
         for r in rows:
             out.setdefault(r["route"], {})[r["result"]] = r["n"]
@@ -122,45 +142,66 @@ class GatewayStore:
                 inserted = await conn.fetchval(
                     "INSERT INTO shadow_rollout (route_group, stage, reason, decided_by) VALUES ($1, $2, $3, 'config') "
                     "ON CONFLICT (route_group) DO NOTHING RETURNING route_group",
-                    group, stage, "initial stage from the configuration",
-                )  # fmt: skip
+                    group,
+                    stage,
+                    "initial stage from the configuration",
+                )
                 if inserted:
                     await conn.execute(
                         "INSERT INTO shadow_rollout_events (route_group, from_stage, to_stage, reason, decided_by) "
                         "VALUES ($1, NULL, $2, $3, 'config')",
-                        group, stage, "initial stage from the configuration",
-                    )  # fmt: skip
+                        group,
+                        stage,
+                        "initial stage from the configuration",
+                    )
 
     async def stages(self) -> dict[str, Decision]:
         """The stored stage of each group, as the decision that set it."""
         rows = await self.pool.fetch("SELECT route_group, stage, reason, decided_by, decided_at FROM shadow_rollout")
-        return {r["route_group"]: Decision(r["route_group"], None, r["stage"], r["reason"], r["decided_by"],
-                                           r["decided_at"].timestamp()) for r in rows}  # fmt: skip
+        return {
+            r["route_group"]: Decision(
+                r["route_group"], None, r["stage"], r["reason"], r["decided_by"], r["decided_at"].timestamp()
+            )
+            for r in rows
+        }
 
-    async def set_stage(self, decision: Decision, expect: Optional[str] = None) -> bool:
+    async def set_stage(self, decision: Decision, expect: str | None = None) -> bool:
         """Apply a decision, only if the group is still at `expect` (when given): two replicas
         deciding the same change at once apply it once. Announced with NOTIFY."""
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 "UPDATE shadow_rollout SET stage = $2, reason = $3, decided_by = $4, decided_at = now() "
                 "WHERE route_group = $1 AND ($5::text IS NULL OR stage = $5) RETURNING route_group",
-                decision.group, decision.to_stage, decision.reason, decision.by, expect,
-            )  # fmt: skip
+                decision.group,
+                decision.to_stage,
+                decision.reason,
+                decision.by,
+                expect,
+            )
             if row is None:
                 return False
             await conn.execute(
                 "INSERT INTO shadow_rollout_events (route_group, from_stage, to_stage, reason, decided_by) "
                 "VALUES ($1, $2, $3, $4, $5)",
-                decision.group, decision.from_stage, decision.to_stage, decision.reason, decision.by,
-            )  # fmt: skip
+                decision.group,
+                decision.from_stage,
+                decision.to_stage,
+                decision.reason,
+                decision.by,
+            )
             await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, decision.group)
         return True
 
-    async def decisions(self, group: Optional[str] = None, limit: int = 50) -> list[Decision]:
+    async def decisions(self, group: str | None = None, limit: int = 50) -> list[Decision]:
         rows = await self.pool.fetch(
             "SELECT route_group, from_stage, to_stage, reason, decided_by, at FROM shadow_rollout_events "
             "WHERE ($1::text IS NULL OR route_group = $1) ORDER BY id DESC LIMIT $2",
-            group, limit,
-        )  # fmt: skip
-        return [Decision(r["route_group"], r["from_stage"], r["to_stage"], r["reason"], r["decided_by"],
-                         r["at"].timestamp()) for r in rows]  # fmt: skip
+            group,
+            limit,
+        )
+        return [
+            Decision(
+                r["route_group"], r["from_stage"], r["to_stage"], r["reason"], r["decided_by"], r["at"].timestamp()
+            )
+            for r in rows
+        ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -54,8 +54,8 @@ class HttpSide:
         self.side = side
         self.base_url = base_url.rstrip("/")
         self._max_connections = max_connections
-        self._pooled: Optional[aiohttp.ClientSession] = None
-        self._fresh: Optional[aiohttp.ClientSession] = None
+        self._pooled: aiohttp.ClientSession | None = None
+        self._fresh: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         self._pooled = _session(aiohttp.TCPConnector(limit=self._max_connections))
@@ -66,7 +66,7 @@ class HttpSide:
             if session is not None:
                 await session.close()
 
-    async def send(self, request: Request, timeout_s: float, inbound: Optional[Inbound] = None) -> Answer:
+    async def send(self, request: Request, timeout_s: float, inbound: Inbound | None = None) -> Answer:
         read = request.method in ("GET", "HEAD", "OPTIONS")
         session = self._pooled if read else self._fresh
         assert session is not None, "start() first"
@@ -74,15 +74,19 @@ class HttpSide:
         for attempt in (1, 2):
             try:
                 async with session.request(
-                    request.method, exact_url(self.base_url + request.target), headers=dict(request.headers),
-                    data=request.body or None, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=timeout_s),
-                ) as r:  # fmt: skip
+                    request.method,
+                    exact_url(self.base_url + request.target),
+                    headers=dict(request.headers),
+                    data=request.body or None,
+                    allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(total=timeout_s),
+                ) as r:
                     body = await r.read()
                     headers = {k: v for k, v in r.headers.items()}
                     return Answer(Response(r.status, headers, body, self.side), time.perf_counter() - started, True)
             except aiohttp.ClientConnectorError as exc:  # the connection was never made
                 return _failed(self.side, exc, started, reached=False)
-            except asyncio.TimeoutError as exc:
+            except TimeoutError as exc:
                 return _failed(self.side, exc, started, reached=True, timed_out=True)
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
                 # A pooled connection the server had closed: a read is safe to send again.
@@ -120,18 +124,30 @@ class InProcessNative:
         loop = asyncio.get_running_loop()
         headers = CIMultiDictProxy(CIMultiDict(request.headers))
         raw_headers = tuple((k.encode(), v.encode()) for k, v in headers.items())
-        message = inbound.message._replace(method=request.method, path=request.target, url=URL(request.target, encoded=True),
-                                          headers=headers, raw_headers=raw_headers)  # fmt: skip
+        message = inbound.message._replace(
+            method=request.method,
+            path=request.target,
+            url=URL(request.target, encoded=True),
+            headers=headers,
+            raw_headers=raw_headers,
+        )
         # The body is already read; a stream of just that body, large enough never to ask the
         # client's connection for flow control.
         payload = StreamReader(inbound.protocol, max(len(request.body) + 1, 2**16), loop=loop)
         if request.body:
             payload.feed_data(request.body)
         payload.feed_eof()
-        return web.Request(message, payload, inbound.protocol, inbound.writer, inbound.task, loop,
-                           client_max_size=max(len(request.body) + 1, 1024**2))  # fmt: skip
+        return web.Request(
+            message,
+            payload,
+            inbound.protocol,
+            inbound.writer,
+            inbound.task,
+            loop,
+            client_max_size=max(len(request.body) + 1, 1024**2),
+        )
 
-    async def send(self, request: Request, timeout_s: float, inbound: Optional[Inbound] = None) -> Answer:
+    async def send(self, request: Request, timeout_s: float, inbound: Inbound | None = None) -> Answer:
         assert inbound is not None, "the in-process side needs the client's request"
         started = time.perf_counter()
         try:

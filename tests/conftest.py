@@ -12,8 +12,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
 
 import pytest
 
@@ -36,14 +36,18 @@ class NativeProcess:
         env["PYTHONUNBUFFERED"] = "1"
         self.name = name
         self.log_path = Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log")[1])
-        self.proc: Optional[subprocess.Popen] = None
+        self.proc: subprocess.Popen | None = None
         for _attempt in range(3):
             port = free_port()
             with open(self.log_path, "ab") as log:
                 self.proc = subprocess.Popen(
                     [sys.executable, "-m", "session_service", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                    cwd=str(REPO_ROOT), env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                )  # fmt: skip
+                    cwd=str(REPO_ROOT),
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                )
             self.url = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and self.proc.poll() is None:
@@ -86,7 +90,9 @@ def native_url(native_process: NativeProcess) -> str:
 
 
 @pytest.fixture(scope="session")
-def native_multi_url(request: pytest.FixtureRequest, seeded: None, seeded_second: None, pg_dsn: str, second_pg_dsn: str) -> Iterator[str]:
+def native_multi_url(
+    request: pytest.FixtureRequest, seeded: None, seeded_second: None, pg_dsn: str, second_pg_dsn: str
+) -> Iterator[str]:
     dsn_map = json.dumps({"main-db": pg_dsn, "second-db": second_pg_dsn})
     for proc in _native(request, {"AGNO_SESSION_DSN_MAP": dsn_map}, "native-multi"):
         yield proc.url

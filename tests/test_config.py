@@ -34,7 +34,9 @@ def test_single_dsn_gets_agno_default_id() -> None:
     expected = str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{DSN}#ai"))
     assert s.default_db_id == s.route_default_db_id == expected == agno_default_db_id(DSN, "ai")
     # The schema is part of the hash.
-    assert load_settings({"AGNO_PG_DSN": DSN, "AGNO_DB_SCHEMA": "other"}).default_db_id == agno_default_db_id(DSN, "other")
+    assert load_settings({"AGNO_PG_DSN": DSN, "AGNO_DB_SCHEMA": "other"}).default_db_id == agno_default_db_id(
+        DSN, "other"
+    )
     assert agno_default_db_id(DSN, "other") != expected
 
 
@@ -55,7 +57,12 @@ def test_no_dsn_is_an_error_unless_embedded() -> None:
 
 @pytest.mark.parametrize(
     "env, needed",
-    [({}, True), ({"AGNO_PG_DSN": DSN}, False), ({"DATABASE_URL": DSN}, False), ({"AGNO_SESSION_DSN_MAP": "{}"}, False)],
+    [
+        ({}, True),
+        ({"AGNO_PG_DSN": DSN}, False),
+        ({"DATABASE_URL": DSN}, False),
+        ({"AGNO_SESSION_DSN_MAP": "{}"}, False),
+    ],
 )
 def test_needs_embedded_postgres(env: dict[str, str], needed: bool) -> None:
     assert needs_embedded_postgres(env) is needed
@@ -171,7 +178,9 @@ def test_empty_integer_means_default() -> None:
     assert load_settings({"AGNO_PG_DSN": DSN, "AGNO_SERVICE_PORT": ""}).port == 8080
 
 
-@pytest.mark.parametrize("name", ["AGNO_SERVICE_PORT", "AGNO_POOL_MIN_SIZE", "AGNO_POOL_MAX_SIZE", "AGNO_MAX_BODY_BYTES"])
+@pytest.mark.parametrize(
+    "name", ["AGNO_SERVICE_PORT", "AGNO_POOL_MIN_SIZE", "AGNO_POOL_MAX_SIZE", "AGNO_MAX_BODY_BYTES"]
+)
 def test_non_integer_is_an_error(name: str) -> None:
     with pytest.raises(ConfigError, match=f"{name} must be an integer, got 'ten'"):
         load_settings({"AGNO_PG_DSN": DSN, name: "ten"})
@@ -275,7 +284,13 @@ def test_no_path_match_is_404(method: str, path: str) -> None:
 
 @pytest.mark.parametrize(
     "method, path",
-    [("PUT", "/sessions"), ("PATCH", "/sessions"), ("PUT", "/sessions/x"), ("POST", "/sessions/x/runs"), ("GET", "/sessions/x/rename")],
+    [
+        ("PUT", "/sessions"),
+        ("PATCH", "/sessions"),
+        ("PUT", "/sessions/x"),
+        ("POST", "/sessions/x/runs"),
+        ("GET", "/sessions/x/rename"),
+    ],
 )
 def test_path_match_with_other_method_is_405(method: str, path: str) -> None:
     found = routes.match(method, path)

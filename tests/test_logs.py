@@ -12,9 +12,10 @@ import logging
 import sys
 import time
 import warnings
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -65,8 +66,9 @@ def test_a_plain_record_has_ts_level_logger_and_msg() -> None:
 
 
 def test_fields_are_merged_but_cannot_replace_the_fixed_keys() -> None:
-    rec = record("request", (), fields={"status": 200, "ts": "forged", "level": "forged", "msg": "forged"},
-                 request_id="rid-1")  # fmt: skip
+    rec = record(
+        "request", (), fields={"status": 200, "ts": "forged", "level": "forged", "msg": "forged"}, request_id="rid-1"
+    )
     entry = check_line(JsonLogFormatter().format(rec))
     assert (entry["msg"], entry["level"], entry["status"], entry["request_id"]) == ("request", "warning", 200, "rid-1")
     assert "forged" not in json.dumps(entry)
@@ -101,14 +103,19 @@ def test_configure_logging_makes_warnings_json_too(restored_logging: None) -> No
     logging.getLogger("x").debug("one %d", 1)
     with warnings.catch_warnings():
         warnings.simplefilter("always")
-        warnings.warn("careful", UserWarning)
+        warnings.warn("careful", UserWarning, stacklevel=1)
     lines = [check_line(line) for line in stream.getvalue().splitlines()]
     assert [(e["logger"], e["level"]) for e in lines] == [("x", "debug"), ("py.warnings", "warning")]
     assert "careful" in lines[1]["msg"]
 
 
 def test_log_levels() -> None:
-    assert (parse_level("info"), parse_level("WARNING"), parse_level("15"), parse_level(logging.ERROR)) == (20, 30, 15, 40)
+    assert (parse_level("info"), parse_level("WARNING"), parse_level("15"), parse_level(logging.ERROR)) == (
+        20,
+        30,
+        15,
+        40,
+    )
     with pytest.raises(ValueError, match="unknown log level 'loud'"):
         parse_level("loud")
 
@@ -146,32 +153,53 @@ def test_serve_writes_only_json_lines(pg_dsn: str, seeded: None) -> None:
     output = proc.output()
     lines = json_lines(output)
     port = proc.url.rsplit(":", 1)[1]
-    assert any(e["msg"] == f"session service listening on 127.0.0.1:{port}" and e["level"] == "info" for e in lines), output
+    assert any(e["msg"] == f"session service listening on 127.0.0.1:{port}" and e["level"] == "info" for e in lines), (
+        output
+    )
     (one,) = access_lines(lines, "log-serve-1")
-    assert (one["logger"], one["level"], one["route"], one["status"]) == ("session_service.access", "info",
-                                                                           "/sessions/{session_id}", 200)  # fmt: skip
+    assert (one["logger"], one["level"], one["route"], one["status"]) == (
+        "session_service.access",
+        "info",
+        "/sessions/{session_id}",
+        200,
+    )
     assert access_lines(lines, "log-serve-2")[0]["route"] == "unmatched"
     assert access_lines(lines, "log-serve-3")[0]["route"] == "/readyz"
     assert SECRET not in output and "s-agent-1" not in output
 
 
 def compared(metrics: str, route: str) -> float:
-    return sum(s.value for f in text_string_to_metric_families(metrics) for s in f.samples
-               if s.name == "shadow_comparisons_total" and s.labels.get("route") == route)  # fmt: skip
+    return sum(
+        s.value
+        for f in text_string_to_metric_families(metrics)
+        for s in f.samples
+        if s.name == "shadow_comparisons_total" and s.labels.get("route") == route
+    )
 
 
-def test_the_gateway_writes_one_access_line_per_request(pg_dsn: str, seeded: None, legacy_url: str, tmp_path: Path) -> None:
+def test_the_gateway_writes_one_access_line_per_request(
+    pg_dsn: str, seeded: None, legacy_url: str, tmp_path: Path
+) -> None:
     asyncio.run(reset_gateway_tables(pg_dsn))  # a stored stage would win over AGNO_GATEWAY_STAGE
     port = free_port()
-    env = {"AGNO_PG_DSN": pg_dsn, "AGNO_DEFAULT_DB_ID": "main-db", "AGNO_LEGACY_URL": legacy_url,
-           "AGNO_GATEWAY_HOST": "127.0.0.1", "AGNO_GATEWAY_PORT": str(port), "AGNO_GATEWAY_STAGE": "primary"}  # fmt: skip
+    env = {
+        "AGNO_PG_DSN": pg_dsn,
+        "AGNO_DEFAULT_DB_ID": "main-db",
+        "AGNO_LEGACY_URL": legacy_url,
+        "AGNO_GATEWAY_HOST": "127.0.0.1",
+        "AGNO_GATEWAY_PORT": str(port),
+        "AGNO_GATEWAY_STAGE": "primary",
+    }
     log_path = tmp_path / "gateway.log"
     proc = start_process(port, env, log_path, GATEWAY_COMMAND)
     base = f"http://127.0.0.1:{port}"
     try:
         headers = {"Authorization": f"Bearer {SECRET}"}
         assert httpx.get(base + "/agents", headers={**headers, "X-Request-ID": "log-gw-agents"}).status_code == 200
-        assert httpx.get(base + "/sessions/s-agent-1", headers={**headers, "X-Request-ID": "log-gw-session"}).status_code == 200
+        assert (
+            httpx.get(base + "/sessions/s-agent-1", headers={**headers, "X-Request-ID": "log-gw-session"}).status_code
+            == 200
+        )
         # The read's copy to legacy is compared off the hot path; let it finish before stopping.
         for _ in range(100):
             if compared(httpx.get(base + "/metrics").text, "GET /sessions/{session_id}"):
@@ -185,8 +213,17 @@ def test_the_gateway_writes_one_access_line_per_request(pg_dsn: str, seeded: Non
     (agents,) = access_lines(lines, "log-gw-agents")
     (session,) = access_lines(lines, "log-gw-session")  # the native side's own line is at DEBUG; no mirror line
     assert (agents["logger"], agents["level"], agents["status"]) == ("shadow_proxy.access", "info", 200)
-    assert (agents["group"], agents["stage"], agents["side"], agents["fallback"]) == ("unrouted", "legacy", "legacy", None)
+    assert (agents["group"], agents["stage"], agents["side"], agents["fallback"]) == (
+        "unrouted",
+        "legacy",
+        "legacy",
+        None,
+    )
     assert (session["route"], session["status"]) == ("GET /sessions/{session_id}", 200)
-    assert (session["group"], session["stage"], session["side"], session["fallback"]) == ("reads", "primary", "native",
-                                                                                          None)  # fmt: skip
+    assert (session["group"], session["stage"], session["side"], session["fallback"]) == (
+        "reads",
+        "primary",
+        "native",
+        None,
+    )
     assert SECRET not in output and "s-agent-1" not in output

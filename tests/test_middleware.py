@@ -12,7 +12,8 @@ import json
 import logging
 import re
 import uuid
-from typing import Any, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import asyncpg
 import pytest
@@ -100,7 +101,7 @@ async def test_request_id_is_generated_when_absent(client: TestClient) -> None:
     assert first != second
 
 
-@pytest.mark.parametrize("bad", ["has space", "x" * 129, "semi;colon", "quote\"d", "new%0Aline", "ünï"])
+@pytest.mark.parametrize("bad", ["has space", "x" * 129, "semi;colon", 'quote"d', "new%0Aline", "ünï"])
 async def test_request_id_is_replaced_when_invalid(client: TestClient, bad: str) -> None:
     resp = await client.get("/sessions", headers={"X-Request-ID": bad})
     assert resp.status == 200
@@ -134,8 +135,18 @@ async def test_access_log_line(client: TestClient, caplog: pytest.LogCaptureFixt
     lines = [line for line in access_lines(caplog) if line["request_id"] == "log-line-1"]
     assert len(lines) == 1
     line = lines[0]
-    assert set(line) == {"ts", "level", "logger", "msg", "method", "route", "status", "duration_ms", "request_id",
-                         "client_ip"}
+    assert set(line) == {
+        "ts",
+        "level",
+        "logger",
+        "msg",
+        "method",
+        "route",
+        "status",
+        "duration_ms",
+        "request_id",
+        "client_ip",
+    }
     assert (line["msg"], line["level"], line["logger"]) == ("request", "info", "session_service.access")
     assert line["method"] == "GET"
     assert line["route"] == "/sessions/{session_id}"  # the template, not the concrete path
@@ -143,7 +154,9 @@ async def test_access_log_line(client: TestClient, caplog: pytest.LogCaptureFixt
     assert isinstance(line["duration_ms"], float) and 0 < line["duration_ms"] < 10_000
     assert line["client_ip"] == "127.0.0.1"
     # One JSON object per line, no concrete id anywhere.
-    record = next(r for r in caplog.records if r.name == "session_service.access" and r.fields["request_id"] == "log-line-1")
+    record = next(
+        r for r in caplog.records if r.name == "session_service.access" and r.fields["request_id"] == "log-line-1"
+    )
     text = JsonLogFormatter().format(record)
     assert "\n" not in text and SEEDED_SESSION not in text
 
@@ -160,10 +173,14 @@ async def test_access_log_for_unmatched_and_rejected(make_client: MakeClient, ca
     assert (by_id["u-3"]["route"], by_id["u-3"]["status"]) == ("/healthz", 200)
 
 
-async def test_access_log_client_ip_through_trusted_proxy(make_client: MakeClient, caplog: pytest.LogCaptureFixture) -> None:
+async def test_access_log_client_ip_through_trusted_proxy(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
     client = await make_client(env_extra={"AGNO_TRUSTED_PROXIES": "127.0.0.0/8,10.0.0.0/8"})
     with caplog.at_level(logging.INFO, logger="session_service.access"):
-        await client.get("/sessions", headers={"X-Request-ID": "p-1", "X-Forwarded-For": "198.51.100.1, 203.0.113.9, 10.1.2.3"})
+        await client.get(
+            "/sessions", headers={"X-Request-ID": "p-1", "X-Forwarded-For": "198.51.100.1, 203.0.113.9, 10.1.2.3"}
+        )
         await client.get("/sessions", headers={"X-Request-ID": "p-2", "X-Real-IP": "192.0.2.44"})
     by_id = {line["request_id"]: line for line in access_lines(caplog)}
     assert by_id["p-1"]["client_ip"] == "203.0.113.9"
@@ -174,7 +191,9 @@ async def test_access_log_ignores_forwarding_headers_without_trusted_proxies(
     client: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO, logger="session_service.access"):
-        await client.get("/sessions", headers={"X-Request-ID": "np-1", "X-Forwarded-For": "203.0.113.9", "X-Real-IP": "192.0.2.1"})
+        await client.get(
+            "/sessions", headers={"X-Request-ID": "np-1", "X-Forwarded-For": "203.0.113.9", "X-Real-IP": "192.0.2.1"}
+        )
     (line,) = [line for line in access_lines(caplog) if line["request_id"] == "np-1"]
     assert line["client_ip"] == "127.0.0.1"
 
@@ -237,7 +256,9 @@ def test_client_ip_garbage(peer: Any, xff: Any, real_ip: Any, expected: Any) -> 
 # --------------------------------------------------------------------------------------------
 
 
-async def test_crash_is_a_generic_500(client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+async def test_crash_is_a_generic_500(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     async def boom(request: web.Request, path: dict[str, str]) -> web.Response:
         raise KeyError("very-secret-internal-detail")
 
@@ -261,7 +282,9 @@ async def test_crash_is_a_generic_500(client: TestClient, monkeypatch: pytest.Mo
 
 
 @pytest.mark.parametrize("exc", [ValueError("x"), asyncpg.PostgresError("y"), ZeroDivisionError()])
-async def test_crash_names_the_exception_class(client: TestClient, monkeypatch: pytest.MonkeyPatch, exc: Exception) -> None:
+async def test_crash_names_the_exception_class(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, exc: Exception
+) -> None:
     async def boom(request: web.Request, path: dict[str, str]) -> web.Response:
         raise exc
 
@@ -297,7 +320,9 @@ async def test_timeout_is_504(make_client: MakeClient, monkeypatch: pytest.Monke
     assert (await client.get("/sessions")).status == 200
 
 
-async def test_handler_timeout_error_is_not_the_request_timeout(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_handler_timeout_error_is_not_the_request_timeout(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async def raises_timeout(request: web.Request, path: dict[str, str]) -> web.Response:
         raise TimeoutError("a query timed out")
 
@@ -511,9 +536,12 @@ async def test_metrics_labels_are_templates(client: TestClient) -> None:
 async def test_metrics_are_per_app(make_client: MakeClient) -> None:
     first, second = await make_client(), await make_client()
     await first.get("/sessions")
-    assert samples(await metrics_text(second), "agno_session_requests_total").get(
-        (("method", "GET"), ("route", "/sessions"), ("status", "200"))
-    ) is None
+    assert (
+        samples(await metrics_text(second), "agno_session_requests_total").get(
+            (("method", "GET"), ("route", "/sessions"), ("status", "200"))
+        )
+        is None
+    )
 
 
 async def test_metrics_method_label_is_bounded(client: TestClient) -> None:
@@ -542,7 +570,10 @@ async def test_unknown_path_is_404(client: TestClient, path: str) -> None:
     assert resp.headers["Content-Type"].startswith("application/json")
 
 
-@pytest.mark.parametrize("method, path", [("PUT", "/sessions"), ("PATCH", "/sessions"), ("GET", "/sessions/x/rename"), ("POST", "/sessions/x")])
+@pytest.mark.parametrize(
+    "method, path",
+    [("PUT", "/sessions"), ("PATCH", "/sessions"), ("GET", "/sessions/x/rename"), ("POST", "/sessions/x")],
+)
 async def test_wrong_method_is_405_with_allow(client: TestClient, method: str, path: str) -> None:
     resp = await client.request(method, path)
     assert resp.status == 405
@@ -554,7 +585,11 @@ async def test_wrong_method_is_405_with_allow(client: TestClient, method: str, p
 
 @pytest.mark.parametrize(
     "slashed, plain",
-    [("/sessions/", "/sessions"), ("/sessions//", "/sessions"), (f"/sessions/{SEEDED_SESSION}/", f"/sessions/{SEEDED_SESSION}")],
+    [
+        ("/sessions/", "/sessions"),
+        ("/sessions//", "/sessions"),
+        (f"/sessions/{SEEDED_SESSION}/", f"/sessions/{SEEDED_SESSION}"),
+    ],
 )
 async def test_trailing_slash_is_the_same_route(client: TestClient, slashed: str, plain: str) -> None:
     a, b = await client.get(slashed), await client.get(plain)

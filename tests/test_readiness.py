@@ -14,8 +14,9 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -32,7 +33,9 @@ DSN_ENV = ("AGNO_PG_DSN", "DATABASE_URL", "AGNO_SESSION_DSN_MAP", "AGNO_DEFAULT_
 
 def gauges(text: str, name: str) -> dict[str, float]:
     """{db_id: value} of the gauge `name` in a Prometheus text exposition."""
-    return {s.labels["db_id"]: s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name}
+    return {
+        s.labels["db_id"]: s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name
+    }
 
 
 async def scrape(client: TestClient, name: str) -> dict[str, float]:
@@ -84,8 +87,15 @@ def own_pg() -> Iterator[StoppablePg]:
 
 
 async def test_ready_with_every_database_and_the_pool_ceiling(aiohttp_client: Any, pg_dsn: str, seeded: None) -> None:
-    settings = load_settings({"AGNO_PG_DSN": pg_dsn, "AGNO_DEFAULT_DB_ID": "main-db", "AGNO_POOL_MAX_SIZE": "3",
-                              "AGNO_POOL_MIN_SIZE": "1", "OS_SECURITY_KEY": "k3y"})  # fmt: skip
+    settings = load_settings(
+        {
+            "AGNO_PG_DSN": pg_dsn,
+            "AGNO_DEFAULT_DB_ID": "main-db",
+            "AGNO_POOL_MAX_SIZE": "3",
+            "AGNO_POOL_MIN_SIZE": "1",
+            "OS_SECURITY_KEY": "k3y",
+        }
+    )
     client = await aiohttp_client(create_app(settings))
     resp = await client.get("/readyz")  # open: a probe carries no key
     assert resp.status == 200
@@ -95,8 +105,9 @@ async def test_ready_with_every_database_and_the_pool_ceiling(aiohttp_client: An
     assert (await client.get("/sessions")).status == 401  # the key is still asked elsewhere
 
 
-async def test_a_stopped_database_is_named_until_it_is_back(aiohttp_client: Any, pg_dsn: str, seeded: None,
-                                                           own_pg: StoppablePg) -> None:  # fmt: skip
+async def test_a_stopped_database_is_named_until_it_is_back(
+    aiohttp_client: Any, pg_dsn: str, seeded: None, own_pg: StoppablePg
+) -> None:
     dsn_map = json.dumps({"main-db": pg_dsn, "side-db": own_pg.dsn})
     settings = load_settings({"AGNO_SESSION_DSN_MAP": dsn_map, "AGNO_POOL_MIN_SIZE": "1", "AGNO_POOL_MAX_SIZE": "2"})
     client = await aiohttp_client(create_app(dataclasses.replace(settings, readiness_interval_s=0.2)))

@@ -4,7 +4,7 @@ runs both on the same input: agno is the authority, so the expected value is nev
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from agno.db.utils import merge_runs_table_with_legacy_blob
@@ -16,11 +16,34 @@ from agno.session.summary import SessionSummary
 from session_service import render
 
 USER = {"role": "user", "content": "hello", "id": "m1", "created_at": 1}
-ASSISTANT = {"role": "assistant", "content": "hi", "id": "m2", "created_at": 2, "from_history": False,
-             "metrics": {"duration": 0.5, "input_tokens": 11, "total_tokens": 18, "output_tokens": 7, "cost": 0.0,
-                         "audio_input_tokens": 0, "provider_metrics": {}, "time_to_first_token": 1e-05}}  # fmt: skip
+ASSISTANT = {
+    "role": "assistant",
+    "content": "hi",
+    "id": "m2",
+    "created_at": 2,
+    "from_history": False,
+    "metrics": {
+        "duration": 0.5,
+        "input_tokens": 11,
+        "total_tokens": 18,
+        "output_tokens": 7,
+        "cost": 0.0,
+        "audio_input_tokens": 0,
+        "provider_metrics": {},
+        "time_to_first_token": 1e-05,
+    },
+}
 
-INPUTS = ["text", {"b": 1, "a": [1, 2]}, [{"role": "user", "content": "first"}], [{"role": "system"}], [], 42, None, 1.5]
+INPUTS = [
+    "text",
+    {"b": 1, "a": [1, 2]},
+    [{"role": "user", "content": "first"}],
+    [{"role": "system"}],
+    [],
+    42,
+    None,
+    1.5,
+]
 
 
 @pytest.mark.parametrize("value", [v for v in INPUTS if v is not None])
@@ -70,7 +93,10 @@ def test_session_name_matches_agno(session_data, runs, session_type) -> None:
 @pytest.mark.parametrize(
     "table,legacy",
     [
-        ([{"run_id": "a", "v": "table"}, {"run_id": "c"}], [{"run_id": "b"}, {"run_id": "a", "v": "legacy"}, "junk", {"x": 1}]),
+        (
+            [{"run_id": "a", "v": "table"}, {"run_id": "c"}],
+            [{"run_id": "b"}, {"run_id": "a", "v": "legacy"}, "junk", {"x": 1}],
+        ),
         ([{"run_id": "a"}], None),
         ([], json.dumps([{"run_id": "z"}])),
         ([{"run_id": "a"}], "not json"),
@@ -80,8 +106,15 @@ def test_merge_runs_matches_agno(table, legacy) -> None:
     assert render.merge_runs(table, legacy) == merge_runs_table_with_legacy_blob(table, legacy)
 
 
-@pytest.mark.parametrize("message", [USER, ASSISTANT, {**ASSISTANT, "tool_calls": [{"id": "c"}], "content": None, "tool_args": {}},
-                                     {"role": "assistant", "content": "", "id": "x", "created_at": 3.0, "name": "n", "metrics": None}])  # fmt: skip
+@pytest.mark.parametrize(
+    "message",
+    [
+        USER,
+        ASSISTANT,
+        {**ASSISTANT, "tool_calls": [{"id": "c"}], "content": None, "tool_args": {}},
+        {"role": "assistant", "content": "", "id": "x", "created_at": 3.0, "name": "n", "metrics": None},
+    ],
+)
 def test_chat_message_matches_agno_message_to_dict(message) -> None:
     expected = Message.from_dict(dict(message)).to_dict()
     assert list(render.chat_message(message).items()) == list(expected.items())
@@ -89,10 +122,16 @@ def test_chat_message_matches_agno_message_to_dict(message) -> None:
 
 def test_chat_history_skips_history_system_tool_and_member_runs() -> None:
     runs = [
-        {"messages": [{"role": "system", "content": "s", "id": "s", "created_at": 1}, USER,
-                      {**USER, "id": "old", "from_history": True}, {"role": "tool", "content": "t", "id": "t", "created_at": 1}]},
+        {
+            "messages": [
+                {"role": "system", "content": "s", "id": "s", "created_at": 1},
+                USER,
+                {**USER, "id": "old", "from_history": True},
+                {"role": "tool", "content": "t", "id": "t", "created_at": 1},
+            ]
+        },
         {"parent_run_id": "p", "messages": [{**USER, "id": "member"}]},
-    ]  # fmt: skip
+    ]
     assert [m["id"] for m in render.chat_history(runs)] == ["m1"]
 
 
@@ -105,18 +144,29 @@ def test_message_without_id_gets_a_fresh_one_each_time() -> None:
 
 @pytest.mark.parametrize(
     "metadata,agent_data",
-    [(None, None), ({"a": 1}, None), ({"a": 1}, {"sdk": "py"}), (None, {"framework": "lc"}), ({"sdk": "old", "b": 2}, {"sdk": "new"}),
-     ({"a": 1}, {"sdk": ""}), ({"a": 1}, "not a dict")],
-)  # fmt: skip
+    [
+        (None, None),
+        ({"a": 1}, None),
+        ({"a": 1}, {"sdk": "py"}),
+        (None, {"framework": "lc"}),
+        ({"sdk": "old", "b": 2}, {"sdk": "new"}),
+        ({"a": 1}, {"sdk": ""}),
+        ({"a": 1}, "not a dict"),
+    ],
+)
 def test_agent_metadata_matches_agno(metadata, agent_data) -> None:
     assert render.agent_metadata(metadata, agent_data) == _agent_metadata(metadata, agent_data)
 
 
 @pytest.mark.parametrize(
     "summary",
-    [{"summary": "s"}, {"topics": ["t"], "summary": "s", "updated_at": "2025-10-21T14:30:00Z"},
-     {"summary": "s", "updated_at": "2024-01-01T00:00:00", "topics": None}, {"summary": 5, "updated_at": ""}],
-)  # fmt: skip
+    [
+        {"summary": "s"},
+        {"topics": ["t"], "summary": "s", "updated_at": "2025-10-21T14:30:00Z"},
+        {"summary": "s", "updated_at": "2024-01-01T00:00:00", "topics": None},
+        {"summary": 5, "updated_at": ""},
+    ],
+)
 def test_normalize_summary_matches_agno(summary) -> None:
     expected = SessionSummary.from_dict(dict(summary)).to_dict()
     assert list(render.normalize_summary(summary).items()) == list(expected.items())
@@ -124,14 +174,22 @@ def test_normalize_summary_matches_agno(summary) -> None:
 
 @pytest.mark.parametrize("summary", [{"topics": []}, {"summary": "s", "extra": 1}, {"summary": "s", "updated_at": "x"}])
 def test_normalize_summary_rejects_what_agno_rejects(summary) -> None:
-    with pytest.raises(Exception):
+    with pytest.raises((TypeError, ValueError)):  # a missing/unknown field, or a bad timestamp
         SessionSummary.from_dict(dict(summary))
     with pytest.raises(render.SummaryError):
         render.normalize_summary(summary)
 
 
 def test_dumps_prints_floats_and_times_as_pydantic() -> None:
-    body = {"a": 1e-05, "b": 1e-06, "c": 1e16, "d": 7.000000000000001e-05, "t": render.utc(1795550916), "f": render.utc(1.5), "u": "Zoë</"}
+    body = {
+        "a": 1e-05,
+        "b": 1e-06,
+        "c": 1e16,
+        "d": 7.000000000000001e-05,
+        "t": render.utc(1795550916),
+        "f": render.utc(1.5),
+        "u": "Zoë</",
+    }
     assert render.dumps(body) == (
         b'{"a":0.00001,"b":1e-6,"c":1e+16,"d":0.00007000000000000001,"t":"2026-11-24T20:08:36Z",'
         b'"f":"1970-01-01T00:00:01.500000Z","u":"Zo\xc3\xab</"}'
@@ -139,12 +197,18 @@ def test_dumps_prints_floats_and_times_as_pydantic() -> None:
 
 
 def test_utc_of_iso_strings() -> None:
-    assert render.utc("2025-01-01T00:00:00Z") == datetime(2025, 1, 1, tzinfo=timezone.utc)
+    assert render.utc("2025-01-01T00:00:00Z") == datetime(2025, 1, 1, tzinfo=UTC)
     assert render.utc("garbage") is None
 
 
 def test_session_page_meta() -> None:
-    assert render.session_page([], 3, 2, 5)["meta"] == {"page": 3, "limit": 2, "total_pages": 3, "total_count": 5, "search_time_ms": 0.0}
+    assert render.session_page([], 3, 2, 5)["meta"] == {
+        "page": 3,
+        "limit": 2,
+        "total_pages": 3,
+        "total_count": 5,
+        "search_time_ms": 0.0,
+    }
     assert render.session_page([], 1, 20, 0)["meta"]["total_pages"] == 0
 
 

@@ -14,26 +14,31 @@ from comparator import Request, Response, Rules, RulesError, compare, import_lab
 from session_service import routes
 
 # A table of another API: the matcher knows no sessions.
-ITEMS = RouteTable([
-    Route("GET", "/items", "list"),
-    Route("GET", "/items/{item_id}", "get"),
-    Route("DELETE", "/items/{item_id}", "delete"),
-    Route("GET", "/items/{item_id}/parts/{part}", "part"),
-])  # fmt: skip
+ITEMS = RouteTable(
+    [
+        Route("GET", "/items", "list"),
+        Route("GET", "/items/{item_id}", "get"),
+        Route("DELETE", "/items/{item_id}", "delete"),
+        Route("GET", "/items/{item_id}/parts/{part}", "part"),
+    ]
+)
 
 
-@pytest.mark.parametrize("method,path,status,label,params,allow", [
-    ("GET", "/items", 200, "GET /items", {}, ()),
-    ("GET", "/items/", 200, "GET /items", {}, ()),
-    ("GET", "/items/7", 200, "GET /items/{item_id}", {"item_id": "7"}, ()),
-    ("DELETE", "/items/7//", 200, "DELETE /items/{item_id}", {"item_id": "7"}, ()),
-    ("GET", "/items/7/parts/a b", 200, "GET /items/{item_id}/parts/{part}", {"item_id": "7", "part": "a b"}, ()),
-    ("POST", "/items/7", 405, "POST method_not_allowed", {}, ("GET",)),  # the first path match's method
-    ("HEAD", "/items", 405, "HEAD method_not_allowed", {}, ("GET",)),  # no HEAD for GET, as FastAPI
-    ("get", "/items", 405, "get method_not_allowed", {}, ("GET",)),  # methods are case-sensitive
-    ("GET", "/items//parts/x", 404, "GET unmatched", {}, ()),  # an empty segment is no parameter
-    ("GET", "/other", 404, "GET unmatched", {}, ()),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "method,path,status,label,params,allow",
+    [
+        ("GET", "/items", 200, "GET /items", {}, ()),
+        ("GET", "/items/", 200, "GET /items", {}, ()),
+        ("GET", "/items/7", 200, "GET /items/{item_id}", {"item_id": "7"}, ()),
+        ("DELETE", "/items/7//", 200, "DELETE /items/{item_id}", {"item_id": "7"}, ()),
+        ("GET", "/items/7/parts/a b", 200, "GET /items/{item_id}/parts/{part}", {"item_id": "7", "part": "a b"}, ()),
+        ("POST", "/items/7", 405, "POST method_not_allowed", {}, ("GET",)),  # the first path match's method
+        ("HEAD", "/items", 405, "HEAD method_not_allowed", {}, ("GET",)),  # no HEAD for GET, as FastAPI
+        ("get", "/items", 405, "get method_not_allowed", {}, ("GET",)),  # methods are case-sensitive
+        ("GET", "/items//parts/x", 404, "GET unmatched", {}, ()),  # an empty segment is no parameter
+        ("GET", "/other", 404, "GET unmatched", {}, ()),
+    ],
+)
 def test_route_table_follows_starlette(method, path, status, label, params, allow) -> None:
     found = ITEMS.match(method, path)
     assert (found.status, found.label(method), found.params, found.allow) == (status, label, params, allow)
@@ -46,7 +51,12 @@ def test_first_declared_route_wins() -> None:
 
 
 def test_labels_in_declaration_order() -> None:
-    assert ITEMS.labels() == ("GET /items", "GET /items/{item_id}", "DELETE /items/{item_id}", "GET /items/{item_id}/parts/{part}")
+    assert ITEMS.labels() == (
+        "GET /items",
+        "GET /items/{item_id}",
+        "DELETE /items/{item_id}",
+        "GET /items/{item_id}/parts/{part}",
+    )
     assert ITEMS.labels(frozenset({"DELETE"})) == ("DELETE /items/{item_id}",)
 
 
@@ -69,8 +79,10 @@ def test_sessions_api_is_agnos_table() -> None:
 
 def test_routing_module_is_pure() -> None:
     """The neutral modules import nothing of the three packages (and no aiohttp)."""
-    code = ("import sys, agentos_session.routing, agentos_session.sessions_api; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('aiohttp', 'session_service', 'comparator', 'shadow_proxy', 'pydantic')))")  # fmt: skip
+    code = (
+        "import sys, agentos_session.routing, agentos_session.sessions_api; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('aiohttp', 'session_service', 'comparator', 'shadow_proxy', 'pydantic')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -101,7 +113,10 @@ def test_labeller_names_the_rest_and_is_not_part_of_equality() -> None:
     assert labelled.route_of(Request("GET", "/sessions/abc/runs")) == "GET /sessions/{session_id}/runs"
     assert labelled == Rules.load("config/comparator.yaml")
     ok = Response(200, JSON, b"{}")
-    assert compare(ok, ok, Rules(label=ITEMS.label), request=Request("DELETE", "/items/9")).route == "DELETE /items/{item_id}"
+    assert (
+        compare(ok, ok, Rules(label=ITEMS.label), request=Request("DELETE", "/items/9")).route
+        == "DELETE /items/{item_id}"
+    )
 
 
 def test_import_labeller() -> None:
@@ -118,9 +133,23 @@ def test_compare_cli_takes_the_labeller(tmp_path) -> None:
     (tmp_path / "a.json").write_text("{}")
 
     def route(*extra: str) -> str:
-        run = subprocess.run([sys.executable, "-m", "agentos_session.cli", "compare", str(tmp_path / "a.json"),
-                              str(tmp_path / "a.json"), "--json", "--request", "GET /sessions/x/runs", *extra],
-                             capture_output=True, text=True, timeout=60)  # fmt: skip
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "agentos_session.cli",
+                "compare",
+                str(tmp_path / "a.json"),
+                str(tmp_path / "a.json"),
+                "--json",
+                "--request",
+                "GET /sessions/x/runs",
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert run.returncode == 0, run.stderr
         return __import__("json").loads(run.stdout)["route"]
 

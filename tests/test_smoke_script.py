@@ -9,9 +9,9 @@ import os
 import shutil
 import subprocess
 import threading
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable, Iterator, Optional
 
 import psycopg
 import pytest
@@ -66,8 +66,14 @@ def test_walk_passes_through_the_gateway(stage: str, legacy_url: str, pg_dsn: st
     client sees a correct walk and the gateway compared the copies and found no difference."""
     _drop_gateway_tables(pg_dsn)
     port = free_port()
-    env = {"AGNO_LEGACY_URL": legacy_url, "AGNO_PG_DSN": pg_dsn, "AGNO_DEFAULT_DB_ID": "main-db",
-           "AGNO_GATEWAY_STAGE": stage, "AGNO_GATEWAY_HOST": "127.0.0.1", "AGNO_GATEWAY_PORT": str(port)}  # fmt: skip
+    env = {
+        "AGNO_LEGACY_URL": legacy_url,
+        "AGNO_PG_DSN": pg_dsn,
+        "AGNO_DEFAULT_DB_ID": "main-db",
+        "AGNO_GATEWAY_STAGE": stage,
+        "AGNO_GATEWAY_HOST": "127.0.0.1",
+        "AGNO_GATEWAY_PORT": str(port),
+    }
     proc = start_process(port, env, tmp_path / "gateway.log")
     gateway = f"http://127.0.0.1:{port}"
     try:
@@ -102,7 +108,7 @@ def test_usage_error_without_url() -> None:
 LIST_BODY = {"data": [], "meta": {"page": 1, "limit": 20, "total_pages": 0, "total_count": 0, "search_time_ms": 0.0}}
 
 # (method, path without query, body) -> (status, json body or None)
-Behaviour = Callable[[str, str, Optional[dict]], tuple[int, object]]
+Behaviour = Callable[[str, str, dict | None], tuple[int, object]]
 
 
 class Stub:
@@ -153,7 +159,7 @@ def stub_factory() -> Iterator[Callable[[Behaviour], Stub]]:
         stub.close()
 
 
-def create_fails(method: str, path: str, body: Optional[dict]) -> tuple[int, object]:
+def create_fails(method: str, path: str, body: dict | None) -> tuple[int, object]:
     if method == "GET" and path == "/sessions":
         return 200, LIST_BODY
     return 500, {"detail": "Internal server error (KeyError)"}
@@ -175,7 +181,7 @@ def test_walk_fails_on_wrong_value(stub_factory: Callable[[Behaviour], Stub]) ->
     """Right statuses, wrong content: a create that answers another session id."""
     created: dict[str, object] = {}
 
-    def wrong_id(method: str, path: str, body: Optional[dict]) -> tuple[int, object]:
+    def wrong_id(method: str, path: str, body: dict | None) -> tuple[int, object]:
         if method == "GET" and path == "/sessions":
             return 200, LIST_BODY
         if method == "POST" and path == "/sessions":
@@ -209,7 +215,7 @@ def test_walk_fails_on_empty_runs_of_seeded_session(stub_factory: Callable[[Beha
     """A service that answers everything right but has no runs for SMOKE_SESSION_WITH_RUNS."""
     sessions: dict[str, dict] = {}
 
-    def fake(method: str, path: str, body: Optional[dict]) -> tuple[int, object]:
+    def fake(method: str, path: str, body: dict | None) -> tuple[int, object]:
         parts = path.strip("/").split("/")
         if path == "/sessions":
             if method == "GET":

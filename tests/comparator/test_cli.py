@@ -18,9 +18,10 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -61,10 +62,22 @@ class Seen:
 def echo_app(name: str, seen: Seen) -> web.Application:
     async def echo(request: web.Request) -> web.Response:
         body = await request.read()
-        seen.requests.append({"method": request.method, "target": request.raw_path,
-                              "token": request.headers.get("X-Token"), "body": body})  # fmt: skip
-        return web.json_response({"method": request.method, "target": request.raw_path,
-                                  "token": request.headers.get("X-Token"), "body": body.decode()})  # fmt: skip
+        seen.requests.append(
+            {
+                "method": request.method,
+                "target": request.raw_path,
+                "token": request.headers.get("X-Token"),
+                "body": body,
+            }
+        )
+        return web.json_response(
+            {
+                "method": request.method,
+                "target": request.raw_path,
+                "token": request.headers.get("X-Token"),
+                "body": body.decode(),
+            }
+        )
 
     async def side(request: web.Request) -> web.Response:
         return web.json_response({"side": name, "same": True})
@@ -90,8 +103,14 @@ def volatile_app(seen: Seen) -> web.Application:
 
     async def thing(request: web.Request) -> web.Response:
         seen.requests.append({"target": request.raw_path, "token": request.headers.get("X-Token")})
-        return web.json_response({"id": request.match_info["id"], "name": "stable", "tags": ["a", "b"],
-                                  "items": [{"k": 1, "seq": next(counter)}]})  # fmt: skip
+        return web.json_response(
+            {
+                "id": request.match_info["id"],
+                "name": "stable",
+                "tags": ["a", "b"],
+                "items": [{"k": 1, "seq": next(counter)}],
+            }
+        )
 
     app = web.Application()
     app.router.add_get("/things/{id}", thing)
@@ -142,8 +161,14 @@ def apps() -> Iterator[Apps]:
     servers = ServerThread()
     seen_a, seen_b, seen_noisy = Seen(), Seen(), Seen()
     try:
-        yield Apps(servers.serve(echo_app("a", seen_a)), servers.serve(echo_app("b", seen_b)),
-                   servers.serve(volatile_app(seen_noisy)), seen_a, seen_b, seen_noisy)  # fmt: skip
+        yield Apps(
+            servers.serve(echo_app("a", seen_a)),
+            servers.serve(echo_app("b", seen_b)),
+            servers.serve(volatile_app(seen_noisy)),
+            seen_a,
+            seen_b,
+            seen_noisy,
+        )
     finally:
         servers.stop()
 
@@ -182,7 +207,9 @@ def test_compare_files_mismatch_exits_1_with_readable_diff(write):
     assert lines[3].split() == ["+", "B:", '"new"']
 
 
-@pytest.mark.parametrize("case", ["not-json", "missing-file", "bad-rules", "missing-rules", "url-and-file", "bad-header"])
+@pytest.mark.parametrize(
+    "case", ["not-json", "missing-file", "bad-rules", "missing-rules", "url-and-file", "bad-header"]
+)
 def test_compare_errors_exit_2(write, tmp_path, case: str):
     """Unusable input exits 2: non-JSON body, missing file, bad or missing rules, URL mixed with a file, bad -H."""
     a, b = write("a.json", {"x": 1}), write("b.json", {"x": 2})
@@ -214,7 +241,14 @@ def test_compare_errors_exit_2(write, tmp_path, case: str):
 
 def test_compare_json_output(write):
     """--json prints one JSON object with the result, the route, the request and every difference."""
-    r = cli("compare", write("a.json", {"n": 1, "k": "x"}), write("b.json", {"n": 2}), "--json", "--request", "GET /sessions?limit=2")
+    r = cli(
+        "compare",
+        write("a.json", {"n": 1, "k": "x"}),
+        write("b.json", {"n": 2}),
+        "--json",
+        "--request",
+        "GET /sessions?limit=2",
+    )
     assert r.code == 1
     data = r.json()
     assert data["result"] == "mismatch"
@@ -235,9 +269,14 @@ def test_compare_json_match(write):
 
 @pytest.mark.parametrize(
     "color, tty, no_color, painted",
-    [("auto", False, False, False), ("auto", True, False, True), ("auto", True, True, False),
-     ("always", False, False, True), ("never", True, False, False)],
-)  # fmt: skip
+    [
+        ("auto", False, False, False),
+        ("auto", True, False, True),
+        ("auto", True, True, False),
+        ("always", False, False, True),
+        ("never", True, False, False),
+    ],
+)
 def test_compare_color(write, monkeypatch, color: str, tty: bool, no_color: bool, painted: bool):
     """ANSI colours only on a terminal without NO_COLOR (auto), always with --color always, never with never."""
     if no_color:
@@ -276,11 +315,22 @@ def test_compare_known_difference_needs_the_statuses_files_cannot_give(write):
 
     The entry says legacy answers 500 and native 422; a file is read as a 200 answer, so the
     known difference cannot hold and the comparator must not excuse the pair."""
-    (entry,) = [e for e in yaml.safe_load((REPO / "config/known_differences.yaml").read_text()) if e["id"] == "list-page-zero"]
+    (entry,) = [
+        e for e in yaml.safe_load((REPO / "config/known_differences.yaml").read_text()) if e["id"] == "list-page-zero"
+    ]
     legacy, native = write("legacy.json", entry["legacy"]["body"]), write("native.json", entry["native"]["body"])
     for extra in ([], ["--primary-side", "native"]):
-        r = cli("compare", legacy, native, "--rules", REPO / "config/comparator.yaml",
-                "--request", "GET /sessions?page=0", "--json", *extra)  # fmt: skip
+        r = cli(
+            "compare",
+            legacy,
+            native,
+            "--rules",
+            REPO / "config/comparator.yaml",
+            "--request",
+            "GET /sessions?page=0",
+            "--json",
+            *extra,
+        )
         assert r.code == 1
         data = r.json()
         assert data["result"] == "mismatch"
@@ -290,10 +340,21 @@ def test_compare_known_difference_needs_the_statuses_files_cannot_give(write):
 
 def test_compare_known_difference_in_file_mode_is_expected(write):
     """A known difference that holds for 200 answers makes the pair `expected` (exit 0), honouring --primary-side."""
-    write("known.yaml", yaml.safe_dump([{
-        "id": "items-ts", "route": "GET /items/{id}", "match": {"query": {"v": "1"}},
-        "legacy": {"status": 200, "body": '{"id":1,"ts":"L"}'}, "native": {"status": 200}, "paths": ["ts"],
-    }]))  # fmt: skip
+    write(
+        "known.yaml",
+        yaml.safe_dump(
+            [
+                {
+                    "id": "items-ts",
+                    "route": "GET /items/{id}",
+                    "match": {"query": {"v": "1"}},
+                    "legacy": {"status": 200, "body": '{"id":1,"ts":"L"}'},
+                    "native": {"status": 200},
+                    "paths": ["ts"],
+                }
+            ]
+        ),
+    )
     rules = write("rules.yaml", yaml.safe_dump({"known_differences": "known.yaml", "routes": {"GET /items/{id}": {}}}))
     legacy, native = write("legacy.json", '{"id":1,"ts":"L"}'), write("native.json", '{"id":1,"ts":"N"}')
     r = cli("compare", legacy, native, "--rules", rules, "--request", "GET /items/1?v=1", "--json")
@@ -305,7 +366,12 @@ def test_compare_known_difference_in_file_mode_is_expected(write):
     assert cli("compare", legacy, native, "--rules", rules, "--request", "GET /items/1").code == 1
     # Swapped files: A is now the native answer, which only --primary-side native says.
     assert cli("compare", native, legacy, "--rules", rules, "--request", "GET /items/1?v=1").code == 1
-    assert cli("compare", native, legacy, "--rules", rules, "--request", "GET /items/1?v=1", "--primary-side", "native").code == 0
+    assert (
+        cli(
+            "compare", native, legacy, "--rules", rules, "--request", "GET /items/1?v=1", "--primary-side", "native"
+        ).code
+        == 0
+    )
 
 
 # ---- compare: URLs ---------------------------------------------------------------------------
@@ -315,8 +381,18 @@ def test_compare_urls_send_the_same_request_to_both(apps, write):
     """Method, -H headers and -d body reach both sides unchanged; equal echoes are a match."""
     apps.seen_a.requests.clear()
     apps.seen_b.requests.clear()
-    r = cli("compare", f"{apps.a}/echo?x=1&x=2", f"{apps.b}/echo?x=1&x=2", "-X", "put", "-H", "X-Token: abc",
-            "-d", "payload ü", "--json")  # fmt: skip
+    r = cli(
+        "compare",
+        f"{apps.a}/echo?x=1&x=2",
+        f"{apps.b}/echo?x=1&x=2",
+        "-X",
+        "put",
+        "-H",
+        "X-Token: abc",
+        "-d",
+        "payload ü",
+        "--json",
+    )
     assert r.code == 0, r.out + r.err
     assert r.json()["result"] == "match"
     assert r.json()["request"] == "PUT /echo?x=1&x=2"
@@ -339,7 +415,9 @@ def test_compare_urls_mismatch_exits_1(apps):
     """Different answers from the two URLs: exit 1 with the differing path and both values."""
     r = cli("compare", f"{apps.a}/side", f"{apps.b}/side", "--json")
     assert r.code == 1
-    assert r.json()["differences"] == [{"path": "side", "template": "side", "kind": "value", "primary": "a", "shadow": "b"}]
+    assert r.json()["differences"] == [
+        {"path": "side", "template": "side", "kind": "value", "primary": "a", "shadow": "b"}
+    ]
 
 
 def test_compare_urls_status_difference(apps):
@@ -402,12 +480,24 @@ def test_module_entry_point_in_a_subprocess(write):
     """`python -m agentos_session.cli compare ... --json` prints the JSON verdict and exits 1 on a mismatch."""
     a, b = write("a.json", {"x": [1, 2]}), write("b.json", {"x": [1, 3]})
     env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
-    proc = subprocess.run([sys.executable, "-m", "agentos_session.cli", "compare", str(a), str(b), "--json"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "agentos_session.cli", "compare", str(a), str(b), "--json"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 1, proc.stderr
     assert json.loads(proc.stdout)["differences"][0]["path"] == "x[1]"
-    plain = subprocess.run([sys.executable, "-m", "agentos_session.cli", "compare", str(a), str(a)],
-                           cwd=REPO, env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    plain = subprocess.run(
+        [sys.executable, "-m", "agentos_session.cli", "compare", str(a), str(a)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert plain.returncode == 0
     assert plain.stdout == "MATCH\n"  # not a terminal: no colour
 
@@ -421,8 +511,21 @@ REQUESTS = "# two things\nGET /things/1\n\n" + json.dumps({"method": "GET", "tar
 def test_learn_noise_from_base_proposes_exactly_the_volatile_path(apps, write):
     """Against a live side, only the template that changes between two answers is proposed."""
     apps.seen_noisy.requests.clear()
-    r = cli("learn-noise", "--base", apps.noisy, "--requests", write("requests.txt", REQUESTS), "--repeat", "4",
-            "--min-samples", "8", "--rules", write("rules.yaml", yaml.safe_dump(THINGS_RULES)), "-H", "X-Token: t")  # fmt: skip
+    r = cli(
+        "learn-noise",
+        "--base",
+        apps.noisy,
+        "--requests",
+        write("requests.txt", REQUESTS),
+        "--repeat",
+        "4",
+        "--min-samples",
+        "8",
+        "--rules",
+        write("rules.yaml", yaml.safe_dump(THINGS_RULES)),
+        "-H",
+        "X-Token: t",
+    )
     assert r.code == 0, r.err
     assert yaml.safe_load(r.out) == {"routes": {"GET /things/{id}": {"ignore": ["items[*].seq"]}}}
     for stable in ("name", "tags", '"id"', "items[*].k"):
@@ -437,8 +540,21 @@ def test_learn_noise_from_base_proposes_exactly_the_volatile_path(apps, write):
 def test_learn_noise_model_file_is_written_and_extended(apps, write, tmp_path):
     """--model saves a loadable NoiseModel; a second run adds its pairs to the saved counts."""
     model_path = tmp_path / "noise.yaml"
-    argv = ["learn-noise", "--base", apps.noisy, "--requests", write("requests.txt", "GET /things/1\n"), "--repeat", "3",
-            "--min-samples", "3", "--rules", write("rules.yaml", yaml.safe_dump(THINGS_RULES)), "--model", model_path]  # fmt: skip
+    argv = [
+        "learn-noise",
+        "--base",
+        apps.noisy,
+        "--requests",
+        write("requests.txt", "GET /things/1\n"),
+        "--repeat",
+        "3",
+        "--min-samples",
+        "3",
+        "--rules",
+        write("rules.yaml", yaml.safe_dump(THINGS_RULES)),
+        "--model",
+        model_path,
+    ]
     assert cli(*argv).code == 0
     first = NoiseModel.load(model_path)
     assert first.noise["GET /things/{id}"].pairs == 3
@@ -454,8 +570,21 @@ def test_learn_noise_model_file_is_written_and_extended(apps, write, tmp_path):
 def test_learn_noise_out_file(apps, write, tmp_path):
     """--out writes the proposals to a file and nothing to stdout."""
     out = tmp_path / "proposed.yaml"
-    r = cli("learn-noise", "--base", apps.noisy, "--requests", write("requests.txt", "GET /things/3\n"), "--repeat", "2",
-            "--min-samples", "2", "--rules", write("rules.yaml", yaml.safe_dump(THINGS_RULES)), "--out", out)  # fmt: skip
+    r = cli(
+        "learn-noise",
+        "--base",
+        apps.noisy,
+        "--requests",
+        write("requests.txt", "GET /things/3\n"),
+        "--repeat",
+        "2",
+        "--min-samples",
+        "2",
+        "--rules",
+        write("rules.yaml", yaml.safe_dump(THINGS_RULES)),
+        "--out",
+        out,
+    )
     assert r.code == 0
     assert r.out == ""
     assert yaml.safe_load(out.read_text()) == {"routes": {"GET /things/{id}": {"ignore": ["items[*].seq"]}}}
@@ -464,8 +593,19 @@ def test_learn_noise_out_file(apps, write, tmp_path):
 def test_learn_noise_does_not_propose_what_rules_already_ignore(apps, write):
     """A path the rules file already ignores is not proposed again."""
     rules = {"routes": {"GET /things/{id}": {"ignore": ["items[*].seq"]}}}
-    r = cli("learn-noise", "--base", apps.noisy, "--requests", write("requests.txt", "GET /things/1\n"), "--repeat", "2",
-            "--min-samples", "2", "--rules", write("rules.yaml", yaml.safe_dump(rules)))  # fmt: skip
+    r = cli(
+        "learn-noise",
+        "--base",
+        apps.noisy,
+        "--requests",
+        write("requests.txt", "GET /things/1\n"),
+        "--repeat",
+        "2",
+        "--min-samples",
+        "2",
+        "--rules",
+        write("rules.yaml", yaml.safe_dump(rules)),
+    )
     assert r.code == 0
     assert yaml.safe_load(r.out) == {"routes": {}}
     assert "GET /things/{id}: 2" in r.err and "0 proposal(s)" in r.err
@@ -481,7 +621,9 @@ def write_pairs(path: Path, pairs: list[tuple[Any, Response, Response]]) -> Path
 
 
 def body(at: int, status: int = 200) -> Response:
-    return Response(status, {"content-type": "application/json"}, json.dumps({"name": "s", "updated_at": at}).encode(), "legacy")
+    return Response(
+        status, {"content-type": "application/json"}, json.dumps({"name": "s", "updated_at": at}).encode(), "legacy"
+    )
 
 
 def test_learn_noise_from_recorded_pairs(write, tmp_path):
@@ -501,7 +643,9 @@ def test_learn_noise_min_rate(write, tmp_path):
     """--min-rate drops paths that differed in no more than that share of pairs."""
     pairs = [(Request("GET", "/sessions/abc"), body(i), body(i + (1 if i < 2 else 0))) for i in range(4)]
     path = write_pairs(tmp_path / "pairs.jsonl", pairs)
-    assert yaml.safe_load(cli("learn-noise", "--pairs", path, "--min-samples", "4", "--min-rate", "0.5").out) == {"routes": {}}
+    assert yaml.safe_load(cli("learn-noise", "--pairs", path, "--min-samples", "4", "--min-rate", "0.5").out) == {
+        "routes": {}
+    }
     kept = yaml.safe_load(cli("learn-noise", "--pairs", path, "--min-samples", "4", "--min-rate", "0.4").out)
     assert kept == {"routes": {"GET /sessions/{session_id}": {"ignore": ["updated_at"]}}}
 
@@ -549,8 +693,9 @@ def test_learn_noise_needs_exactly_one_source(write, apps):
 def test_learn_noise_on_the_real_agentos_finds_no_noise_in_its_reads(legacy_url, tmp_path):
     """Calibration on real parts: agno's session reads are deterministic, so nothing is proposed."""
     requests = tmp_path / "requests.txt"
-    requests.write_text("GET /sessions\nGET /sessions/s-agent-1\nGET /sessions/s-team-2/runs\n# a comment\n"
-                        "GET /sessions?page=0\n")  # fmt: skip
+    requests.write_text(
+        "GET /sessions\nGET /sessions/s-agent-1\nGET /sessions/s-team-2/runs\n# a comment\nGET /sessions?page=0\n"
+    )
     run = cli("learn-noise", "--base", legacy_url, "--requests", requests, "--repeat", "5", "--min-samples", "5")
     assert run.code == 0, run.err
     assert "routes: {}" in run.out

@@ -12,8 +12,17 @@ import pytest
 
 from agentos_session.sessions_api import route_label
 from comparator import (
-    ABSENT, KINDS, RESULTS, Comparison, Difference, Request, Response, Rules, compare, compare_async,
-)  # fmt: skip
+    ABSENT,
+    KINDS,
+    RESULTS,
+    Comparison,
+    Difference,
+    Request,
+    Response,
+    Rules,
+    compare,
+    compare_async,
+)
 
 JSON = {"content-type": "application/json"}
 
@@ -67,7 +76,9 @@ def test_status_difference():
 
 def test_header_difference():
     """A compared header that differs is a `header` difference at `:headers.<lowercased>`."""
-    c = compare(resp({}, headers={"Content-Type": "application/json"}), resp({}, headers={"content-type": "text/plain"}))
+    c = compare(
+        resp({}, headers={"Content-Type": "application/json"}), resp({}, headers={"content-type": "text/plain"})
+    )
     assert c.result == "mismatch"
     assert c.differences == (Difference(":headers.content-type", "header", "application/json", "text/plain"),)
 
@@ -112,7 +123,19 @@ def test_value_difference_at_root():
 
 @pytest.mark.parametrize(
     ("left", "right"),
-    [(1, 1.0), (1.0, 1), (None, 1), (1, None), (None, "x"), (True, 1), (0, False), (1, "1"), ({}, []), ([], "x"), ({"k": 1}, 1)],
+    [
+        (1, 1.0),
+        (1.0, 1),
+        (None, 1),
+        (1, None),
+        (None, "x"),
+        (True, 1),
+        (0, False),
+        (1, "1"),
+        ({}, []),
+        ([], "x"),
+        ({"k": 1}, 1),
+    ],
     ids=repr,
 )
 def test_type_difference(left, right):
@@ -155,7 +178,9 @@ def test_removed_key_is_not_a_key_order_difference():
 def test_list_permutation_is_one_order_difference():
     """A list that is a permutation of the other: one `order` at the list's path, not one per index."""
     assert diffs({"x": [1, 2, 3]}, {"x": [3, 1, 2]}) == [("x", "order", [1, 2, 3], [3, 1, 2])]
-    assert diffs([{"a": 1}, {"b": 2}], [{"b": 2}, {"a": 1}]) == [("$", "order", [{"a": 1}, {"b": 2}], [{"b": 2}, {"a": 1}])]
+    assert diffs([{"a": 1}, {"b": 2}], [{"b": 2}, {"a": 1}]) == [
+        ("$", "order", [{"a": 1}, {"b": 2}], [{"b": 2}, {"a": 1}])
+    ]
 
 
 def test_whitespace_only_difference_is_order_at_root():
@@ -213,8 +238,10 @@ def test_object_with_few_shared_keys_reports_each_key():
     """Keys only on one side are `missing`/`extra` at the key, however many there are, and not
     one `value` for the whole object (which hides which keys differ and defeats ignore rules)."""
     assert diffs({"d": {"id": 1}}, {"d": {"id": 1, "x": 1, "y": 2, "z": 3}}) == [
-        ("d.x", "extra", ABSENT, 1), ("d.y", "extra", ABSENT, 2), ("d.z", "extra", ABSENT, 3),
-    ]  # fmt: skip
+        ("d.x", "extra", ABSENT, 1),
+        ("d.y", "extra", ABSENT, 2),
+        ("d.z", "extra", ABSENT, 3),
+    ]
     assert diffs({"q": {"a": 2}}, {"q": {"c": 2}}) == [("q.a", "missing", 2, ABSENT), ("q.c", "extra", ABSENT, 2)]
     assert diffs({"q": {"a": 1, "b": 2}}, {"q": {}}) == [("q.a", "missing", 1, ABSENT), ("q.b", "missing", 2, ABSENT)]
 
@@ -274,22 +301,29 @@ def test_paths_of_several_differences_in_nested_containers():
     a = {"x": [[1, 2], [3]], "y": {"z": [{"k": "a"}, {"k": "b"}]}}
     b = {"x": [[1], [3, 4]], "y": {"z": [{"k": "a"}, {"k": "c"}]}}
     assert diffs(a, b) == [
-        ("x[0]", "length", 2, 1), ("x[0][1]", "missing", 2, ABSENT),
-        ("x[1]", "length", 1, 2), ("x[1][1]", "extra", ABSENT, 4),
+        ("x[0]", "length", 2, 1),
+        ("x[0][1]", "missing", 2, ABSENT),
+        ("x[1]", "length", 1, 2),
+        ("x[1][1]", "extra", ABSENT, 4),
         ("y.z[1].k", "value", "b", "c"),
-    ]  # fmt: skip
+    ]
 
 
 def test_top_level_list_paths():
     """Differences inside a top-level array start with an index."""
-    assert diffs([{"a": 1}, {"b": 2}], [{"a": 1, "c": 1}, {"b": 3}]) == [("[0].c", "extra", ABSENT, 1), ("[1].b", "value", 2, 3)]
+    assert diffs([{"a": 1}, {"b": 2}], [{"a": 1, "c": 1}, {"b": 3}]) == [
+        ("[0].c", "extra", ABSENT, 1),
+        ("[1].b", "value", 2, 3),
+    ]
 
 
 def test_paths_quote_non_identifier_keys():
     """Keys like "a.b" and "3" are quoted in the difference path."""
     assert diffs({"m": {"a.b": 1, "3": 2, "x y": 3}}, {"m": {"a.b": 0, "3": 0, "x y": 0}}) == [
-        ('m["3"]', "value", 2, 0), ('m["a.b"]', "value", 1, 0), ('m["x y"]', "value", 3, 0),
-    ]  # fmt: skip
+        ('m["3"]', "value", 2, 0),
+        ('m["a.b"]', "value", 1, 0),
+        ('m["x y"]', "value", 3, 0),
+    ]
 
 
 def test_templates_replace_indices():
@@ -331,7 +365,11 @@ def test_ordering_does_not_depend_on_document_order():
 
 def test_same_path_differences_sorted_by_kind():
     """A list's `length` precedes the item differences below it."""
-    assert [d.kind for d in compare(resp({"x": [1, 2, 3]}), resp({"x": [1, 2, 4, 5]})).differences] == ["length", "value", "extra"]
+    assert [d.kind for d in compare(resp({"x": [1, 2, 3]}), resp({"x": [1, 2, 4, 5]})).differences] == [
+        "length",
+        "value",
+        "extra",
+    ]
 
 
 # ---- route -----------------------------------------------------------------------------------
@@ -341,7 +379,10 @@ def test_route_comes_from_the_request():
     """With a request the verdict carries its route template (named by the rules' labeller);
     without, none."""
     sessions = Rules(label=route_label)
-    assert compare(resp({}), resp({}), sessions, request=Request("GET", "/sessions/abc/runs")).route == "GET /sessions/{session_id}/runs"
+    assert (
+        compare(resp({}), resp({}), sessions, request=Request("GET", "/sessions/abc/runs")).route
+        == "GET /sessions/{session_id}/runs"
+    )
     assert compare(resp({}), resp({})).route is None
 
 
@@ -410,9 +451,25 @@ async def test_compare_async_byte_equal_never_offloads():
 
 def test_difference_to_dict_omits_absent_sides():
     """to_dict leaves out a side that is ABSENT, keeps None and falsy values."""
-    assert Difference("b", "missing", 2, ABSENT).to_dict() == {"path": "b", "template": "b", "kind": "missing", "primary": 2}
-    assert Difference("d[1]", "extra", ABSENT, None).to_dict() == {"path": "d[1]", "template": "d[*]", "kind": "extra", "shadow": None}
-    assert Difference("a", "value", 0, False).to_dict() == {"path": "a", "template": "a", "kind": "value", "primary": 0, "shadow": False}
+    assert Difference("b", "missing", 2, ABSENT).to_dict() == {
+        "path": "b",
+        "template": "b",
+        "kind": "missing",
+        "primary": 2,
+    }
+    assert Difference("d[1]", "extra", ABSENT, None).to_dict() == {
+        "path": "d[1]",
+        "template": "d[*]",
+        "kind": "extra",
+        "shadow": None,
+    }
+    assert Difference("a", "value", 0, False).to_dict() == {
+        "path": "a",
+        "template": "a",
+        "kind": "value",
+        "primary": 0,
+        "shadow": False,
+    }
 
 
 def test_comparison_to_dict():
@@ -428,7 +485,9 @@ def test_comparison_to_dict():
     assert compare(resp({}), resp({})).to_dict() == {"result": "match", "route": None, "differences": []}
     err = compare(Response.failed("x"), resp({})).to_dict()
     assert err["result"] == "error" and "reason" in err and "known" not in err
-    full = Comparison("expected", (), "GET /x", known="k", reason="r", noise=(Difference("a", "value", 1, 2),)).to_dict()
+    full = Comparison(
+        "expected", (), "GET /x", known="k", reason="r", noise=(Difference("a", "value", 1, 2),)
+    ).to_dict()
     assert full["known"] == "k" and full["reason"] == "r"
     assert full["noise"] == [{"path": "a", "template": "a", "kind": "value", "primary": 1, "shadow": 2}]
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -31,9 +32,17 @@ def recording_app(seen: list[dict[str, Any]]) -> web.Application:
 
     async def any_path(request: web.Request) -> web.Response:
         body = await request.read()
-        seen.append({"method": request.method, "raw_path": request.raw_path, "token": request.headers.get("X-Token"),
-                     "body": body})  # fmt: skip
-        response = web.json_response({"path": request.path, "n": len(seen)}, status=201 if request.method == "POST" else 200)
+        seen.append(
+            {
+                "method": request.method,
+                "raw_path": request.raw_path,
+                "token": request.headers.get("X-Token"),
+                "body": body,
+            }
+        )
+        response = web.json_response(
+            {"path": request.path, "n": len(seen)}, status=201 if request.method == "POST" else 200
+        )
         response.headers.add("X-Multi", "one")
         response.headers.add("X-Multi", "two")
         return response
@@ -163,7 +172,9 @@ class ClosingServer:
         if self.heads <= self.drops:
             writer.close()
             return
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+        )
         await writer.drain()
         writer.close()
 
@@ -262,8 +273,16 @@ async def test_aiohttp_app_target_close_without_use():
 def starlette_app() -> Starlette:
     async def echo(request: StarletteRequest) -> StarletteResponse:
         body = await request.body()
-        response = JSONResponse({"method": request.method, "path": request.url.path, "query": request.url.query,
-                                 "token": request.headers.get("x-token"), "body": body.decode()}, status_code=202)  # fmt: skip
+        response = JSONResponse(
+            {
+                "method": request.method,
+                "path": request.url.path,
+                "query": request.url.query,
+                "token": request.headers.get("x-token"),
+                "body": body.decode(),
+            },
+            status_code=202,
+        )
         response.headers.append("X-Multi", "one")
         response.headers.append("X-Multi", "two")
         return response

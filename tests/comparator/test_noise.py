@@ -4,7 +4,7 @@ is noise, `judge`, the proposed ignore rules and their YAML, and persistence."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable
+from collections.abc import Iterable
 
 import pytest
 import yaml
@@ -21,8 +21,15 @@ def pair(*differences: tuple[str, str], route: str | None = ROUTE, result: str =
     return Comparison(result if diffs else "match", diffs, route)  # type: ignore[arg-type]
 
 
-def feed(model: NoiseModel, noisy: int, total: int, template_path: str = "ts", *, raw: bool = False,
-         route: str | None = ROUTE) -> None:  # fmt: skip
+def feed(
+    model: NoiseModel,
+    noisy: int,
+    total: int,
+    template_path: str = "ts",
+    *,
+    raw: bool = False,
+    route: str | None = ROUTE,
+) -> None:
     """`total` pairs of which `noisy` differ at `template_path` (as same-side or raw pairs)."""
     observe = model.observe if raw else model.observe_noise
     for i in range(total):
@@ -195,8 +202,13 @@ def test_judge_uses_the_comparisons_route():
 def test_judge_leaves_other_results_untouched(result: str):
     """expected, error and match are returned as they are, even with noisy differences."""
     model = noisy_model()
-    comparison = Comparison(result, (Difference("ts", "value", 1, 2),), ROUTE, known="k" if result == "expected" else None,
-                            reason="r" if result == "error" else None)  # type: ignore[arg-type]  # fmt: skip
+    comparison = Comparison(
+        result,
+        (Difference("ts", "value", 1, 2),),
+        ROUTE,
+        known="k" if result == "expected" else None,
+        reason="r" if result == "error" else None,
+    )  # type: ignore[arg-type]
     assert model.judge(comparison) is comparison
 
 
@@ -272,8 +284,9 @@ def test_structural_kinds_are_exactly_the_shape_changing_ones():
 
 def test_proposals_yaml_parses_with_value_templates_as_ignore_items():
     """Value-only templates become list items under routes.<route>.ignore; structural ones do not."""
-    model = kinds_model([("ts", "value", 10), ('meta["a.b"]', "value", 4), ("data[2]", "missing", 2),
-                         ('["odd: key#"]', "value", 3)])  # fmt: skip
+    model = kinds_model(
+        [("ts", "value", 10), ('meta["a.b"]', "value", 4), ("data[2]", "missing", 2), ('["odd: key#"]', "value", 3)]
+    )
     text = proposals_yaml(model.proposals(), "10 pairs from test")
     parsed = yaml.safe_load(text)
     assert parsed == {"routes": {ROUTE: {"ignore": ['["odd: key#"]', 'meta["a.b"]', "ts"]}}}

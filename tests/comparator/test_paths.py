@@ -213,7 +213,9 @@ def test_double_star_matches_everything():
         assert _m("**", path)
 
 
-@pytest.mark.parametrize("path", ["data[3].metadata", "data[3].metadata.k", "data[3].metadata[0]", "data[3].metadata.k.z"])
+@pytest.mark.parametrize(
+    "path", ["data[3].metadata", "data[3].metadata.k", "data[3].metadata[0]", "data[3].metadata.k.z"]
+)
 def test_pattern_covers_everything_below(path):
     """A rule also covers the subtree below what it names."""
     assert _m("data[*].metadata", path)

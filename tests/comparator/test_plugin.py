@@ -21,7 +21,7 @@ asyncio_default_fixture_loop_scope = function
 """
 
 # Shared by the inner test modules: small apps that answer `GET /items/{id}` with JSON.
-APPS = '''
+APPS = """
 from __future__ import annotations
 
 from aiohttp import web
@@ -44,9 +44,9 @@ def asgi_app(name="alpha"):
         return JSONResponse({"id": request.path_params["id"], "name": name})
 
     return Starlette(routes=[Route("/items/{id}", item)])
-'''
+"""
 
-SUITE = '''
+SUITE = """
 from __future__ import annotations
 
 from aiohttp.test_utils import TestServer
@@ -99,7 +99,7 @@ def test_verify_sync(parity):
     c = parity.verify(Response(200, json_, b'{"a":1}'), Response(200, json_, b'{"a":1}'), request="GET /items/7")
     assert c.result == "match"
     parity.verify(Response(200, json_, b'{"a":1}'), Response(200, json_, b'{"a":2}'), request="GET /items/8")
-'''
+"""
 
 RESULTS = {"match": 4, "mismatch": 5}  # what SUITE's checks come to (test_urls and test_verify_sync make two each)
 
@@ -132,16 +132,23 @@ def test_checks_pass_and_fail_with_a_readable_diff_and_json_report(suite):
     """Apps, ASGI apps, URLs, sync verify: mismatches fail with kind/path/values; the JSON report counts every check."""
     result = suite.runpytest_subprocess("-rA", "-p", "no:cacheprovider", "--parity-report", "reports/out.json")
     assert outcome(result) == {
-        "test_aiohttp_match": "PASSED", "test_aiohttp_differ": "FAILED", "test_aiohttp_differ_expected_mismatch": "PASSED",
-        "test_asgi_match": "PASSED", "test_asgi_differ": "FAILED", "test_urls": "PASSED", "test_verify_sync": "FAILED",
-    }, result.stdout.str()  # fmt: skip
+        "test_aiohttp_match": "PASSED",
+        "test_aiohttp_differ": "FAILED",
+        "test_aiohttp_differ_expected_mismatch": "PASSED",
+        "test_asgi_match": "PASSED",
+        "test_asgi_differ": "FAILED",
+        "test_urls": "PASSED",
+        "test_verify_sync": "FAILED",
+    }, result.stdout.str()
     result.assert_outcomes(passed=4, failed=3)
 
     section = failure_section(result, "test_aiohttp_differ")
     assert "parity: expected match or expected, got:" in section
     assert re.search(r"MISMATCH\s+GET unmatched\s+\(GET /items/2\)\s+1 difference\(s\)", section)
     assert re.search(r"value\s+name\n\s+- primary: \"alpha\"\n\s+\+ shadow:\s+\"beta\"", section)
-    assert re.search(r"value\s+name\n\s+- primary: \"alpha\"\n\s+\+ shadow:\s+\"gamma\"", failure_section(result, "test_asgi_differ"))
+    assert re.search(
+        r"value\s+name\n\s+- primary: \"alpha\"\n\s+\+ shadow:\s+\"gamma\"", failure_section(result, "test_asgi_differ")
+    )
     assert re.search(r"value\s+a\n\s+- primary: 1\n\s+\+ shadow:\s+2", failure_section(result, "test_verify_sync"))
     assert "pytest_plugin.py" not in section  # the failure is the diff, not a traceback into the plugin
     assert re.search(r"parity: 9 checks \(4 match, 5 mismatch\); report: \S*out\.json", result.stdout.str())
@@ -157,18 +164,22 @@ def test_checks_pass_and_fail_with_a_readable_diff_and_json_report(suite):
     assert differ["name"] == "test_suite.py::test_aiohttp_differ"
     assert differ["request"] == "GET /items/2"
     assert differ["result"] == "mismatch"
-    assert differ["differences"] == [{"path": "name", "template": "name", "kind": "value", "primary": "alpha", "shadow": "beta"}]
+    assert differ["differences"] == [
+        {"path": "name", "template": "name", "kind": "value", "primary": "alpha", "shadow": "beta"}
+    ]
 
 
-KNOWN = [{
-    "id": "items-v1-legacy-500",
-    "route": "GET /items/{id}",
-    "match": {"query": {"v": "1"}},
-    "legacy": {"status": 500, "body": '{"detail":"boom"}'},
-    "native": {"status": 422},
-}]  # fmt: skip
+KNOWN = [
+    {
+        "id": "items-v1-legacy-500",
+        "route": "GET /items/{id}",
+        "match": {"query": {"v": "1"}},
+        "legacy": {"status": 500, "body": '{"detail":"boom"}'},
+        "native": {"status": 422},
+    }
+]
 
-RULES_SUITE = '''
+RULES_SUITE = """
 from __future__ import annotations
 
 from aiohttp import web
@@ -219,7 +230,7 @@ def ts_app(ts):
 async def test_route_ignore(parity):
     c = await parity.check("GET /items/9", primary=ts_app(1), shadow=ts_app(2))
     assert c.result == "match"
-'''
+"""
 
 
 @pytest.fixture
@@ -236,8 +247,12 @@ def test_parity_rules_option_and_markdown_report(rules_suite):
     """--parity-rules (over ini) gives expected and route rules; ini parity_report writes Markdown with table and diffs."""
     rules_suite.makeini(INI + "parity_rules = conf/missing.yaml\nparity_report = out/report.md\n")
     result = rules_suite.runpytest_subprocess("-rA", "-p", "no:cacheprovider", "--parity-rules", "conf/rules.yaml")
-    assert outcome(result) == {"test_known_difference_is_expected": "PASSED", "test_known_difference_needs_its_trigger": "FAILED",
-                               "test_sides_swapped": "PASSED", "test_route_ignore": "PASSED"}, result.stdout.str()  # fmt: skip
+    assert outcome(result) == {
+        "test_known_difference_is_expected": "PASSED",
+        "test_known_difference_needs_its_trigger": "FAILED",
+        "test_sides_swapped": "PASSED",
+        "test_route_ignore": "PASSED",
+    }, result.stdout.str()
     section = failure_section(result, "test_known_difference_needs_its_trigger")
     assert "parity: expected expected, got:" in section
     assert re.search(r"status\s+:status\n\s+- primary: 500\n\s+\+ shadow:\s+422", section)
@@ -248,7 +263,7 @@ def test_parity_rules_option_and_markdown_report(rules_suite):
     assert "| route | match | expected | mismatch | error |" in text
     assert "| `GET /items/{id}` | 1 | 2 | 1 | 0 |" in text
     assert "- `GET /items/{id} :status`: 1" in text
-    failing = text[text.index("### test_rules_suite.py::test_known_difference_needs_its_trigger\n"):]
+    failing = text[text.index("### test_rules_suite.py::test_known_difference_needs_its_trigger\n") :]
     failing = failing[: failing.index("```\n\n")]
     assert "MISMATCH  GET /items/{id}  (GET /items/1?v=2)" in failing
     assert re.search(r"status\s+:status\n\s+- primary: 500\n\s+\+ shadow:\s+422", failing)
@@ -260,8 +275,12 @@ def test_parity_rules_ini_option(rules_suite):
     """The ini option parity_rules (relative to rootdir) loads the rules when no option is given."""
     rules_suite.makeini(INI + "parity_rules = conf/rules.yaml\n")
     result = rules_suite.runpytest_subprocess("-rA", "-p", "no:cacheprovider")
-    assert outcome(result) == {"test_known_difference_is_expected": "PASSED", "test_known_difference_needs_its_trigger": "FAILED",
-                               "test_sides_swapped": "PASSED", "test_route_ignore": "PASSED"}, result.stdout.str()  # fmt: skip
+    assert outcome(result) == {
+        "test_known_difference_is_expected": "PASSED",
+        "test_known_difference_needs_its_trigger": "FAILED",
+        "test_sides_swapped": "PASSED",
+        "test_route_ignore": "PASSED",
+    }, result.stdout.str()
     assert not (rules_suite.path / "out").exists()  # no report asked for, none written
 
 

@@ -84,7 +84,9 @@ def _differ(old: Any, new: Any) -> Any:
 
 def same_type(value: Any) -> st.SearchStrategy[Any]:
     """Another value of the leaf's JSON type."""
-    base = {str: st.text(max_size=6), int: st.integers(), float: st.floats(allow_nan=False, allow_infinity=False)}[type(value)]
+    base = {str: st.text(max_size=6), int: st.integers(), float: st.floats(allow_nan=False, allow_infinity=False)}[
+        type(value)
+    ]
     return base.map(lambda v: _differ(value, v))
 
 

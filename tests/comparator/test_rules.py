@@ -11,8 +11,16 @@ import pytest
 
 from agentos_session.sessions_api import route_label
 from comparator import (
-    ABSENT, Request, Response, RouteRules, Rules, RulesError, Unordered, compare, load_known_differences,
-)  # fmt: skip
+    ABSENT,
+    Request,
+    Response,
+    RouteRules,
+    Rules,
+    RulesError,
+    Unordered,
+    compare,
+    load_known_differences,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "config" / "comparator.yaml"
@@ -128,7 +136,10 @@ def test_unordered_changed_element_is_still_reported():
 def test_unordered_length_still_reported():
     """An unordered array that grows is a `length` and an `extra`."""
     r = rules(unordered=["data"])
-    assert diffs({"data": [1, 2, 3]}, {"data": [3, 1, 2, 5]}, r) == [("data", "length", 3, 4), ("data[3]", "extra", ABSENT, 5)]
+    assert diffs({"data": [1, 2, 3]}, {"data": [3, 1, 2, 5]}, r) == [
+        ("data", "length", 3, 4),
+        ("data[3]", "extra", ABSENT, 5),
+    ]
 
 
 def test_unordered_keeps_types_strict():
@@ -167,7 +178,10 @@ def test_unordered_with_key_missing_element():
     """A keyed element only in primary is `missing` at its primary index."""
     r = rules(unordered=[{"path": "data", "key": "id"}])
     a = {"data": [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}]}
-    assert diffs(a, {"data": [{"id": 2, "v": "b"}]}, r) == [("data", "length", 2, 1), ("data[0]", "missing", {"id": 1, "v": "a"}, ABSENT)]
+    assert diffs(a, {"data": [{"id": 2, "v": "b"}]}, r) == [
+        ("data", "length", 2, 1),
+        ("data[0]", "missing", {"id": 1, "v": "a"}, ABSENT),
+    ]
 
 
 def test_unordered_with_key_nested_glob():
@@ -219,7 +233,9 @@ def test_float_tolerance_does_not_make_bool_a_number(left, right):
 def test_header_outside_the_list_is_not_compared():
     """Only the headers a route lists are compared; content-type too is dropped when not listed."""
     r = rules(headers=["x-api"])
-    c = compare(resp({}, headers={"content-type": "a", "date": "1"}), resp({}, headers={"content-type": "b", "date": "2"}), r)
+    c = compare(
+        resp({}, headers={"content-type": "a", "date": "1"}), resp({}, headers={"content-type": "b", "date": "2"}), r
+    )
     assert c.result == "match"
 
 
@@ -433,15 +449,27 @@ LIST_PAGE = b'{"data":[],"meta":{"page":1,"limit":20,"total_pages":0,"total_coun
 def test_real_config_loads(real):
     """The shipped config: strict defaults, content-type, allow and the CORS headers compared,
     five known differences."""
-    assert real.defaults == RouteRules(headers=(
-        "content-type", "allow", "vary", "access-control-allow-origin", "access-control-allow-credentials",
-        "access-control-expose-headers", "access-control-allow-methods", "access-control-allow-headers",
-        "access-control-max-age"))  # fmt: skip
+    assert real.defaults == RouteRules(
+        headers=(
+            "content-type",
+            "allow",
+            "vary",
+            "access-control-allow-origin",
+            "access-control-allow-credentials",
+            "access-control-expose-headers",
+            "access-control-allow-methods",
+            "access-control-allow-headers",
+            "access-control-max-age",
+        )
+    )
     assert real.routes == {}
     assert [k.id for k in real.known] == [
-        "list-page-zero", "list-sort-by-collection-attribute", "rename-json-null-session-data",
-        "rename-sql-null-session-data", "patch-malformed-summary",
-    ]  # fmt: skip
+        "list-page-zero",
+        "list-sort-by-collection-attribute",
+        "rename-json-null-session-data",
+        "rename-sql-null-session-data",
+        "patch-malformed-summary",
+    ]
     assert load_known_differences(REPO / "config" / "known_differences.yaml") == real.known
 
 
@@ -452,24 +480,31 @@ def _known(real: Rules, legacy: Response, native: Response, request: Request) ->
 
 EXPLAINED = {
     "list-page-zero": (
-        resp(LEGACY_VALUE_ERROR, 500), resp(NATIVE_PAGE_ZERO, 422), Request.parse("GET /sessions?page=0"),
+        resp(LEGACY_VALUE_ERROR, 500),
+        resp(NATIVE_PAGE_ZERO, 422),
+        Request.parse("GET /sessions?page=0"),
     ),
     "list-sort-by-collection-attribute": (
-        resp(LEGACY_ATTRIBUTE_ERROR, 500), resp(LIST_PAGE, 200), Request.parse("GET /sessions?sort_by=keys&limit=5"),
+        resp(LEGACY_ATTRIBUTE_ERROR, 500),
+        resp(LIST_PAGE, 200),
+        Request.parse("GET /sessions?sort_by=keys&limit=5"),
     ),
     "rename-json-null-session-data": (
-        resp(LEGACY_DATA_ERROR, 500), resp({"session_id": "s1", "session_name": "new"}, 200),
+        resp(LEGACY_DATA_ERROR, 500),
+        resp({"session_id": "s1", "session_name": "new"}, 200),
         Request("POST", "/sessions/s1/rename", JSON, b'{"session_name":"new"}'),
     ),
     "rename-sql-null-session-data": (
-        resp({"session_id": "s1", "session_name": "derived"}, 200), resp({"session_id": "s1", "session_name": "new"}, 200),
+        resp({"session_id": "s1", "session_name": "derived"}, 200),
+        resp({"session_id": "s1", "session_name": "new"}, 200),
         Request("POST", "/sessions/s1/rename", JSON, b'{"session_name":"new"}'),
     ),
     "patch-malformed-summary": (
-        resp(LEGACY_TYPE_ERROR, 500), resp({"detail": "summary: missing key 'summary'"}, 422),
+        resp(LEGACY_TYPE_ERROR, 500),
+        resp({"detail": "summary: missing key 'summary'"}, 422),
         Request("PATCH", "/sessions/s1", JSON, b'{"summary":{"topics":[]}}'),
     ),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("entry", list(EXPLAINED))
@@ -641,8 +676,16 @@ def test_ignored_keys_do_not_count_for_key_order() -> None:
     assert [(d.path, d.kind) for d in moved.differences] == [("$", "order")]
 
 
-@pytest.mark.parametrize("data", [{"defaults": []}, {"routes": ["GET /x"]}, {"routes": {"GET /x": "ignore"}},
-                                  {"defaults": {"float_tolerance": -1}}, {"defaults": {"headers": "content-type"}}])  # fmt: skip
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"defaults": []},
+        {"routes": ["GET /x"]},
+        {"routes": {"GET /x": "ignore"}},
+        {"defaults": {"float_tolerance": -1}},
+        {"defaults": {"headers": "content-type"}},
+    ],
+)
 def test_rules_error_on_wrong_shapes(data: dict) -> None:  # type: ignore[type-arg]
     """A section of the wrong shape is an error naming it, never silently empty rules."""
     with pytest.raises(RulesError):
@@ -659,16 +702,22 @@ BAD_RULES = [
     ({"defaults": {"ignore": ["a", 3]}}, "defaults.ignore[1]: Input should be a valid string"),
     ({"defaults": {"ignore": [""]}}, "defaults.ignore[0]: String should have at least 1 character"),
     ({"defaults": {"headers": "content-type"}}, "defaults.headers: Input should be a valid tuple"),
-    ({"defaults": {"unordered": [{"path": "a", "k": 1}]}}, "defaults.unordered[0]: unknown key(s) ['k']; allowed: ['key', 'path']"),
+    (
+        {"defaults": {"unordered": [{"path": "a", "k": 1}]}},
+        "defaults.unordered[0]: unknown key(s) ['k']; allowed: ['key', 'path']",
+    ),
     ({"defaults": {"unordered": [{"key": "id"}]}}, "defaults.unordered[0].path: Field required"),
     ({"defaults": {"ignroe": []}}, "defaults: unknown key(s) ['ignroe']"),
     ({"routes": {"GET /a": {"z": 1}}}, "routes['GET /a']: unknown key(s) ['z']"),
-    ({"routes": {"GET /a": {"float_tolerance": 1.5, "key_order": "no"}}}, "routes['GET /a'].key_order: Input should be a valid boolean"),
+    (
+        {"routes": {"GET /a": {"float_tolerance": 1.5, "key_order": "no"}}},
+        "routes['GET /a'].key_order: Input should be a valid boolean",
+    ),
     ({"routes": {"/no-method": {}}}, "routes['/no-method']: Input should be a route template"),
     ({"routes": {"get /a": {}}}, "routes['get /a']: Input should be a route template"),
     ({"known_differences": 3}, "known_differences: Input should be a valid string"),
     ({"bogus": 1}, "unknown key(s) ['bogus']; allowed: ['defaults', 'known_differences', 'routes']"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("data,message", BAD_RULES, ids=[m for _, m in BAD_RULES])
@@ -680,17 +729,31 @@ def test_bad_rules_are_refused_with_their_key(data, message):
 
 BAD_KNOWN = [
     ("- {id: x, route: GET /a, legacy: {status: 500}}", "x: native: Field required"),
-    ("- {id: x, route: GET /a, legacy: {status: 500.5}, native: {status: 200}}", "x: legacy.status: Input should be a valid integer"),
-    ("- {id: x, route: GET /a, legacy: {status: 99}, native: {status: 200}}", "x: legacy.status: Input should be greater than or equal to 100"),
-    ("- {id: x, route: /a, legacy: {status: 500}, native: {status: 200}}", "x: route: Input should be a route template"),
+    (
+        "- {id: x, route: GET /a, legacy: {status: 500.5}, native: {status: 200}}",
+        "x: legacy.status: Input should be a valid integer",
+    ),
+    (
+        "- {id: x, route: GET /a, legacy: {status: 99}, native: {status: 200}}",
+        "x: legacy.status: Input should be greater than or equal to 100",
+    ),
+    (
+        "- {id: x, route: /a, legacy: {status: 500}, native: {status: 200}}",
+        "x: route: Input should be a route template",
+    ),
     ("- {id: x, route: GET /a, legacy: {status: 500}, native: {status: 200}, wat: 1}", "x: unknown key(s) ['wat']"),
-    ("- {id: x, route: GET /a, legacy: {status: 500}, native: {status: 200}, match: {qurey: {}}}", "x: match: unknown key(s) ['qurey']"),
+    (
+        "- {id: x, route: GET /a, legacy: {status: 500}, native: {status: 200}, match: {qurey: {}}}",
+        "x: match: unknown key(s) ['qurey']",
+    ),
     ("- {route: GET /a, legacy: {status: 500}, native: {status: 200}}", "[0]: id: Field required"),
     ("- 5", "[0]: (top level): Input should be a dictionary"),
     ("a: mapping", "should be a list of known differences"),
-    ("- {id: x, route: GET /a, legacy: {status: 500}, native: {status: 200}}\n- {id: x, route: GET /b, legacy: {status: 500}, native: {status: 200}}",
-     "ids must be unique"),
-]  # fmt: skip
+    (
+        "- {id: x, route: GET /a, legacy: {status: 500}, native: {status: 200}}\n- {id: x, route: GET /b, legacy: {status: 500}, native: {status: 200}}",
+        "ids must be unique",
+    ),
+]
 
 
 @pytest.mark.parametrize("text,message", BAD_KNOWN, ids=[m for _, m in BAD_KNOWN])
@@ -705,6 +768,8 @@ def test_bad_known_differences_are_refused_with_their_key(tmp_path, text, messag
 def test_rules_file_null_lists_and_omitted_keys(tmp_path):
     """A list given as null is empty (`headers: null` compares no header); a key left out keeps
     the defaults' value."""
-    r = Rules.from_mapping({"defaults": {"headers": ["x-a"], "ignore": None}, "routes": {"GET /a": {"headers": None}, "GET /b": None}})
+    r = Rules.from_mapping(
+        {"defaults": {"headers": ["x-a"], "ignore": None}, "routes": {"GET /a": {"headers": None}, "GET /b": None}}
+    )
     assert r.defaults.headers == ("x-a",) and r.defaults.ignore == ()
     assert r.for_route("GET /a").headers == () and r.for_route("GET /b") == r.defaults

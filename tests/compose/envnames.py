@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 # Names a mapping of environment variables goes by in this project's code.
 ENV_MAPPINGS = {"os.environ", "environ", "env"}

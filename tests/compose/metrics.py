@@ -9,8 +9,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 
 def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
-    return [(dict(s.labels), s.value) for family in text_string_to_metric_families(text)
-            for s in family.samples if s.name == name]  # fmt: skip
+    return [
+        (dict(s.labels), s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name
+    ]
 
 
 def wait_mirrors_done(gateway_url: str, timeout_s: float = 20.0) -> str:

@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from graphlib import TopologicalSorter
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
@@ -32,16 +32,22 @@ def docker_compose() -> str:
     return path
 
 
-def compose_run(*args: str, variables: Optional[dict[str, str]] = None) -> subprocess.CompletedProcess[str]:
+def compose_run(*args: str, variables: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """`docker-compose -f docker-compose.session.yml ARGS` with none of the shell's variables, so
     every `${VAR:-default}` resolves to the file's own default (or to `variables`, as an
     operator's shell or .env file would set them)."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp"), **(variables or {})}
-    return subprocess.run([docker_compose(), "-f", str(COMPOSE_FILE), *args], capture_output=True, text=True,
-                          env=env, cwd=REPO, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [docker_compose(), "-f", str(COMPOSE_FILE), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+    )
 
 
-def resolved(variables: Optional[dict[str, str]] = None) -> dict[str, Any]:
+def resolved(variables: dict[str, str] | None = None) -> dict[str, Any]:
     result = compose_run("config", variables=variables)
     if result.returncode != 0:
         raise RuntimeError(f"docker-compose config failed:\n{result.stderr}")
@@ -73,7 +79,7 @@ class Service:
         return dict(self.spec.get("depends_on") or {})
 
     @property
-    def build_context(self) -> Optional[Path]:
+    def build_context(self) -> Path | None:
         build = self.spec.get("build")
         return Path(build["context"]) if build else None
 
@@ -95,7 +101,7 @@ class Service:
 
 
 class Compose:
-    def __init__(self, data: Optional[dict[str, Any]] = None) -> None:
+    def __init__(self, data: dict[str, Any] | None = None) -> None:
         self.data = resolved() if data is None else data
         self.services = {name: Service(name, spec) for name, spec in self.data["services"].items()}
 

@@ -62,11 +62,11 @@ def test_our_images_run_the_shipped_commands(compose: Compose) -> None:
 
 
 def test_env_extractor_reads_every_spelling() -> None:
-    source = '''
+    source = """
 import os
 a = os.environ["A1"]; b = os.environ.get("B1", "x"); c = os.getenv("C1")
 def f(env): return env.get("D1") or env["E1"] or ("F1" in env) or _int(env, "G1", 3) or other.get("NOT_ENV")
-'''
+"""
     assert names_in_source(source) == {"A1", "B1", "C1", "D1", "E1", "F1", "G1"}
 
 
@@ -107,14 +107,21 @@ def test_the_services_are_configured_by_the_variables_that_matter(compose: Compo
 
 def test_every_dsn_names_the_postgres_service(compose: Compose) -> None:
     pg = compose.services["postgres"].environment
-    dsns = [(n, k, v) for n in ("native", "gateway", "legacy")
-            for k, v in compose.services[n].environment.items() if v.startswith("postgres")]  # fmt: skip
+    dsns = [
+        (n, k, v)
+        for n in ("native", "gateway", "legacy")
+        for k, v in compose.services[n].environment.items()
+        if v.startswith("postgres")
+    ]
     assert {k for _, k, _ in dsns} == {"AGNO_PG_DSN", "AGNO_GATEWAY_STORE_DSN", "AGNO_DB_URL"}
     for name, key, dsn in dsns:
         parts = urlsplit(dsn)
         assert (parts.hostname, parts.port) == ("postgres", 5432), (name, key)
         assert (parts.username, parts.password, parts.path) == (
-            pg["POSTGRES_USER"], pg["POSTGRES_PASSWORD"], "/" + pg["POSTGRES_DB"]), (name, key)  # fmt: skip
+            pg["POSTGRES_USER"],
+            pg["POSTGRES_PASSWORD"],
+            "/" + pg["POSTGRES_DB"],
+        ), (name, key)
     # agno's PostgresDb wants SQLAlchemy's spelling; asyncpg the plain one.
     assert compose.services["legacy"].environment["AGNO_DB_URL"].startswith("postgresql+psycopg://")
     assert compose.services["native"].environment["AGNO_PG_DSN"].startswith("postgresql://")
@@ -132,7 +139,10 @@ def listen_port(service: Service) -> int:
         return load_settings(env).port
     if service.name == "gateway":
         # The image's packaged config/gateway.yaml (or none): both must agree.
-        ports = {load_config(REPO / "config" / "gateway.yaml", env=env).listen.port, load_config(None, env=env).listen.port}
+        ports = {
+            load_config(REPO / "config" / "gateway.yaml", env=env).listen.port,
+            load_config(None, env=env).listen.port,
+        }
         assert len(ports) == 1, ports
         return ports.pop()
     if service.name == "grafana":
@@ -212,7 +222,9 @@ def test_prometheus_scrapes_the_compose_services(compose: Compose) -> None:
 
 
 def test_grafana_provisioning_points_into_the_mounts(compose: Compose) -> None:
-    providers = yaml.safe_load(_require(REPO / "grafana" / "provisioning" / "dashboards" / "dashboards.yml").read_text())
+    providers = yaml.safe_load(
+        _require(REPO / "grafana" / "provisioning" / "dashboards" / "dashboards.yml").read_text()
+    )
     paths = {p["options"]["path"] for p in providers["providers"]}
     assert paths and all(p.startswith("/var/lib/grafana/dashboards") for p in paths), paths
     sources = yaml.safe_load(_require(REPO / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text())
@@ -229,8 +241,9 @@ LEGACY_DOCKERFILE = REPO / "deploy" / "agentos" / "Dockerfile"
 
 def test_legacy_dockerfile_passes_hadolint() -> None:
     hadolint = shutil.which("hadolint") or str(Path(__import__("sys").executable).parent / "hadolint")
-    result = subprocess.run([hadolint, "--failure-threshold", "info", str(LEGACY_DOCKERFILE)],
-                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [hadolint, "--failure-threshold", "info", str(LEGACY_DOCKERFILE)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -9,8 +9,8 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import urlsplit
 
 import httpx
@@ -129,7 +129,7 @@ def test_prometheus_from_the_compose_file_scrapes_gateway_and_native(topology: T
         flag, _, value = arg.partition("=")
         for container_path, local in mounts.items():
             if value == container_path or value.startswith(container_path + "/"):
-                value = local + value[len(container_path):]
+                value = local + value[len(container_path) :]
         if flag == "--web.listen-address":
             value = f"127.0.0.1:{topology.port('prometheus', target)}"
         argv.append(f"{flag}={value}" if value else flag)

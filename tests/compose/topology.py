@@ -17,8 +17,8 @@ import time
 import urllib.error
 import urllib.request
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 from tests.legacy.fixtures import free_port
@@ -28,7 +28,10 @@ from .model import Compose, Service
 VENV_BIN = Path(sys.executable).parent
 HEALTH_TIMEOUT_S = 120.0
 # Overrides of the listen address only, per service (host variable, port variable).
-LISTEN_ENV = {"native": ("AGNO_SERVICE_HOST", "AGNO_SERVICE_PORT"), "gateway": ("AGNO_GATEWAY_HOST", "AGNO_GATEWAY_PORT")}
+LISTEN_ENV = {
+    "native": ("AGNO_SERVICE_HOST", "AGNO_SERVICE_PORT"),
+    "gateway": ("AGNO_GATEWAY_HOST", "AGNO_GATEWAY_PORT"),
+}
 
 
 class Topology:
@@ -54,7 +57,7 @@ class Topology:
         (target,) = self.compose.services[service].ports
         return f"http://127.0.0.1:{self.port(service, target)}"
 
-    def rewrite(self, value: str, own: Optional[str] = None) -> str:
+    def rewrite(self, value: str, own: str | None = None) -> str:
         """A DSN on the postgres service -> the test Postgres (same driver spelling); a URL on a
         compose service (or on 127.0.0.1, meaning `own`) -> the local address standing for it."""
         parts = urlsplit(value)
@@ -75,8 +78,13 @@ class Topology:
             host_var, port_var = LISTEN_ENV[service.name]
             env[host_var], env[port_var] = "127.0.0.1", str(self.port(service.name, target))
         # What any container has; nothing of this shell's (no AGNO_*, no proxies).
-        return {"PATH": f"{VENV_BIN}:/usr/bin:/bin", "HOME": str(self.workdir), "LANG": "C.UTF-8",
-                "PYTHONUNBUFFERED": "1", **env}  # fmt: skip
+        return {
+            "PATH": f"{VENV_BIN}:/usr/bin:/bin",
+            "HOME": str(self.workdir),
+            "LANG": "C.UTF-8",
+            "PYTHONUNBUFFERED": "1",
+            **env,
+        }
 
     def argv(self, service: Service) -> list[str]:
         """The container's process: ENTRYPOINT + command for our image, the CMD for the legacy one."""
@@ -98,8 +106,14 @@ class Topology:
         cwd = service.build_context if name == "legacy" else self.workdir
         self.logs[name] = Path(tempfile.mkstemp(prefix=f"compose-{name}-", suffix=".log")[1])
         with open(self.logs[name], "ab") as log:
-            self.procs[name] = subprocess.Popen(self.argv(service), cwd=cwd, env=self.environment(service),
-                                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip
+            self.procs[name] = subprocess.Popen(
+                self.argv(service),
+                cwd=cwd,
+                env=self.environment(service),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
 
     def wait_healthy(self, name: str) -> None:
         """Run the service's compose healthcheck (addresses mapped) until it passes."""
@@ -123,7 +137,7 @@ class Topology:
             time.sleep(0.5)
         raise RuntimeError(f"{name} never passed its healthcheck {argv}:\n{self.output(name)}")
 
-    def _probe_fallback(self, argv: list[str]) -> Optional[Callable[[], bool]]:
+    def _probe_fallback(self, argv: list[str]) -> Callable[[], bool] | None:
         """`agentos-session probe` comes with the readiness work; until this branch has it, ask the
         same URL over HTTP, and /healthz where /readyz does not exist yet (said in a warning)."""
         if argv[:2] != [str(VENV_BIN / "agentos-session"), "probe"]:
@@ -139,7 +153,9 @@ class Topology:
                 fallback = url[: -len("/readyz")] + "/healthz"
                 if fallback not in self.fallbacks:
                     self.fallbacks.append(fallback)
-                    warnings.warn(f"no `agentos-session probe` and no /readyz on this branch: waited on {fallback}")
+                    warnings.warn(
+                        f"no `agentos-session probe` and no /readyz on this branch: waited on {fallback}", stacklevel=2
+                    )
                 status = _status(fallback)
             return status == 200
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional, Union
+from typing import Any
 
 import httpx
 
@@ -20,8 +21,16 @@ from comparator import Comparison, Request, Response
 from comparator.pytest_plugin import Parity
 
 
-def send(client: httpx.Client, base: str, method: str, path: str, *, body: Any = None, raw: Optional[bytes] = None,
-         headers: Optional[dict[str, str]] = None) -> Response:  # fmt: skip
+def send(
+    client: httpx.Client,
+    base: str,
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    raw: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
     hdrs = dict(headers or {})
     content = raw
     if body is not None:
@@ -52,7 +61,7 @@ class Pair:
     native: str
     parity: Parity
     # The last request `both` sent (legacy's form): the route `same` reports when given none.
-    last: Optional[Request] = None
+    last: Request | None = None
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.client, self.legacy, self.native))
@@ -62,18 +71,22 @@ class Pair:
 
     def both(self, method: str, legacy_path: str, native_path: str, **kw: Any) -> tuple[Response, Response]:
         self.last = Request(method, legacy_path)
-        return (send(self.client, self.legacy, method, legacy_path, **kw),
-                send(self.client, self.native, method, native_path, **kw))  # fmt: skip
+        return (
+            send(self.client, self.legacy, method, legacy_path, **kw),
+            send(self.client, self.native, method, native_path, **kw),
+        )
 
-    def same(self, legacy: Response, native: Response, request: Union[str, Request, None] = None) -> Comparison:
+    def same(self, legacy: Response, native: Response, request: str | Request | None = None) -> Comparison:
         """The two answers are the same answer: a `match`, nothing else."""
         request = request or self.last
         return self.parity.verify(_side(legacy, "legacy"), _side(native, "native"), request=request, expect="match")
 
-    def known(self, entry: str, legacy: Response, native: Response, request: Union[str, Request]) -> Comparison:
+    def known(self, entry: str, legacy: Response, native: Response, request: str | Request) -> Comparison:
         """The answers differ exactly as the known difference `entry` says (the comparator
         checks the trigger and each side's status and fixed body against the YAML)."""
-        comparison = self.parity.verify(_side(legacy, "legacy"), _side(native, "native"), request=request, expect="expected")
+        comparison = self.parity.verify(
+            _side(legacy, "legacy"), _side(native, "native"), request=request, expect="expected"
+        )
         assert comparison.known == entry, comparison
         return comparison
 
@@ -98,7 +111,7 @@ def mask_clock(body: bytes, window_s: int = 5) -> bytes:
     return _ISO.sub(repl, body)
 
 
-def normalize(answer: Response, replace: dict[str, str], extra: Optional[Callable[[bytes], bytes]] = None) -> Response:
+def normalize(answer: Response, replace: dict[str, str], extra: Callable[[bytes], bytes] | None = None) -> Response:
     """Swap the per-side session ids for one token and mask the write clock (see `mask_clock`)."""
     body = answer.body
     for old, new in replace.items():

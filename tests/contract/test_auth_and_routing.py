@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import httpx
 import pytest
 
@@ -27,26 +25,55 @@ def multi(http: httpx.Client, legacy_multi_url: str, native_multi_url: str, pari
 
 AUTH_HEADERS = [
     # (httpx refuses header values with leading or trailing blanks, so those are not sent)
-    None, "", "Bearer", f"Bearer {SECURITY_KEY}", f"bearer {SECURITY_KEY}", f"BEARER {SECURITY_KEY}",
-    SECURITY_KEY, f"Bearer  {SECURITY_KEY}", "Bearer wrong", "Basic x", f"Bearer {SECURITY_KEY}x", f"Token {SECURITY_KEY}",
-]  # fmt: skip
+    None,
+    "",
+    "Bearer",
+    f"Bearer {SECURITY_KEY}",
+    f"bearer {SECURITY_KEY}",
+    f"BEARER {SECURITY_KEY}",
+    SECURITY_KEY,
+    f"Bearer  {SECURITY_KEY}",
+    "Bearer wrong",
+    "Basic x",
+    f"Bearer {SECURITY_KEY}x",
+    f"Token {SECURITY_KEY}",
+]
 
 
 @pytest.mark.parametrize("authorization", AUTH_HEADERS)
-@pytest.mark.parametrize("method,path", [("GET", "/sessions"), ("GET", "/sessions/s-agent-1"), ("GET", "/nope"),
-                                         ("DELETE", "/sessions/does-not-exist"), ("PUT", "/sessions")])  # fmt: skip
-async def test_security_key(secured: Pair, authorization: Optional[str], method: str, path: str) -> None:
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("GET", "/sessions"),
+        ("GET", "/sessions/s-agent-1"),
+        ("GET", "/nope"),
+        ("DELETE", "/sessions/does-not-exist"),
+        ("PUT", "/sessions"),
+    ],
+)
+async def test_security_key(secured: Pair, authorization: str | None, method: str, path: str) -> None:
     headers = {} if authorization is None else {"Authorization": authorization}
-    await secured.parity.check(Request(method, path, headers), primary=secured.legacy, shadow=secured.native, expect="match")
+    await secured.parity.check(
+        Request(method, path, headers), primary=secured.legacy, shadow=secured.native, expect="match"
+    )
 
 
 MULTI_CASES = [
-    "/sessions", "/sessions?db_id=main-db", "/sessions?db_id=second-db", "/sessions?db_id=nope",
-    "/sessions?db_id=second-db&table=agno_sessions", "/sessions?db_id=second-db&table=nope", "/sessions?table=agno_sessions",
-    "/sessions/s-second-1", "/sessions/s-second-1?db_id=second-db", "/sessions/s-second-1?db_id=main-db",
-    "/sessions/s-agent-1?db_id=main-db", "/sessions/s-second-1/runs?db_id=second-db",
-    "/sessions/s-second-1/run-previews?db_id=second-db", "/sessions/s-second-1/runs/run-s-second-1?db_id=second-db",
-]  # fmt: skip
+    "/sessions",
+    "/sessions?db_id=main-db",
+    "/sessions?db_id=second-db",
+    "/sessions?db_id=nope",
+    "/sessions?db_id=second-db&table=agno_sessions",
+    "/sessions?db_id=second-db&table=nope",
+    "/sessions?table=agno_sessions",
+    "/sessions/s-second-1",
+    "/sessions/s-second-1?db_id=second-db",
+    "/sessions/s-second-1?db_id=main-db",
+    "/sessions/s-agent-1?db_id=main-db",
+    "/sessions/s-second-1/runs?db_id=second-db",
+    "/sessions/s-second-1/run-previews?db_id=second-db",
+    "/sessions/s-second-1/runs/run-s-second-1?db_id=second-db",
+]
 
 
 @pytest.mark.parametrize("path", MULTI_CASES)

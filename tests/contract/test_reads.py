@@ -16,23 +16,84 @@ from tests.legacy import seed
 pytestmark = pytest.mark.contract
 
 SESSIONS = list(seed.SESSION_ORDER)
-COLUMNS = ["session_id", "session_type", "agent_id", "team_id", "workflow_id", "user_id", "created_at", "updated_at",
-           "session_data", "metadata", "summary", "agent_data", "runs", "no_such_column", "Session_Id"]  # fmt: skip
+COLUMNS = [
+    "session_id",
+    "session_type",
+    "agent_id",
+    "team_id",
+    "workflow_id",
+    "user_id",
+    "created_at",
+    "updated_at",
+    "session_data",
+    "metadata",
+    "summary",
+    "agent_data",
+    "runs",
+    "no_such_column",
+    "Session_Id",
+]
 
 LIST_CASES = [
-    "", "/", "//", "?type=agent", "?type=team", "?type=workflow", "?type=foo", "?type=", "?type=AGENT",
-    "?component_id=basic-agent", "?component_id=basic-team", "?component_id=basic-workflow",
-    "?component_id=member-agent", "?component_id=nope", "?type=agent&component_id=basic-agent",
-    "?type=team&component_id=basic-agent", "?type=workflow&component_id=basic-workflow",
-    "?user_id=user-1", "?user_id=user-2", "?user_id=user-6", "?user_id=", "?user_id=nope", "?user_id=u1",
-    "?session_name=a", "?session_name=", "?session_name=%25", "?session_name=_", "?session_name=tools",
-    "?session_name=Z%C3%B6", "?limit=1", "?limit=2", "?limit=3&page=2", "?limit=5&page=3", "?limit=100",
-    "?limit=2&page=99", "?page=2", "?limit=0", "?limit=-1", "?limit=abc", "?limit=1.5", "?limit=", "?page=-1",
-    "?page=abc", "?limit=1&limit=3", "?sort_order=asc", "?sort_order=desc", "?sort_order=up", "?sort_order=ASC",
-    "?table=agno_sessions", "?db_id=main-db", "?db_id=nope", "?db_id=main-db&table=agno_sessions",
-    "?db_id=main-db&table=nope", "?db_id=main-db&table=agno_memories", "?db_id=nope&table=agno_sessions",
-    "?type=foo&limit=0&sort_order=x", "?user_id=user-1&type=agent&limit=1&page=2", "?unknown=1",
-] + [f"?sort_by={c}&sort_order={o}" for c in COLUMNS for o in ("asc", "desc")]  # fmt: skip
+    "",
+    "/",
+    "//",
+    "?type=agent",
+    "?type=team",
+    "?type=workflow",
+    "?type=foo",
+    "?type=",
+    "?type=AGENT",
+    "?component_id=basic-agent",
+    "?component_id=basic-team",
+    "?component_id=basic-workflow",
+    "?component_id=member-agent",
+    "?component_id=nope",
+    "?type=agent&component_id=basic-agent",
+    "?type=team&component_id=basic-agent",
+    "?type=workflow&component_id=basic-workflow",
+    "?user_id=user-1",
+    "?user_id=user-2",
+    "?user_id=user-6",
+    "?user_id=",
+    "?user_id=nope",
+    "?user_id=u1",
+    "?session_name=a",
+    "?session_name=",
+    "?session_name=%25",
+    "?session_name=_",
+    "?session_name=tools",
+    "?session_name=Z%C3%B6",
+    "?limit=1",
+    "?limit=2",
+    "?limit=3&page=2",
+    "?limit=5&page=3",
+    "?limit=100",
+    "?limit=2&page=99",
+    "?page=2",
+    "?limit=0",
+    "?limit=-1",
+    "?limit=abc",
+    "?limit=1.5",
+    "?limit=",
+    "?page=-1",
+    "?page=abc",
+    "?limit=1&limit=3",
+    "?sort_order=asc",
+    "?sort_order=desc",
+    "?sort_order=up",
+    "?sort_order=ASC",
+    "?table=agno_sessions",
+    "?db_id=main-db",
+    "?db_id=nope",
+    "?db_id=main-db&table=agno_sessions",
+    "?db_id=main-db&table=nope",
+    "?db_id=main-db&table=agno_memories",
+    "?db_id=nope&table=agno_sessions",
+    "?type=foo&limit=0&sort_order=x",
+    "?user_id=user-1&type=agent&limit=1&page=2",
+    "?unknown=1",
+] + [f"?sort_by={c}&sort_order={o}" for c in COLUMNS for o in ("asc", "desc")]
 
 
 @pytest.fixture
@@ -62,13 +123,22 @@ async def test_detail(pair, session_id: str, variant: str) -> None:
 @pytest.mark.parametrize(
     "path",
     [
-        "/sessions/nope", "/sessions/nope?type=team", "/sessions/nope?type=workflow", "/sessions/nope?type=agent",
-        "/sessions/s-agent-1?user_id=user-1", "/sessions/s-agent-1?user_id=user-2",
-        "/sessions/s-agent-1?type=bad", "/sessions/s-agent-1?table=agno_sessions",
-        "/sessions/s-agent-1?db_id=main-db", "/sessions/s-agent-1?db_id=x", "/sessions/" + quote("ünïcode id"),
-        "/sessions/a%2Fb", "/sessions/s-agent-1/", "/sessions/s-agent-1//",
+        "/sessions/nope",
+        "/sessions/nope?type=team",
+        "/sessions/nope?type=workflow",
+        "/sessions/nope?type=agent",
+        "/sessions/s-agent-1?user_id=user-1",
+        "/sessions/s-agent-1?user_id=user-2",
+        "/sessions/s-agent-1?type=bad",
+        "/sessions/s-agent-1?table=agno_sessions",
+        "/sessions/s-agent-1?db_id=main-db",
+        "/sessions/s-agent-1?db_id=x",
+        "/sessions/" + quote("ünïcode id"),
+        "/sessions/a%2Fb",
+        "/sessions/s-agent-1/",
+        "/sessions/s-agent-1//",
     ],
-)  # fmt: skip
+)
 async def test_detail_edges(pair, path: str) -> None:
     await check(pair, "GET", path)
 
@@ -84,12 +154,24 @@ async def test_runs(pair, route: str, session_id: str, variant: str) -> None:
 
 
 RUN_FILTERS = [
-    "?status=COMPLETED", "?status=completed", "?status=error", "?status=ERROR&status=cancelled", "?status=foo",
-    "?status=foo&status=Bar&status=COMPLETED", "?status=", f"?created_after={seed.BASE_TS + 8 * 60}",
-    f"?created_before={seed.BASE_TS + 8 * 60 + 10}", "?created_after=abc", "?created_before=1.5",
-    "?created_after=0&created_before=9999999999", "?user_id=user-2", "?user_id=nope", "?db_id=nope",
-    "?table=x", "?type=nope",
-]  # fmt: skip
+    "?status=COMPLETED",
+    "?status=completed",
+    "?status=error",
+    "?status=ERROR&status=cancelled",
+    "?status=foo",
+    "?status=foo&status=Bar&status=COMPLETED",
+    "?status=",
+    f"?created_after={seed.BASE_TS + 8 * 60}",
+    f"?created_before={seed.BASE_TS + 8 * 60 + 10}",
+    "?created_after=abc",
+    "?created_before=1.5",
+    "?created_after=0&created_before=9999999999",
+    "?user_id=user-2",
+    "?user_id=nope",
+    "?db_id=nope",
+    "?table=x",
+    "?type=nope",
+]
 
 
 @pytest.mark.parametrize("query", RUN_FILTERS)
@@ -118,12 +200,22 @@ async def test_each_run_by_id(pair, session_id: str) -> None:
 @pytest.mark.parametrize(
     "method,path",
     [
-        ("GET", "/nope"), ("GET", "/sessions/a/b/c/d"), ("PUT", "/sessions"), ("PUT", "/sessions/s-agent-1"),
-        ("POST", "/sessions/s-agent-1"), ("DELETE", "/sessions/s-agent-1/runs"), ("GET", "/sessions/s-agent-1/rename"),
-        ("PATCH", "/sessions"), ("GET", "/sessions/s-agent-1/runs/x/y"), ("POST", "/sessions/s-agent-1/runs"),
-        ("HEAD", "/sessions"), ("HEAD", "/sessions/s-agent-1"), ("OPTIONS", "/sessions"), ("PUT", "/sessions/x/"),
+        ("GET", "/nope"),
+        ("GET", "/sessions/a/b/c/d"),
+        ("PUT", "/sessions"),
+        ("PUT", "/sessions/s-agent-1"),
+        ("POST", "/sessions/s-agent-1"),
+        ("DELETE", "/sessions/s-agent-1/runs"),
+        ("GET", "/sessions/s-agent-1/rename"),
+        ("PATCH", "/sessions"),
+        ("GET", "/sessions/s-agent-1/runs/x/y"),
+        ("POST", "/sessions/s-agent-1/runs"),
+        ("HEAD", "/sessions"),
+        ("HEAD", "/sessions/s-agent-1"),
+        ("OPTIONS", "/sessions"),
+        ("PUT", "/sessions/x/"),
     ],
-)  # fmt: skip
+)
 async def test_routing_defaults(pair, method: str, path: str) -> None:
     await check(pair, method, path)  # config/comparator.yaml compares the Allow header too
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from typing import Any, Optional
+from typing import Any
 
 import asyncpg
 import pytest
@@ -46,11 +46,15 @@ def cross_read(pair, *session_ids: str) -> None:  # type: ignore[no-untyped-def]
     """Both services read each session (and its runs) byte-identically."""
     client, legacy, native = pair
     for sid in session_ids:
-        for path in (f"/sessions/{sid}", f"/sessions/{sid}/runs", f"/sessions?component_id=&user_id=&session_name={sid}"):
+        for path in (
+            f"/sessions/{sid}",
+            f"/sessions/{sid}/runs",
+            f"/sessions?component_id=&user_id=&session_name={sid}",
+        ):
             pair.same(send(client, legacy, "GET", path), send(client, native, "GET", path), f"GET {path}")
 
 
-def create_pair(pair, tag: str, body: Optional[dict[str, Any]] = None, query: str = "") -> tuple[str, str]:  # type: ignore[no-untyped-def]
+def create_pair(pair, tag: str, body: dict[str, Any] | None = None, query: str = "") -> tuple[str, str]:  # type: ignore[no-untyped-def]
     lid, nid = ids(tag)
     lbody = {**(body or {}), "session_id": lid}
     nbody = {**(body or {}), "session_id": nid}
@@ -66,13 +70,24 @@ def create_pair(pair, tag: str, body: Optional[dict[str, Any]] = None, query: st
 
 CREATE_BODIES = [
     ("", {}),
-    ("?type=agent", {"session_name": "My Agent Session", "session_state": {"k": "v"}, "metadata": {"m": 1},
-                     "user_id": "user-9", "agent_id": "basic-agent"}),
+    (
+        "?type=agent",
+        {
+            "session_name": "My Agent Session",
+            "session_state": {"k": "v"},
+            "metadata": {"m": 1},
+            "user_id": "user-9",
+            "agent_id": "basic-agent",
+        },
+    ),
     ("?type=team", {"team_id": "basic-team"}),
     ("?type=team", {"team_id": "basic-team", "agent_id": "ignored", "workflow_id": "ignored", "session_name": "T"}),
     ("?type=workflow", {"workflow_id": "basic-workflow", "session_name": "WF named"}),
     ("?type=workflow", {"workflow_id": "basic-workflow"}),
-    ("", {"session_state": {"zzz": 1, "a": 2, "bb": {"y": 1, "x": 2}}, "metadata": {"long_key": 1, "k": 2, "f": 1e-05}}),
+    (
+        "",
+        {"session_state": {"zzz": 1, "a": 2, "bb": {"y": 1, "x": 2}}, "metadata": {"long_key": 1, "k": 2, "f": 1e-05}},
+    ),
     ("", {"metadata": {"agno_component_version": 3, "agno_dispatch_depth": 1}}),
     ("", {"metadata": {"agno_dispatch_chain": ["x"], "keep": "yes"}}),
     ("", {"metadata": {}, "session_state": {}}),
@@ -81,7 +96,7 @@ CREATE_BODIES = [
     ("", {"session_state": {"tiny": 1e-6, "big": 1e16, "pi": 3.141592653589793, "neg": -0.0, "n": None}}),
     ("?db_id=main-db", {"session_name": "with db id"}),
     ("?type=agent", {"session_name": None, "session_state": None, "metadata": None}),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("query,body", CREATE_BODIES)
@@ -91,7 +106,7 @@ def test_create(pair, query: str, body: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("raw,ctype", [(None, None), (b"", "application/json")])
-def test_create_without_body_generates_id(pair, raw: Optional[bytes], ctype: Optional[str]) -> None:
+def test_create_without_body_generates_id(pair, raw: bytes | None, ctype: str | None) -> None:
     headers = {"Content-Type": ctype} if ctype else {}
     lr, nr = both(pair, "POST", "/sessions", "/sessions", raw=raw, headers=headers)
     assert lr.status == nr.status == 201
@@ -117,7 +132,7 @@ CREATE_ERRORS = [
     ("?type=team", {"body": {"session_id": "s-wf-1"}}),
     ("?db_id=nope", {"body": {}}),
     ("?type=foo&db_id=nope", {"body": {"session_state": 1}}),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("query,kw", CREATE_ERRORS)
@@ -140,7 +155,7 @@ RENAMES = [
     ("?user_id=user-9", {"session_name": "owner"}),
     ("?user_id=someone-else", {"session_name": "not owner"}),
     ("", {"session_name": "x", "extra": 1}),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("query,body", RENAMES)
@@ -153,11 +168,17 @@ def test_rename(pair, query: str, body: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("session_type", ["team", "workflow"])
 def test_rename_other_types(pair, session_type: str) -> None:
-    lid, nid = create_pair(pair, "rename-t", {f"{session_type}_id": f"basic-{session_type}", "session_name": "a"},
-                           f"?type={session_type}")  # fmt: skip
+    lid, nid = create_pair(
+        pair, "rename-t", {f"{session_type}_id": f"basic-{session_type}", "session_name": "a"}, f"?type={session_type}"
+    )
     for query in ("", f"?type={session_type}", "?type=agent"):
-        lr, nr = both(pair, "POST", f"/sessions/{lid}/rename{query}", f"/sessions/{nid}/rename{query}",
-                      body={"session_name": f"renamed {query}"})  # fmt: skip
+        lr, nr = both(
+            pair,
+            "POST",
+            f"/sessions/{lid}/rename{query}",
+            f"/sessions/{nid}/rename{query}",
+            body={"session_name": f"renamed {query}"},
+        )
         assert_equivalent(pair, lr, nr, lid, nid)
     cross_read(pair, lid, nid)
 
@@ -184,7 +205,9 @@ def test_rename_errors(pair, target: str, kw: dict[str, Any]) -> None:
 
 def test_rename_missing_session(pair) -> None:
     for query in ("", "?type=team", "?db_id=nope", "?table=agno_sessions"):
-        lr, nr = both(pair, "POST", f"/sessions/nope/rename{query}", f"/sessions/nope/rename{query}", body={"session_name": "x"})
+        lr, nr = both(
+            pair, "POST", f"/sessions/nope/rename{query}", f"/sessions/nope/rename{query}", body={"session_name": "x"}
+        )
         assert lr.status >= 400
         pair.same(lr, nr)
 
@@ -215,25 +238,39 @@ PATCHES = [
     {"summary": {"summary": "no date"}},
     {"summary": {"summary": "naive", "updated_at": "2024-01-01T00:00:00", "topics": None}},
     {"summary": {"summary": "empty date", "updated_at": ""}},
-    {"session_name": "all", "session_state": {"k": "v"}, "metadata": {"m": 1.5}, "summary": {"summary": "s"}, "other": 1},
-]  # fmt: skip
+    {
+        "session_name": "all",
+        "session_state": {"k": "v"},
+        "metadata": {"m": 1.5},
+        "summary": {"summary": "s"},
+        "other": 1,
+    },
+]
 
 
 @pytest.mark.parametrize("body", PATCHES)
 @pytest.mark.parametrize("session_type", ["agent", "team", "workflow"])
 def test_patch(pair, session_type: str, body: dict[str, Any]) -> None:
-    lid, nid = create_pair(pair, "patch", {f"{session_type}_id": f"basic-{session_type}", "user_id": "user-7",
-                                          "metadata": {"old": True}}, f"?type={session_type}")  # fmt: skip
+    lid, nid = create_pair(
+        pair,
+        "patch",
+        {f"{session_type}_id": f"basic-{session_type}", "user_id": "user-7", "metadata": {"old": True}},
+        f"?type={session_type}",
+    )
     lr, nr = both(pair, "PATCH", f"/sessions/{lid}", f"/sessions/{nid}", body=body)
     assert lr.status == 200, lr.body
     assert_equivalent(pair, lr, nr, lid, nid)
     cross_read(pair, lid, nid)
 
 
-@pytest.mark.parametrize("query", ["?type=team", "?type=workflow", "?user_id=user-7", "?user_id=other", "?db_id=main-db"])
+@pytest.mark.parametrize(
+    "query", ["?type=team", "?type=workflow", "?user_id=user-7", "?user_id=other", "?db_id=main-db"]
+)
 def test_patch_query_variants(pair, query: str) -> None:
     lid, nid = create_pair(pair, "patchq", {"agent_id": "basic-agent", "user_id": "user-7", "session_name": "n"})
-    lr, nr = both(pair, "PATCH", f"/sessions/{lid}{query}", f"/sessions/{nid}{query}", body={"session_state": {"q": query}})
+    lr, nr = both(
+        pair, "PATCH", f"/sessions/{lid}{query}", f"/sessions/{nid}{query}", body={"session_state": {"q": query}}
+    )
     assert_equivalent(pair, lr, nr, lid, nid)
     cross_read(pair, lid, nid)
 
@@ -297,10 +334,21 @@ def test_delete_edges(pair, query: str) -> None:
 def test_bulk_delete(pair) -> None:
     l1, n1 = create_pair(pair, "bulk", {"user_id": "user-9"})
     l2, n2 = create_pair(pair, "bulk", {"team_id": "basic-team"}, "?type=team")
-    lr, nr = both(pair, "DELETE", "/sessions", "/sessions",
-                  body={"session_ids": [l1, l2, "nope"], "session_types": ["agent", "team", "workflow"]})  # fmt: skip
+    lr, nr = both(
+        pair,
+        "DELETE",
+        "/sessions",
+        "/sessions",
+        body={"session_ids": [l1, l2, "nope"], "session_types": ["agent", "team", "workflow"]},
+    )
     pair.same(lr, nr)
-    nr2 = send(pair[0], pair[2], "DELETE", "/sessions", body={"session_ids": [n1, n2, "nope"], "session_types": ["agent", "team", "workflow"]})
+    nr2 = send(
+        pair[0],
+        pair[2],
+        "DELETE",
+        "/sessions",
+        body={"session_ids": [n1, n2, "nope"], "session_types": ["agent", "team", "workflow"]},
+    )
     pair.same(lr, nr2)
     cross_read(pair, l1, l2, n1, n2)
 
@@ -308,7 +356,9 @@ def test_bulk_delete(pair) -> None:
 def test_bulk_delete_user_scope(pair) -> None:
     lid, nid = create_pair(pair, "bulku", {"user_id": "user-9"})
     for base, sid in ((pair[1], lid), (pair[2], nid)):
-        r = send(pair[0], base, "DELETE", "/sessions?user_id=other", body={"session_ids": [sid], "session_types": ["agent"]})
+        r = send(
+            pair[0], base, "DELETE", "/sessions?user_id=other", body={"session_ids": [sid], "session_types": ["agent"]}
+        )
         assert r.status == 204
     cross_read(pair, lid, nid)
 
@@ -366,8 +416,12 @@ def test_rename_sql_null_session_data(pair, pg_dsn: str) -> None:
     _insert_sql_null_session(pg_dsn, lid)
     _insert_sql_null_session(pg_dsn, nid)
     lr, nr = both(pair, "POST", f"/sessions/{lid}/rename", f"/sessions/{nid}/rename", body={"session_name": "kept"})
-    pair.known("rename-sql-null-session-data", normalize(lr, {lid: "<id>"}), normalize(nr, {nid: "<id>"}),
-               Request("POST", f"/sessions/{lid}/rename"))  # fmt: skip
+    pair.known(
+        "rename-sql-null-session-data",
+        normalize(lr, {lid: "<id>"}),
+        normalize(nr, {nid: "<id>"}),
+        Request("POST", f"/sessions/{lid}/rename"),
+    )
     assert body_of(lr)["session_name"] == ""  # agno: not stored, derived name shown
     assert body_of(nr)["session_name"] == "kept"
     cross_read(pair, lid, nid)
@@ -375,7 +429,12 @@ def test_rename_sql_null_session_data(pair, pg_dsn: str) -> None:
 
 @pytest.mark.parametrize(
     "summary",
-    [{"topics": ["t"]}, {"summary": "s", "nope": 1}, {"summary": "s", "updated_at": "not a date"}, {"summary": "s", "updated_at": 5}],
+    [
+        {"topics": ["t"]},
+        {"summary": "s", "nope": 1},
+        {"summary": "s", "updated_at": "not a date"},
+        {"summary": "s", "updated_at": 5},
+    ],
 )
 def test_patch_malformed_summary(pair, summary: dict[str, Any]) -> None:
     lid, nid = create_pair(pair, "badsum", {"session_name": "n"})

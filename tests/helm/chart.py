@@ -8,9 +8,10 @@ its offline `lint`, `Chart.load(...).render(...)` and `package`, which are what 
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import helm_python
 import yaml
@@ -35,18 +36,31 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus"}},
         "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus"}},
         "parityAnalysis": {"argoRollouts": {"enabled": True}, "flagger": {"enabled": True}, "minParity": 0.995},
-        "gateway": {"legacyUrl": "http://agentos.sessions.svc:7777", "stage": "shadow", "sampleRate": 0.5,
-                    "record": "/tmp/requests.jsonl", "extraEnv": {"AGNO_GATEWAY_HOST": "0.0.0.0"}},
+        "gateway": {
+            "legacyUrl": "http://agentos.sessions.svc:7777",
+            "stage": "shadow",
+            "sampleRate": 0.5,
+            "record": "/tmp/requests.jsonl",
+            "extraEnv": {"AGNO_GATEWAY_HOST": "0.0.0.0"},
+        },
         "env": {"AGNO_POOL_MAX_SIZE": 20},
     },
     # One workload: the native service in-process in the gateway, fixed replicas, the chart's
     # own Secret holding every credential.
     "in-process": {
         "native": {"enabled": False},
-        "gateway": {"autoscaling": {"enabled": False}, "replicas": 3, "legacyUrl": "http://agentos:7777",
-                    "stage": "primary"},
-        "secret": {"pgDsn": FAKE_DSN, "securityKey": "test-only-key", "adminToken": "test-only-token",
-                   "storeDsn": FAKE_STORE_DSN},
+        "gateway": {
+            "autoscaling": {"enabled": False},
+            "replicas": 3,
+            "legacyUrl": "http://agentos:7777",
+            "stage": "primary",
+        },
+        "secret": {
+            "pgDsn": FAKE_DSN,
+            "securityKey": "test-only-key",
+            "adminToken": "test-only-token",
+            "storeDsn": FAKE_STORE_DSN,
+        },
     },
 }
 
@@ -64,12 +78,15 @@ class Rendered:
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         return [m for m in self.manifests if m["kind"] == kind]
 
-    def get(self, kind: str, name: str) -> Optional[dict[str, Any]]:
+    def get(self, kind: str, name: str) -> dict[str, Any] | None:
         return next((m for m in self.of_kind(kind) if m["metadata"]["name"] == name), None)
 
-    def one(self, kind: str, component: Optional[str] = None) -> dict[str, Any]:
-        found = [m for m in self.of_kind(kind)
-                 if component is None or m["metadata"]["labels"].get("app.kubernetes.io/component") == component]
+    def one(self, kind: str, component: str | None = None) -> dict[str, Any]:
+        found = [
+            m
+            for m in self.of_kind(kind)
+            if component is None or m["metadata"]["labels"].get("app.kubernetes.io/component") == component
+        ]
         assert len(found) == 1, f"expected one {kind} {component or ''}, got {[m['metadata']['name'] for m in found]}"
         return found[0]
 

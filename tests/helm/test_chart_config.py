@@ -19,7 +19,8 @@ from tests.helm.chart import CHART_DIR, REPO_ROOT, VALUE_SETS, env_values, rende
 
 CONFIG_FILES = ("gateway.yaml", "comparator.yaml", "known_differences.yaml")
 LINKS = {name: REPO_ROOT / "config" / name for name in CONFIG_FILES} | {
-    "alerts.yml": REPO_ROOT / "config" / "prometheus" / "alerts.yml"}
+    "alerts.yml": REPO_ROOT / "config" / "prometheus" / "alerts.yml"
+}
 
 
 def test_chart_files_are_symlinks_into_config() -> None:

@@ -68,9 +68,13 @@ def _queries() -> dict[str, dict[str, str]]:
     """Per tool, per route group, the PromQL the tool will run (Flagger's {{ interval }} filled)."""
     rendered = _operator()
     [analysis] = rendered.of_kind("AnalysisTemplate")
-    argo = {m["name"].removeprefix("parity-"): m["provider"]["prometheus"]["query"] for m in analysis["spec"]["metrics"]}
-    flagger = {t["metadata"]["name"].rsplit("-parity-", 1)[1]: t["spec"]["query"].replace("{{ interval }}", "5m")
-               for t in rendered.of_kind("MetricTemplate")}
+    argo = {
+        m["name"].removeprefix("parity-"): m["provider"]["prometheus"]["query"] for m in analysis["spec"]["metrics"]
+    }
+    flagger = {
+        t["metadata"]["name"].rsplit("-parity-", 1)[1]: t["spec"]["query"].replace("{{ interval }}", "5m")
+        for t in rendered.of_kind("MetricTemplate")
+    }
     return {"argo": argo, "flagger": flagger}
 
 
@@ -84,8 +88,10 @@ def test_one_measurement_per_route_group() -> None:
 
 
 def _series(route: str, result: str, per_minute: int, namespace: str = NAMESPACE) -> dict[str, str]:
-    return {"series": f'shadow_comparisons_total{{route="{route}", result="{result}", namespace="{namespace}"}}',
-            "values": f"0+{per_minute}x30"}
+    return {
+        "series": f'shadow_comparisons_total{{route="{route}", result="{result}", namespace="{namespace}"}}',
+        "values": f"0+{per_minute}x30",
+    }
 
 
 def test_parity_queries_compute_each_groups_ratio(tmp_path: Path) -> None:
@@ -97,24 +103,41 @@ def test_parity_queries_compute_each_groups_ratio(tmp_path: Path) -> None:
     series = [
         # reads: 3 routes with 99 agreeing (60 + 30 match, 9 expected) for 1 mismatch a minute
         # in all -> 0.99; `error` (no comparison) left out
-        _series(reads[0], "match", 60), _series(reads[1], "match", 30), _series(reads[1], "expected", 9),
-        _series(reads[2], "mismatch", 1), _series(reads[0], "error", 500),
+        _series(reads[0], "match", 60),
+        _series(reads[1], "match", 30),
+        _series(reads[1], "expected", 9),
+        _series(reads[2], "mismatch", 1),
+        _series(reads[0], "error", 500),
         # writes: 3 matches for 1 mismatch -> 0.75
-        _series(writes[0], "match", 30), _series(writes[-1], "mismatch", 10),
+        _series(writes[0], "match", 30),
+        _series(writes[-1], "mismatch", 10),
         # noise the queries must leave out
-        _series("GET /agents", "mismatch", 1000), _series(reads[0], "mismatch", 1000, namespace="elsewhere"),
+        _series("GET /agents", "mismatch", 1000),
+        _series(reads[0], "mismatch", 1000, namespace="elsewhere"),
         _series("GET /sessions/x", "mismatch", 1000),
     ]
     expected = {"reads": 9900, "writes": 7500}  # ratio x 10000 (promtool compares floats exactly)
     tests = []
-    for tool, per_group in _queries().items():
+    for _tool, per_group in _queries().items():
         for group, query in per_group.items():
-            tests.append({"expr": f"round(10000 * ({query}))", "eval_time": "20m",
-                          "exp_samples": [{"labels": "{}", "value": expected[group]}]})
+            tests.append(
+                {
+                    "expr": f"round(10000 * ({query}))",
+                    "eval_time": "20m",
+                    "exp_samples": [{"labels": "{}", "value": expected[group]}],
+                }
+            )
     (tmp_path / "rules.yml").write_text("groups: []\n")
-    (tmp_path / "parity_test.yml").write_text(yaml.safe_dump({
-        "rule_files": ["rules.yml"], "evaluation_interval": "1m",
-        "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": tests}]}, width=10_000))
+    (tmp_path / "parity_test.yml").write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": ["rules.yml"],
+                "evaluation_interval": "1m",
+                "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": tests}],
+            },
+            width=10_000,
+        )
+    )
     result = _promtool("test", "rules", "parity_test.yml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert len(tests) == 2 * len(expected)
@@ -126,10 +149,22 @@ def test_parity_query_is_empty_without_comparisons(tmp_path: Path) -> None:
     query = _queries()["argo"]["reads"]
     series = [_series(_groups()["writes"][0], "match", 10)]
     (tmp_path / "rules.yml").write_text("groups: []\n")
-    (tmp_path / "empty_test.yml").write_text(yaml.safe_dump({
-        "rule_files": ["rules.yml"], "evaluation_interval": "1m",
-        "tests": [{"interval": "1m", "input_series": series,
-                   "promql_expr_test": [{"expr": query, "eval_time": "20m", "exp_samples": []}]}]}, width=10_000))
+    (tmp_path / "empty_test.yml").write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": ["rules.yml"],
+                "evaluation_interval": "1m",
+                "tests": [
+                    {
+                        "interval": "1m",
+                        "input_series": series,
+                        "promql_expr_test": [{"expr": query, "eval_time": "20m", "exp_samples": []}],
+                    }
+                ],
+            },
+            width=10_000,
+        )
+    )
     result = _promtool("test", "rules", "empty_test.yml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 

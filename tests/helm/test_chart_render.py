@@ -47,7 +47,9 @@ def test_core_manifests_match_the_kubernetes_schemas(name: str) -> None:
         try:
             kubernetes_validate.validate(manifest, KUBE_VERSION, strict=True)
         except kubernetes_validate.ValidationError as exc:
-            pytest.fail(f"{manifest['kind']}/{manifest['metadata']['name']}: {'.'.join(map(str, exc.path))}: {exc.message}")
+            pytest.fail(
+                f"{manifest['kind']}/{manifest['metadata']['name']}: {'.'.join(map(str, exc.path))}: {exc.message}"
+            )
 
 
 def test_schema_validation_is_strict() -> None:
@@ -60,19 +62,35 @@ def test_schema_validation_is_strict() -> None:
 
 def test_each_value_set_renders_what_it_asks_for() -> None:
     assert render(VALUE_SETS["defaults"]).kinds() == sorted(
-        ["ConfigMap", "Deployment", "Deployment", "HorizontalPodAutoscaler", "HorizontalPodAutoscaler",
-         "PodDisruptionBudget", "PodDisruptionBudget", "Service", "Service", "ServiceAccount"])
+        [
+            "ConfigMap",
+            "Deployment",
+            "Deployment",
+            "HorizontalPodAutoscaler",
+            "HorizontalPodAutoscaler",
+            "PodDisruptionBudget",
+            "PodDisruptionBudget",
+            "Service",
+            "Service",
+            "ServiceAccount",
+        ]
+    )
     operator = render(VALUE_SETS["operator"])
     assert {"ServiceMonitor", "PrometheusRule", "AnalysisTemplate", "MetricTemplate"} <= set(operator.kinds())
     assert not operator.of_kind("Secret"), "with existingSecret the chart creates no Secret"
     in_process = render(VALUE_SETS["in-process"])
-    assert [d["metadata"]["labels"]["app.kubernetes.io/component"] for d in in_process.of_kind("Deployment")] == ["gateway"]
+    assert [d["metadata"]["labels"]["app.kubernetes.io/component"] for d in in_process.of_kind("Deployment")] == [
+        "gateway"
+    ]
     assert not in_process.of_kind("HorizontalPodAutoscaler")
-    assert [s["metadata"]["labels"]["app.kubernetes.io/component"] for s in in_process.of_kind("Service")] == ["gateway"]
+    assert [s["metadata"]["labels"]["app.kubernetes.io/component"] for s in in_process.of_kind("Service")] == [
+        "gateway"
+    ]
     assert len(in_process.of_kind("Secret")) == 1
 
 
 # --- custom resources: required fields, from each CRD's openAPIV3Schema `required` lists ---
+
 
 def _require(obj: dict[str, Any], fields: list[str], where: str) -> None:
     missing = [f for f in fields if obj.get(f) in (None, "", [], {})]
@@ -119,10 +137,18 @@ def check_metric_template(template: dict[str, Any]) -> None:
     assert template["spec"]["provider"]["type"] == "prometheus"
 
 
-CHECKS = {"ServiceMonitor": check_service_monitor, "PrometheusRule": check_prometheus_rule,
-          "AnalysisTemplate": check_analysis_template, "MetricTemplate": check_metric_template}
-API_VERSIONS = {"ServiceMonitor": "monitoring.coreos.com/v1", "PrometheusRule": "monitoring.coreos.com/v1",
-                "AnalysisTemplate": "argoproj.io/v1alpha1", "MetricTemplate": "flagger.app/v1beta1"}
+CHECKS = {
+    "ServiceMonitor": check_service_monitor,
+    "PrometheusRule": check_prometheus_rule,
+    "AnalysisTemplate": check_analysis_template,
+    "MetricTemplate": check_metric_template,
+}
+API_VERSIONS = {
+    "ServiceMonitor": "monitoring.coreos.com/v1",
+    "PrometheusRule": "monitoring.coreos.com/v1",
+    "AnalysisTemplate": "argoproj.io/v1alpha1",
+    "MetricTemplate": "flagger.app/v1beta1",
+}
 
 
 def test_custom_resources_have_their_required_fields() -> None:

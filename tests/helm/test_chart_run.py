@@ -15,8 +15,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import httpx
 import pytest
@@ -26,8 +27,18 @@ from tests.legacy.fixtures import free_port
 from tests.shadow.process import stop
 
 PROGRAM = str(Path(sys.executable).parent / "agentos-session")  # the image's ENTRYPOINT
-_SCRUB = ("OS_SECURITY_KEY", "AGNO_PG_DSN", "DATABASE_URL", "AGNO_SESSION_DSN_MAP", "AGNO_DEFAULT_DB_ID",
-          "AGNO_GATEWAY_CONFIG", "AGNO_LEGACY_URL", "AGNO_NATIVE_URL", "AGNO_GATEWAY_STAGE", "AGNO_GATEWAY_STORE_DSN")
+_SCRUB = (
+    "OS_SECURITY_KEY",
+    "AGNO_PG_DSN",
+    "DATABASE_URL",
+    "AGNO_SESSION_DSN_MAP",
+    "AGNO_DEFAULT_DB_ID",
+    "AGNO_GATEWAY_CONFIG",
+    "AGNO_LEGACY_URL",
+    "AGNO_NATIVE_URL",
+    "AGNO_GATEWAY_STAGE",
+    "AGNO_GATEWAY_STORE_DSN",
+)
 
 
 def container_env(rendered: Rendered, container: dict[str, Any]) -> dict[str, str]:
@@ -56,22 +67,29 @@ class Pod:
         self.env = {**container_env(rendered, self.container), **overrides}
         self.port = int(overrides["AGNO_GATEWAY_PORT" if component == "gateway" else "AGNO_SERVICE_PORT"])
         self.log = root / f"{component}.log"
-        self.proc: Optional[subprocess.Popen[bytes]] = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.cwd = root / "home"
         self.cwd.mkdir(exist_ok=True)
 
     def start(self, timeout_s: float = 90.0) -> None:
         base = {k: v for k, v in os.environ.items() if k not in _SCRUB}
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([PROGRAM, *self.container["args"]], cwd=self.cwd, env={**base, **self.env},
-                                         stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+            self.proc = subprocess.Popen(
+                [PROGRAM, *self.container["args"]],
+                cwd=self.cwd,
+                env={**base, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and self.proc.poll() is None:
             if self.tcp_open():
                 return
             time.sleep(0.2)
         stop(self.proc)
-        raise RuntimeError(f"{self.container['name']} did not listen; log:\n{self.log.read_text(errors='replace')[-3000:]}")
+        raise RuntimeError(
+            f"{self.container['name']} did not listen; log:\n{self.log.read_text(errors='replace')[-3000:]}"
+        )
 
     def tcp_open(self) -> bool:
         try:
@@ -119,8 +137,12 @@ def topology(tmp_path: Path, pg_dsn: str) -> Iterator[tuple[Pod, Pod]]:
     """The default install (gateway + native Deployments) with the test database as secret.pgDsn."""
     rendered = render({"secret": {"pgDsn": pg_dsn}})
     native_port, gateway_port = free_port(), free_port()
-    native = Pod(rendered, "native", tmp_path, {"AGNO_SERVICE_PORT": str(native_port), "AGNO_SERVICE_HOST": "127.0.0.1"})
-    gateway = Pod(rendered, "gateway", tmp_path, {"AGNO_GATEWAY_PORT": str(gateway_port), "AGNO_GATEWAY_HOST": "127.0.0.1"})
+    native = Pod(
+        rendered, "native", tmp_path, {"AGNO_SERVICE_PORT": str(native_port), "AGNO_SERVICE_HOST": "127.0.0.1"}
+    )
+    gateway = Pod(
+        rendered, "gateway", tmp_path, {"AGNO_GATEWAY_PORT": str(gateway_port), "AGNO_GATEWAY_HOST": "127.0.0.1"}
+    )
     service = rendered.one("Service", "native")
     # The Service's DNS name and port, mapped to where the native process listens here.
     service_url = f"http://{service['metadata']['name']}:{service['spec']['ports'][0]['port']}"
@@ -179,8 +201,9 @@ def test_in_process_gateway_on_the_embedded_postgres_of_its_emptydir(tmp_path: P
     try:
         gateway.start(timeout_s=120)
         assert gateway.wait_probe("readinessProbe", 200, timeout_s=60)["status"] == "ready"
-        created = httpx.post(f"http://127.0.0.1:{port}/sessions", params={"type": "agent"},
-                             json={"session_name": "helm"}, timeout=10)
+        created = httpx.post(
+            f"http://127.0.0.1:{port}/sessions", params={"type": "agent"}, json={"session_name": "helm"}, timeout=10
+        )
         assert created.status_code in (200, 201), created.text
         assert (emptydir / pg_dir.name / "PG_VERSION").exists(), "the database lives in the emptyDir"
     finally:

@@ -51,14 +51,17 @@ def test_values_yaml_is_what_helm_uses() -> None:
             chart.validate_schema(chart.merge_values(values))
 
 
-@pytest.mark.parametrize("values, where", [
-    ({"gateway": {"stage": "canary"}}, "/gateway/stage"),
-    ({"gateway": {"sampleRate": 1.5}}, "/gateway/sampleRate"),
-    ({"gatway": {"stage": "shadow"}}, "gatway"),
-    ({"secret": {"pgdsn": "postgresql://x"}}, "pgdsn"),
-    ({"parityAnalysis": {"minParity": 99}}, "/parityAnalysis/minParity"),
-    ({"env": {"NOT A NAME": "x"}}, "NOT A NAME"),
-])
+@pytest.mark.parametrize(
+    "values, where",
+    [
+        ({"gateway": {"stage": "canary"}}, "/gateway/stage"),
+        ({"gateway": {"sampleRate": 1.5}}, "/gateway/sampleRate"),
+        ({"gatway": {"stage": "shadow"}}, "gatway"),
+        ({"secret": {"pgdsn": "postgresql://x"}}, "pgdsn"),
+        ({"parityAnalysis": {"minParity": 99}}, "/parityAnalysis/minParity"),
+        ({"env": {"NOT A NAME": "x"}}, "NOT A NAME"),
+    ],
+)
 def test_schema_refuses_what_the_gateway_would(values: dict, where: str) -> None:
     with pytest.raises(helm_python.HelmError, match=re.escape(where)):
         render(values)

@@ -66,11 +66,17 @@ def test_services_select_their_pods_and_target_a_container_port(name: str) -> No
     rendered = render(VALUE_SETS[name])
     for service in rendered.of_kind("Service"):
         selector = service["spec"]["selector"]
-        pods = [(d, c) for d, c in containers(rendered)
-                if selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()]
+        pods = [
+            (d, c)
+            for d, c in containers(rendered)
+            if selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()
+        ]
         assert len(pods) == 1, f"Service {service['metadata']['name']} selects {len(pods)} Deployments"
         deployment, container = pods[0]
-        assert deployment["spec"]["selector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+        assert (
+            deployment["spec"]["selector"]["matchLabels"].items()
+            <= deployment["spec"]["template"]["metadata"]["labels"].items()
+        )
         for port in service["spec"]["ports"]:
             assert _port_number(container, port["targetPort"]) == PORTS[_component(deployment)]
 
@@ -118,8 +124,11 @@ def test_chart_secret_holds_exactly_the_given_credentials() -> None:
     rendered = render(values)
     [secret] = rendered.of_kind("Secret")
     assert rendered.secret_data(secret["metadata"]["name"]) == {
-        "AGNO_PG_DSN": FAKE_DSN, "OS_SECURITY_KEY": "test-only-key",
-        "AGNO_GATEWAY_ADMIN_TOKEN": "test-only-token", "AGNO_GATEWAY_STORE_DSN": FAKE_STORE_DSN}
+        "AGNO_PG_DSN": FAKE_DSN,
+        "OS_SECURITY_KEY": "test-only-key",
+        "AGNO_GATEWAY_ADMIN_TOKEN": "test-only-token",
+        "AGNO_GATEWAY_STORE_DSN": FAKE_STORE_DSN,
+    }
     [(_, gateway)] = containers(rendered)
     from_secret = {e["name"] for e in gateway["env"] if "valueFrom" in e}
     assert from_secret == {"AGNO_PG_DSN", "OS_SECURITY_KEY", "AGNO_GATEWAY_ADMIN_TOKEN", "AGNO_GATEWAY_STORE_DSN"}
@@ -142,7 +151,9 @@ def test_existing_secret_is_referenced_by_its_keys() -> None:
     rendered = render(VALUE_SETS["operator"])
     for deployment, container in containers(rendered):
         refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
-        expected = {"AGNO_PG_DSN", "OS_SECURITY_KEY"} | ({"AGNO_GATEWAY_ADMIN_TOKEN"} if _component(deployment) == "gateway" else set())
+        expected = {"AGNO_PG_DSN", "OS_SECURITY_KEY"} | (
+            {"AGNO_GATEWAY_ADMIN_TOKEN"} if _component(deployment) == "gateway" else set()
+        )
         assert set(refs) == expected  # storeDsn's key is null in this value set: not referenced
         for variable, ref in refs.items():
             assert ref == {"name": "agno-credentials", "key": variable, "optional": True}
@@ -169,7 +180,9 @@ def test_every_variable_set_is_one_the_processes_read(name: str) -> None:
 def test_native_side_follows_the_topology() -> None:
     by_service = env_values(render({}).one("Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0])
     assert by_service["AGNO_NATIVE_URL"] == "http://parity-agno-session-native:8080"
-    in_process = env_values(render(VALUE_SETS["in-process"]).one("Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0])
+    in_process = env_values(
+        render(VALUE_SETS["in-process"]).one("Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0]
+    )
     assert "AGNO_NATIVE_URL" not in in_process, "native off: the gateway runs it in-process"
     elsewhere = render({"native": {"enabled": False}, "gateway": {"nativeUrl": "http://native.other:8080"}})
     gateway_env = env_values(elsewhere.one("Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0])
@@ -177,17 +190,22 @@ def test_native_side_follows_the_topology() -> None:
 
 
 def test_gateway_settings_come_from_values() -> None:
-    env = env_values(render(VALUE_SETS["operator"]).one("Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0])
+    env = env_values(
+        render(VALUE_SETS["operator"]).one("Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0]
+    )
     assert env["AGNO_LEGACY_URL"] == "http://agentos.sessions.svc:7777"
     assert env["AGNO_GATEWAY_STAGE"] == "shadow"
     assert env["AGNO_GATEWAY_SAMPLE_RATE"] == "0.5"
     assert env["AGNO_GATEWAY_RECORD"] == "/tmp/requests.jsonl"
     assert env["AGNO_POOL_MAX_SIZE"] == "20"  # `env` reaches both containers
-    native_env = env_values(render(VALUE_SETS["operator"]).one("Deployment", "native")["spec"]["template"]["spec"]["containers"][0])
+    native_env = env_values(
+        render(VALUE_SETS["operator"]).one("Deployment", "native")["spec"]["template"]["spec"]["containers"][0]
+    )
     assert native_env["AGNO_POOL_MAX_SIZE"] == "20"
     defaults = env_values(render({}).one("Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0])
-    assert not {"AGNO_LEGACY_URL", "AGNO_GATEWAY_STAGE", "AGNO_GATEWAY_SAMPLE_RATE"} & set(defaults), \
+    assert not {"AGNO_LEGACY_URL", "AGNO_GATEWAY_STAGE", "AGNO_GATEWAY_SAMPLE_RATE"} & set(defaults), (
         "unset values leave gateway.yaml's settings alone"
+    )
 
 
 def test_replicas_or_autoscaler() -> None:

@@ -25,7 +25,7 @@ module can be imported without the environment variables.
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any
 
 os.environ.setdefault("AGNO_TELEMETRY", "false")
 
@@ -48,7 +48,7 @@ WF_AGENT_ID = "wf-agent"
 SECOND_AGENT_ID = "second-agent"
 
 
-def build_components(db_url: str, openai_url: str, second_db_url: Optional[str] = None) -> dict[str, Any]:
+def build_components(db_url: str, openai_url: str, second_db_url: str | None = None) -> dict[str, Any]:
     """The dbs, agents, team and workflow of the legacy AgentOS (fresh objects on each call)."""
 
     def model() -> OpenAIChat:
@@ -80,7 +80,7 @@ def build_components(db_url: str, openai_url: str, second_db_url: Optional[str] 
     return components
 
 
-def build_agent_os(db_url: str, openai_url: str, second_db_url: Optional[str] = None) -> AgentOS:
+def build_agent_os(db_url: str, openai_url: str, second_db_url: str | None = None) -> AgentOS:
     c = build_components(db_url, openai_url, second_db_url)
     agents = [c["agent"]]
     if c["second_agent"] is not None:
@@ -96,7 +96,7 @@ def _from_env() -> AgentOS:
     )
 
 
-_agent_os: Optional[AgentOS] = None
+_agent_os: AgentOS | None = None
 _app: Any = None
 
 

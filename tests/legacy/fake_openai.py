@@ -22,8 +22,9 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 MODEL = "gpt-4o"
 DELEGATE_TOOL = "delegate_task_to_member"
@@ -101,13 +102,19 @@ def _completion(answer: dict, model: str) -> dict:
 
 
 def _chunks(answer: dict, model: str, include_usage: bool) -> list[dict]:
-    base = {"id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion.chunk",
-            "created": int(time.time()), "model": model}
+    base = {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+    }
 
     def chunk(choices: list, **extra: Any) -> dict:
         return {**base, "choices": choices, **extra}
 
-    out = [chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}])]
+    out = [
+        chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}])
+    ]
     if "tool_call" in answer:
         call = answer["tool_call"]
         delta = {"tool_calls": [{"index": 0, **call}]}
@@ -144,7 +151,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802
         if self.path.rstrip("/").endswith("/models"):
-            self._send_json(200, {"object": "list", "data": [{"id": MODEL, "object": "model", "created": 0, "owned_by": "fake"}]})
+            self._send_json(
+                200, {"object": "list", "data": [{"id": MODEL, "object": "model", "created": 0, "owned_by": "fake"}]}
+            )
         else:
             self._send_json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
 
@@ -165,9 +174,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, _completion(answer, model))
             return
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        payload = b"".join(
-            b"data: " + json.dumps(c).encode() + b"\n\n" for c in _chunks(answer, model, include_usage)
-        ) + b"data: [DONE]\n\n"
+        payload = (
+            b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in _chunks(answer, model, include_usage))
+            + b"data: [DONE]\n\n"
+        )
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
@@ -192,7 +202,7 @@ class FakeOpenAI:
         self._server.server_close()
         self._thread.join(timeout=5)
 
-    def __enter__(self) -> "FakeOpenAI":
+    def __enter__(self) -> FakeOpenAI:
         return self
 
     def __exit__(self, *exc: Any) -> None:

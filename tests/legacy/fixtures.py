@@ -42,8 +42,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -128,7 +128,7 @@ class PgServer:
 
     def __init__(self) -> None:
         self.external = os.environ.get(EXTERNAL_DSN_ENV) or None
-        self._embedded: Optional[EmbeddedPg] = None
+        self._embedded: EmbeddedPg | None = None
         self._created: list[str] = []
         if self.external:
             self.admin_dsn = self.external
@@ -141,7 +141,7 @@ class PgServer:
             self.admin_dsn = self._embedded.dsn
             self.main_dsn = self._embedded.dsn  # the throwaway server's own `postgres` database
             self.second_name = EMBEDDED_SECOND_DB
-        self._second_dsn: Optional[str] = None
+        self._second_dsn: str | None = None
 
     @property
     def second_dsn(self) -> str:
@@ -180,7 +180,7 @@ def _answers(url: str) -> bool:
         return True
     except urllib.error.HTTPError:
         return True
-    except (urllib.error.URLError, ConnectionError, socket.timeout, OSError):
+    except (TimeoutError, urllib.error.URLError, ConnectionError, OSError):
         return False
 
 
@@ -192,8 +192,8 @@ class AgentOSProcess:
         db_url: str,
         openai_url: str,
         *,
-        second_db_url: Optional[str] = None,
-        security_key: Optional[str] = None,
+        second_db_url: str | None = None,
+        security_key: str | None = None,
         timeout: float = STARTUP_TIMEOUT,
         name: str = "agentos",
     ) -> None:
@@ -214,7 +214,7 @@ class AgentOSProcess:
             env["OS_SECURITY_KEY"] = security_key
         self.name = name
         self.log_path = Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log")[1])
-        self.proc: Optional[subprocess.Popen] = None
+        self.proc: subprocess.Popen | None = None
         self.url = ""
         self.startup_seconds = 0.0
         last_error = ""
@@ -234,8 +234,17 @@ class AgentOSProcess:
 
     def _spawn(self, env: dict, port: int) -> None:
         cmd = [
-            sys.executable, "-m", "uvicorn", "tests.legacy.agentos_app:app",
-            "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning",
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "tests.legacy.agentos_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
         ]
         # Output goes to a file, not a pipe: a full pipe would block the server.
         with open(self.log_path, "ab") as log:

@@ -48,7 +48,8 @@ import copy
 import json
 import os
 import time
-from typing import Any, Iterable, Optional
+from collections.abc import Iterable
+from typing import Any
 
 # agno must not phone home; set before agno is imported.
 os.environ.setdefault("AGNO_TELEMETRY", "false")
@@ -177,7 +178,7 @@ def libpq_dsn(url: str) -> str:
     """`postgresql+psycopg://...` -> `postgresql://...` (psycopg/asyncpg spelling); others unchanged."""
     for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgresql+asyncpg://"):
         if url.startswith(prefix):
-            return "postgresql://" + url[len(prefix):]
+            return "postgresql://" + url[len(prefix) :]
     return url
 
 
@@ -185,7 +186,7 @@ def sqlalchemy_url(dsn: str) -> str:
     """`postgresql://...` -> `postgresql+psycopg://...` (what agno's PostgresDb wants)."""
     for prefix in ("postgresql://", "postgres://"):
         if dsn.startswith(prefix):
-            return "postgresql+psycopg://" + dsn[len(prefix):]
+            return "postgresql+psycopg://" + dsn[len(prefix) :]
     return dsn
 
 
@@ -229,7 +230,7 @@ def _set_all_created_at(value: Any, ts: int) -> Any:
     return value
 
 
-def _merged_run_ids(table_ids: list[str], legacy_runs: Optional[list]) -> list[str]:
+def _merged_run_ids(table_ids: list[str], legacy_runs: list | None) -> list[str]:
     """agno's merge order (contract 5.4): legacy blob order, then table-only runs."""
     if not legacy_runs:
         return list(table_ids)
@@ -399,17 +400,36 @@ def seed(db_url: str, openai_url: str) -> None:
         ).fetchone()
 
         legacy_1_runs = [
-            _legacy_run(template, run_id=RUN_IDS["legacy-1a"], session_id=LEGACY_1, user_id="u1",
-                        question="legacy question", answer="Echo: legacy question"),
-            _legacy_run(template, run_id=RUN_IDS["legacy-1b"], session_id=LEGACY_1, user_id="u1",
-                        question="legacy follow-up", answer="Echo: legacy follow-up"),
+            _legacy_run(
+                template,
+                run_id=RUN_IDS["legacy-1a"],
+                session_id=LEGACY_1,
+                user_id="u1",
+                question="legacy question",
+                answer="Echo: legacy question",
+            ),
+            _legacy_run(
+                template,
+                run_id=RUN_IDS["legacy-1b"],
+                session_id=LEGACY_1,
+                user_id="u1",
+                question="legacy follow-up",
+                answer="Echo: legacy follow-up",
+            ),
         ]
         conn.execute(
             f"INSERT INTO {SESSIONS} (session_id, session_type, agent_id, user_id, session_data, agent_data, "
             "metadata, summary, runs, created_at, updated_at) "
             "VALUES (%s, 'agent', 'basic-agent', %s, %s, %s, NULL, %s, %s, %s, NULL)",
-            (LEGACY_1, SESSION_USERS[LEGACY_1], _jsonb(LEGACY_SESSION_DATA), _jsonb(agent_data),
-             _jsonb(LEGACY_SUMMARY), _jsonb(legacy_1_runs), BASE_TS),
+            (
+                LEGACY_1,
+                SESSION_USERS[LEGACY_1],
+                _jsonb(LEGACY_SESSION_DATA),
+                _jsonb(agent_data),
+                _jsonb(LEGACY_SUMMARY),
+                _jsonb(legacy_1_runs),
+                BASE_TS,
+            ),
         )
 
         # legacy-2: blob = [legacy-only old run, stale copy of run-legacy-2-a]; agno_runs has
@@ -421,9 +441,14 @@ def seed(db_url: str, openai_url: str) -> None:
             if msg.get("role") == "assistant":
                 msg["content"] = "Stale copy from the legacy blob"
         legacy_2_runs = [
-            _legacy_run(template, run_id=RUN_IDS["legacy-2-old"], session_id=LEGACY_2,
-                        user_id=SESSION_USERS[LEGACY_2], question="Legacy-only old run",
-                        answer="Echo: Legacy-only old run"),
+            _legacy_run(
+                template,
+                run_id=RUN_IDS["legacy-2-old"],
+                session_id=LEGACY_2,
+                user_id=SESSION_USERS[LEGACY_2],
+                question="Legacy-only old run",
+                answer="Echo: Legacy-only old run",
+            ),
             stale_a,
         ]
         conn.execute(f"UPDATE {SESSIONS} SET runs = %s WHERE session_id = %s", (_jsonb(legacy_2_runs), LEGACY_2))
@@ -449,8 +474,9 @@ def seed_second(db_url: str, openai_url: str) -> None:
     # Only the second agent is used; the main components point at the same url (never run).
     sa_url = sqlalchemy_url(libpq_dsn(db_url))
     c = build_components(sa_url, openai_url, second_db_url=sa_url)
-    c["second_agent"].run("Hello second db", session_id=S_SECOND_1, user_id=SESSION_USERS[S_SECOND_1],
-                          run_id=RUN_IDS["second"])
+    c["second_agent"].run(
+        "Hello second db", session_id=S_SECOND_1, user_id=SESSION_USERS[S_SECOND_1], run_id=RUN_IDS["second"]
+    )
     with _connect(db_url) as conn:
         _normalize_times(conn, SECOND_SESSION_ORDER, index_offset=SECOND_INDEX_OFFSET)
 

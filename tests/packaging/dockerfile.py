@@ -71,8 +71,11 @@ def exec_form(value: str) -> list[str]:
 def context_files(root: Path = REPO) -> list[str]:
     """The files `docker build` sends from `root`, by .dockerignore (docker-py applies Docker's
     own matching rules, exceptions included)."""
-    patterns = [line.strip() for line in (root / ".dockerignore").read_text().splitlines()
-                if line.strip() and not line.lstrip().startswith("#")]  # fmt: skip
+    patterns = [
+        line.strip()
+        for line in (root / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
     return sorted(p for p in exclude_paths(str(root), patterns) if (root / p).is_file())
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -35,9 +35,14 @@ def walk(parser: argparse.ArgumentParser, path: str = "agentos-session") -> Iter
 def test_every_argument_of_every_command_has_help() -> None:
     seen = list(walk(build_parser()))
     commands = {path for path, _ in seen}
-    assert {f"agentos-session {c}" for c in ("serve", "gateway", "compare", "replay", "learn-noise", "probe")} <= commands
-    missing = [f"{path}: {'/'.join(a.option_strings) or a.dest}" for path, a in seen
-               if not isinstance(a, SELF_DOCUMENTED) and not (a.help or "").strip()]  # fmt: skip
+    assert {
+        f"agentos-session {c}" for c in ("serve", "gateway", "compare", "replay", "learn-noise", "probe")
+    } <= commands
+    missing = [
+        f"{path}: {'/'.join(a.option_strings) or a.dest}"
+        for path, a in seen
+        if not isinstance(a, SELF_DOCUMENTED) and not (a.help or "").strip()
+    ]
     assert missing == []
 
 
@@ -50,7 +55,9 @@ def test_the_walk_finds_an_argument_without_help() -> None:
 
 
 def test_version_is_the_installed_distributions() -> None:
-    proc = subprocess.run([sys.executable, "-m", "agentos_session.cli", "--version"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "agentos_session.cli", "--version"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"agentos-session {metadata.version('agentos-session')}"
 
@@ -68,8 +75,9 @@ def test_commands_default_to_the_shipped_rules(name: str, monkeypatch: pytest.Mo
     assert "list-page-zero" in {k.id for k in Rules.load(rules).known}
 
 
-def test_gateway_defaults_to_the_shipped_config_unless_the_environment_names_one(monkeypatch: pytest.MonkeyPatch,
-                                                                                tmp_path: Path) -> None:  # fmt: skip
+def test_gateway_defaults_to_the_shipped_config_unless_the_environment_names_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.delenv("AGNO_GATEWAY_CONFIG", raising=False)
     assert command("gateway").get_default("config") == str(default_file("gateway.yaml"))
     mine = tmp_path / "gateway.yaml"

@@ -20,8 +20,9 @@ def hadolint(path: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     # Our own config, so no .hadolint.yaml anywhere can ignore a rule; threshold `info`: any finding fails.
     config = tmp_path / "hadolint.yaml"
     config.write_text("failure-threshold: info\nignored: []\n")
-    return subprocess.run([str(HADOLINT), "--no-color", "--config", str(config), str(path)],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    return subprocess.run(
+        [str(HADOLINT), "--no-color", "--config", str(config), str(path)], capture_output=True, text=True, timeout=60
+    )
 
 
 def test_hadolint_finds_nothing(tmp_path: Path) -> None:
@@ -93,4 +94,6 @@ def test_every_agno_variable_it_sets_is_one_the_services_read() -> None:
 def test_the_build_context_is_the_package_source_only(absent: str) -> None:
     files = context_files()
     assert not [f for f in files if f.startswith(absent) or "__pycache__" in f]
-    assert {"pyproject.toml", "constraints.txt", "README.md", "scripts/build-wheels.sh", "config/gateway.yaml"} <= set(files)
+    assert {"pyproject.toml", "constraints.txt", "README.md", "scripts/build-wheels.sh", "config/gateway.yaml"} <= set(
+        files
+    )

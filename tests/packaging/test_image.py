@@ -22,9 +22,9 @@ import tempfile
 import time
 import tomllib
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
 
 import httpx
 import pytest
@@ -54,8 +54,12 @@ class Image:
     def env(self, **extra: str) -> dict[str, str]:
         """The final stage's ENV (paths mapped) over this environment, without anything that
         could point Python at the checkout or configure the services from the developer's shell."""
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("AGNO_", "PYTHON", "PIP_")) and k not in ("VIRTUAL_ENV", "DATABASE_URL", "OS_SECURITY_KEY")}  # fmt: skip
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("AGNO_", "PYTHON", "PIP_"))
+            and k not in ("VIRTUAL_ENV", "DATABASE_URL", "OS_SECURITY_KEY")
+        }
         for name, value in self.final.env().items():
             if name == "PATH":  # the image's directories, mapped, then this machine's PATH for $PATH
                 value = ":".join(os.environ["PATH"] if p == "$PATH" else str(self.path(p)) for p in value.split(":"))
@@ -82,8 +86,9 @@ class Image:
 
     def run(self, *args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
         """`docker run IMAGE args...`, in the WORKDIR."""
-        return subprocess.run(self.argv(args), cwd=self.workdir, env=self.env(**env),
-                              capture_output=True, text=True, timeout=timeout)  # fmt: skip
+        return subprocess.run(
+            self.argv(args), cwd=self.workdir, env=self.env(**env), capture_output=True, text=True, timeout=timeout
+        )
 
 
 def mapped(argv: list[str], paths: dict[str, Path]) -> list[str]:
@@ -92,7 +97,7 @@ def mapped(argv: list[str], paths: dict[str, Path]) -> list[str]:
     for word in argv:
         for image_path, here in sorted(paths.items(), key=lambda kv: -len(kv[0])):
             if word == image_path or word.startswith(image_path.rstrip("/") + "/"):
-                word = str(here / word[len(image_path):].lstrip("/"))
+                word = str(here / word[len(image_path) :].lstrip("/"))
                 break
         result.append(word)
     return result
@@ -151,7 +156,9 @@ def build_image(root: Path) -> Image:
 
 
 def test_the_build_prints_no_deprecation(image: Image) -> None:
-    assert not re.search(r"deprecat|BuildBackendWarning|SetuptoolsWarning", image.build_output, re.I), image.build_output
+    assert not re.search(r"deprecat|BuildBackendWarning|SetuptoolsWarning", image.build_output, re.I), (
+        image.build_output
+    )
 
 
 def test_the_build_backend_alone_prints_no_warning(tmp_path: Path) -> None:
@@ -170,12 +177,23 @@ def test_the_build_backend_alone_prints_no_warning(tmp_path: Path) -> None:
 def test_the_wheel_holds_every_module_and_config_file(image: Image) -> None:
     (wheel,) = image.wheels.glob("agentos_session-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    expected = {str(p.relative_to(REPO)) for part in PACKAGES for p in (REPO / part).rglob("*.py") if "__pycache__" not in p.parts}
-    expected |= {"agentos_session/config/" + str(p.relative_to(REPO / "config"))
-                 for p in (REPO / "config").rglob("*") if p.is_file() and p.suffix in (".py", ".yaml", ".yml")}  # fmt: skip
+    expected = {
+        str(p.relative_to(REPO))
+        for part in PACKAGES
+        for p in (REPO / part).rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
+    expected |= {
+        "agentos_session/config/" + str(p.relative_to(REPO / "config"))
+        for p in (REPO / "config").rglob("*")
+        if p.is_file() and p.suffix in (".py", ".yaml", ".yml")
+    }
     assert expected - names == set()
-    assert {"agentos_session/config/gateway.yaml", "agentos_session/config/comparator.yaml",
-            "agentos_session/config/known_differences.yaml"} <= names  # fmt: skip
+    assert {
+        "agentos_session/config/gateway.yaml",
+        "agentos_session/config/comparator.yaml",
+        "agentos_session/config/known_differences.yaml",
+    } <= names
 
 
 def test_version(image: Image) -> None:
@@ -206,8 +224,14 @@ print(json.dumps({
     "gateway_known": sorted(k.id for k in GatewayConfig().load_rules().known),
 }))
 """
-    proc = subprocess.run([str(image.venv / "bin" / "python"), "-c", script], cwd=image.workdir, env=image.env(),
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    proc = subprocess.run(
+        [str(image.venv / "bin" / "python"), "-c", script],
+        cwd=image.workdir,
+        env=image.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     found = json.loads(proc.stdout)
     paths = found["modules"] + found["files"] + found["app"] + list(found["commands"].values())
@@ -216,7 +240,9 @@ print(json.dumps({
     assert not any(Path(p).resolve().is_relative_to(REPO) for p in paths)
     assert "list-page-zero" in found["known"]
     assert found["gateway_known"] == found["known"]  # a gateway with no `rules:` judges with the shipped ones
-    check = subprocess.run([str(image.venv / "bin" / "python"), "-m", "pip", "check"], capture_output=True, text=True, timeout=60)
+    check = subprocess.run(
+        [str(image.venv / "bin" / "python"), "-m", "pip", "check"], capture_output=True, text=True, timeout=60
+    )
     assert check.returncode == 0, check.stdout + check.stderr
 
 
@@ -238,8 +264,9 @@ def start(image: Image, argv: list[str], port: int, name: str, **env: str) -> Se
     START_TIMEOUT_S passing fails the test with its log)."""
     log = image.root / f"{name}.log"
     with open(log, "ab") as out:
-        proc = subprocess.Popen(image.argv(argv), cwd=image.workdir, env=image.env(**env), stdout=out,
-                                stderr=subprocess.STDOUT)  # fmt: skip
+        proc = subprocess.Popen(
+            image.argv(argv), cwd=image.workdir, env=image.env(**env), stdout=out, stderr=subprocess.STDOUT
+        )
     service = Service(proc, f"http://127.0.0.1:{port}", log)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline and proc.poll() is None:
@@ -253,7 +280,7 @@ def start(image: Image, argv: list[str], port: int, name: str, **env: str) -> Se
     pytest.fail(f"{name} did not start on :{port}:\n{service.output()}")
 
 
-def stop(service: Optional[Service]) -> None:
+def stop(service: Service | None) -> None:
     if service is not None and service.proc.poll() is None:
         service.proc.terminate()
         try:
@@ -265,8 +292,12 @@ def stop(service: Optional[Service]) -> None:
 
 def comparisons(metrics_text: str, route: str) -> dict[str, float]:
     """shadow_comparisons_total{route=route} by result, parsed with Prometheus' own parser."""
-    return {s.labels["result"]: s.value for family in text_string_to_metric_families(metrics_text)
-            for s in family.samples if s.name == "shadow_comparisons_total" and s.labels.get("route") == route}  # fmt: skip
+    return {
+        s.labels["result"]: s.value
+        for family in text_string_to_metric_families(metrics_text)
+        for s in family.samples
+        if s.name == "shadow_comparisons_total" and s.labels.get("route") == route
+    }
 
 
 @pytest.fixture
@@ -281,8 +312,9 @@ def store_dsn(pg_dsn: str) -> Iterator[str]:
     assert dsn == dsn_with_database(pg_dsn, name)
 
 
-def test_serve_and_gateway_use_the_shipped_config(image: Image, pg_dsn: str, seeded: None, legacy_url: str,
-                                                  store_dsn: str) -> None:  # fmt: skip
+def test_serve_and_gateway_use_the_shipped_config(
+    image: Image, pg_dsn: str, seeded: None, legacy_url: str, store_dsn: str
+) -> None:
     """`serve`, then `gateway` with neither --config nor AGNO_GATEWAY_CONFIG at stage shadow in
     front of the real AgentOS and that service: `page=0` (legacy 500, native 422) is counted
     `expected`, which only the shipped known differences make it. Then `replay` and `compare`
@@ -292,11 +324,26 @@ def test_serve_and_gateway_use_the_shipped_config(image: Image, pg_dsn: str, see
     native = gateway = None
     record = image.root / "recorded.jsonl"
     try:
-        native = start(image, ["serve", "--host", "127.0.0.1", "--port", str(native_port)], native_port, "serve",
-                       AGNO_PG_DSN=pg_dsn, AGNO_DEFAULT_DB_ID="main-db")  # fmt: skip
-        gateway = start(image, [], gateway_port, "gateway",  # no arguments: the image's CMD
-                        AGNO_GATEWAY_HOST="127.0.0.1", AGNO_GATEWAY_PORT=str(gateway_port), AGNO_LEGACY_URL=legacy_url,
-                        AGNO_NATIVE_URL=native.url, AGNO_GATEWAY_STORE_DSN=store_dsn, AGNO_GATEWAY_RECORD=str(record))  # fmt: skip
+        native = start(
+            image,
+            ["serve", "--host", "127.0.0.1", "--port", str(native_port)],
+            native_port,
+            "serve",
+            AGNO_PG_DSN=pg_dsn,
+            AGNO_DEFAULT_DB_ID="main-db",
+        )
+        gateway = start(
+            image,
+            [],
+            gateway_port,
+            "gateway",  # no arguments: the image's CMD
+            AGNO_GATEWAY_HOST="127.0.0.1",
+            AGNO_GATEWAY_PORT=str(gateway_port),
+            AGNO_LEGACY_URL=legacy_url,
+            AGNO_NATIVE_URL=native.url,
+            AGNO_GATEWAY_STORE_DSN=store_dsn,
+            AGNO_GATEWAY_RECORD=str(record),
+        )
         stages_now = httpx.get(gateway.url + "/shadow/stage").json()
         assert stages_now["groups"]["reads"]["stage"] == "shadow", stages_now  # gateway.yaml's initial stage
 
@@ -307,20 +354,27 @@ def test_serve_and_gateway_use_the_shipped_config(image: Image, pg_dsn: str, see
 
         deadline, seen = time.monotonic() + 30, {}
         while time.monotonic() < deadline:
-            seen = {"GET /sessions": comparisons(httpx.get(gateway.url + "/metrics").text, "GET /sessions"),
-                    "GET /sessions/{session_id}": comparisons(httpx.get(gateway.url + "/metrics").text,
-                                                              "GET /sessions/{session_id}")}  # fmt: skip
+            seen = {
+                "GET /sessions": comparisons(httpx.get(gateway.url + "/metrics").text, "GET /sessions"),
+                "GET /sessions/{session_id}": comparisons(
+                    httpx.get(gateway.url + "/metrics").text, "GET /sessions/{session_id}"
+                ),
+            }
             if sum(seen["GET /sessions"].values()) and sum(seen["GET /sessions/{session_id}"].values()):
                 break
             time.sleep(0.2)
-        assert seen["GET /sessions"].get("expected") == 1 and not seen["GET /sessions"].get("mismatch"), (seen, gateway.output())
+        assert seen["GET /sessions"].get("expected") == 1 and not seen["GET /sessions"].get("mismatch"), (
+            seen,
+            gateway.output(),
+        )
         assert seen["GET /sessions/{session_id}"].get("match") == 1, (seen, gateway.output())
 
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and (not record.exists() or len(record.read_text().splitlines()) < 2):
             time.sleep(0.2)
-        replay = image.run("replay", str(record), "--legacy", legacy_url, "--native", native.url, "--color", "never",
-                           timeout=120)  # fmt: skip
+        replay = image.run(
+            "replay", str(record), "--legacy", legacy_url, "--native", native.url, "--color", "never", timeout=120
+        )
         assert replay.returncode == 0, replay.stdout + replay.stderr
         assert "known difference: list-page-zero" in replay.stdout
 
@@ -330,8 +384,19 @@ def test_serve_and_gateway_use_the_shipped_config(image: Image, pg_dsn: str, see
 
         requests = image.root / "requests.txt"
         requests.write_text("GET /sessions/s-team-1?type=team\n")
-        noise = image.run("learn-noise", "--base", native.url, "--requests", str(requests), "--repeat", "2",
-                          "--min-samples", "2", "--model", str(image.root / "noise.yaml"))  # fmt: skip
+        noise = image.run(
+            "learn-noise",
+            "--base",
+            native.url,
+            "--requests",
+            str(requests),
+            "--repeat",
+            "2",
+            "--min-samples",
+            "2",
+            "--model",
+            str(image.root / "noise.yaml"),
+        )
         assert noise.returncode == 0, noise.stderr
         assert "2 pairs from" in noise.stdout and "0 proposal(s)" in noise.stderr  # the native service is stable
 

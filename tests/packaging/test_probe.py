@@ -51,7 +51,9 @@ async def test_nothing_listening_is_exit_1() -> None:
 async def test_urls_are_tried_in_order_until_one_is_ready(aiohttp_server: Any) -> None:
     down, ready = f"http://127.0.0.1:{free_port()}/readyz", await aiohttp_server(readyz(200))
     not_ready = await aiohttp_server(readyz(503))
-    run = await probe("--url", down, "--url", str(not_ready.make_url("/readyz")), "--url", str(ready.make_url("/readyz")))
+    run = await probe(
+        "--url", down, "--url", str(not_ready.make_url("/readyz")), "--url", str(ready.make_url("/readyz"))
+    )
     assert run.code == 0 and str(ready.make_url("/readyz")) in run.out
     run = await probe("--url", str(not_ready.make_url("/readyz")), "--url", down)
     assert run.code == 1 and len(run.err.splitlines()) == 2  # one reason per URL

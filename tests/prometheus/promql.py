@@ -56,8 +56,12 @@ def metric_names(expr: str) -> set[str]:
 
 def grouping_labels(expr: str) -> set[str]:
     text = _without_strings(expr)
-    return {label.strip() for group in re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", text)
-            for label in group.split(",") if label.strip()}  # fmt: skip
+    return {
+        label.strip()
+        for group in re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", text)
+        for label in group.split(",")
+        if label.strip()
+    }
 
 
 def template_variables(expr: str) -> set[str]:
@@ -73,10 +77,16 @@ def load_dashboard(name: str) -> dict[str, Any]:
 
 def dashboard_queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
     """(where, expression) for every panel target and every Prometheus annotation."""
-    queries = [(f"panel {p['id']} {p['title']!r} target {t.get('refId')}", t.get("expr", ""))
-               for p in dashboard["panels"] for t in p.get("targets", [])]  # fmt: skip
-    queries += [(f"annotation {a['name']!r}", a.get("expr", "")) for a in dashboard["annotations"]["list"]
-                if a.get("datasource", {}).get("type") == "prometheus"]  # fmt: skip
+    queries = [
+        (f"panel {p['id']} {p['title']!r} target {t.get('refId')}", t.get("expr", ""))
+        for p in dashboard["panels"]
+        for t in p.get("targets", [])
+    ]
+    queries += [
+        (f"annotation {a['name']!r}", a.get("expr", ""))
+        for a in dashboard["annotations"]["list"]
+        if a.get("datasource", {}).get("type") == "prometheus"
+    ]
     return queries
 
 

@@ -26,8 +26,11 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([tool, *args], cwd=PROMETHEUS_DIR, capture_output=True, text=True, timeout=60)
 
 
-@pytest.mark.parametrize("args", [("check", "config", "prometheus.yml"), ("check", "rules", "alerts.yml"),
-                                  ("test", "rules", "alerts_test.yml")], ids=" ".join)  # fmt: skip
+@pytest.mark.parametrize(
+    "args",
+    [("check", "config", "prometheus.yml"), ("check", "rules", "alerts.yml"), ("test", "rules", "alerts_test.yml")],
+    ids=" ".join,
+)
 def test_promtool_accepts(args: tuple[str, ...]) -> None:
     result = promtool(*args)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -36,7 +39,9 @@ def test_promtool_accepts(args: tuple[str, ...]) -> None:
 def test_scrape_config_names_both_services_and_the_one_rules_file() -> None:
     config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
     assert config["rule_files"] == ["alerts.yml"]
-    targets = {job["job_name"]: [t for s in job["static_configs"] for t in s["targets"]] for job in config["scrape_configs"]}
+    targets = {
+        job["job_name"]: [t for s in job["static_configs"] for t in s["targets"]] for job in config["scrape_configs"]
+    }
     assert targets == {"agentos-gateway": ["gateway:8090"], "agentos-native": ["native:8080"]}
     assert all(job.get("metrics_path", "/metrics") == "/metrics" for job in config["scrape_configs"])
 
@@ -90,6 +95,11 @@ def test_promtool_test_rules_can_fail(tmp_path: Path) -> None:
     assert ") < 0.99" in rules
     (tmp_path / "alerts.yml").write_text(rules.replace(") < 0.99", ") < 0.5"))
     shutil.copy(PROMETHEUS_DIR / "alerts_test.yml", tmp_path / "alerts_test.yml")
-    result = subprocess.run([shutil.which("promtool") or "promtool", "test", "rules", "alerts_test.yml"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [shutil.which("promtool") or "promtool", "test", "rules", "alerts_test.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0 and "ShadowParityBelowTarget" in result.stdout + result.stderr

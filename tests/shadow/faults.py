@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, Optional
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -20,11 +20,11 @@ class FaultyLegacy:
         self.release = asyncio.Event()
         self.received: list[dict[str, str]] = []
         self.held = 0
-        self._runner: Optional[web.AppRunner] = None
-        self._session: Optional[aiohttp.ClientSession] = None
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
         self.url = ""
 
-    async def __aenter__(self) -> "FaultyLegacy":
+    async def __aenter__(self) -> FaultyLegacy:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app)
@@ -51,8 +51,9 @@ class FaultyLegacy:
             return web.Response(body=b"\x00\xffnot json <html>", content_type="text/html")
         assert self._session is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
-        async with self._session.request(request.method, self.upstream + request.raw_path, headers=headers,
-                                         data=await request.read()) as r:  # fmt: skip
+        async with self._session.request(
+            request.method, self.upstream + request.raw_path, headers=headers, data=await request.read()
+        ) as r:
             body = await r.read()
             status = r.status
             # Every header of the real answer, as a faithful proxy passes them on.

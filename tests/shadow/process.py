@@ -7,17 +7,25 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import httpx
 
 REPO = Path(__file__).resolve().parents[2]
-GATEWAY_COMMAND = (sys.executable, "-m", "agentos_session.cli", "gateway", "--config", str(REPO / "config" / "gateway.yaml"))
+GATEWAY_COMMAND = (
+    sys.executable,
+    "-m",
+    "agentos_session.cli",
+    "gateway",
+    "--config",
+    str(REPO / "config" / "gateway.yaml"),
+)
 
 
-def start_process(port: int, env: dict[str, str], log_path: Path, args: Sequence[str] = GATEWAY_COMMAND,
-                  timeout_s: float = 60.0) -> subprocess.Popen[bytes]:  # fmt: skip
+def start_process(
+    port: int, env: dict[str, str], log_path: Path, args: Sequence[str] = GATEWAY_COMMAND, timeout_s: float = 60.0
+) -> subprocess.Popen[bytes]:
     """Start `args` with `env` over this environment, output to `log_path`, and wait until
     `/healthz` on `port` answers 200. RuntimeError (with the log's end) if it never does."""
     with open(log_path, "ab") as log:
@@ -31,10 +39,12 @@ def start_process(port: int, env: dict[str, str], log_path: Path, args: Sequence
             pass
         time.sleep(0.2)
     stop(proc)
-    raise RuntimeError(f"{args[-1]} did not start on :{port}; log {log_path}:\n{log_path.read_text(errors='replace')[-3000:]}")
+    raise RuntimeError(
+        f"{args[-1]} did not start on :{port}; log {log_path}:\n{log_path.read_text(errors='replace')[-3000:]}"
+    )
 
 
-def stop(proc: Optional[subprocess.Popen[bytes]]) -> None:
+def stop(proc: subprocess.Popen[bytes] | None) -> None:
     if proc is not None and proc.poll() is None:
         proc.terminate()
         try:

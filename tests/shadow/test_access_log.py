@@ -22,8 +22,22 @@ from tests.shadow.conftest import GatewayFactory, gateway_config
 SECRET = "Bearer sk-never-in-logs-123"
 BODY_MARK = "body-never-in-logs"
 NEW_SESSION = f"acc-{uuid.uuid4().hex[:8]}"
-ACCESS_KEYS = {"ts", "level", "logger", "msg", "method", "route", "status", "duration_ms", "request_id", "client_ip",
-               "group", "stage", "side", "fallback"}  # fmt: skip
+ACCESS_KEYS = {
+    "ts",
+    "level",
+    "logger",
+    "msg",
+    "method",
+    "route",
+    "status",
+    "duration_ms",
+    "request_id",
+    "client_ip",
+    "group",
+    "stage",
+    "side",
+    "fallback",
+}
 
 
 def at(config: Any, stage: str) -> Any:
@@ -49,15 +63,19 @@ async def settle(client: Any) -> None:
     await asyncio.wait_for(client.app[GATEWAY].queue.join(), 30)
 
 
-async def test_one_line_per_request_with_group_stage_and_side(make_gateway: GatewayFactory, legacy_url: str,
-                                                              caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+async def test_one_line_per_request_with_group_stage_and_side(
+    make_gateway: GatewayFactory, legacy_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     client = await make_gateway(at(gateway_config(legacy_url), "primary"))
     headers = {"Authorization": SECRET, "Cookie": "session=never-in-logs"}
     with caplog.at_level(logging.INFO):
         agents = await client.get("/agents", headers={**headers, "X-Request-ID": "acc-agents"})
         session = await client.get("/sessions/s-agent-1", headers={**headers, "X-Request-ID": "acc-session"})
-        created = await client.post("/sessions", headers={**headers, "X-Request-ID": "acc-write"},
-                                    json={"session_id": NEW_SESSION, "session_name": BODY_MARK})  # fmt: skip
+        created = await client.post(
+            "/sessions",
+            headers={**headers, "X-Request-ID": "acc-write"},
+            json={"session_id": NEW_SESSION, "session_name": BODY_MARK},
+        )
         await settle(client)  # the mirrored copy and the write's verification are done: still one line each
     assert (await client.delete(f"/sessions/{NEW_SESSION}")).status == 204
     assert (agents.status, session.status, created.status) == (200, 200, 201)
@@ -67,8 +85,12 @@ async def test_one_line_per_request_with_group_stage_and_side(make_gateway: Gate
     (write_line,) = requests_with(lines, "acc-write")
     for line in (agents_line, session_line, write_line):
         assert set(line) == ACCESS_KEYS
-        assert (line["logger"], line["level"], line["client_ip"], line["fallback"]) == ("shadow_proxy.access", "info",
-                                                                                         "127.0.0.1", None)  # fmt: skip
+        assert (line["logger"], line["level"], line["client_ip"], line["fallback"]) == (
+            "shadow_proxy.access",
+            "info",
+            "127.0.0.1",
+            None,
+        )
         assert line["duration_ms"] > 0
     assert (agents_line["method"], agents_line["route"]) == ("GET", "GET unmatched")
     assert (agents_line["group"], agents_line["stage"], agents_line["side"]) == ("unrouted", "legacy", "legacy")
@@ -81,8 +103,9 @@ async def test_one_line_per_request_with_group_stage_and_side(make_gateway: Gate
         assert secret not in text
 
 
-async def test_the_line_names_the_fallback(make_gateway: GatewayFactory, legacy_url: str,
-                                           caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+async def test_the_line_names_the_fallback(
+    make_gateway: GatewayFactory, legacy_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """Native over HTTP at a dead port: legacy answers, and the line says why."""
     config = at(gateway_config(legacy_url, native=Native(url=f"http://127.0.0.1:{free_port()}")), "primary")
     client = await make_gateway(config)
@@ -90,12 +113,17 @@ async def test_the_line_names_the_fallback(make_gateway: GatewayFactory, legacy_
         resp = await client.get("/sessions/s-agent-1", headers={"X-Request-ID": "acc-fallback"})
     assert resp.status == 200
     (line,) = requests_with(formatted(caplog), "acc-fallback")
-    assert (line["group"], line["stage"], line["side"], line["fallback"]) == ("reads", "primary", "legacy",
-                                                                              "connection_error")  # fmt: skip
+    assert (line["group"], line["stage"], line["side"], line["fallback"]) == (
+        "reads",
+        "primary",
+        "legacy",
+        "connection_error",
+    )
 
 
-async def test_a_body_over_the_limit_is_one_line_too(make_gateway: GatewayFactory, legacy_url: str,
-                                                     caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+async def test_a_body_over_the_limit_is_one_line_too(
+    make_gateway: GatewayFactory, legacy_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     client = await make_gateway(at(gateway_config(legacy_url, listen=Listen(max_body_bytes=64)), "shadow"))
     with caplog.at_level(logging.INFO):
         resp = await client.post("/sessions", headers={"X-Request-ID": "acc-413"}, data=b"x" * 1000)
@@ -104,8 +132,9 @@ async def test_a_body_over_the_limit_is_one_line_too(make_gateway: GatewayFactor
     assert (line["status"], line["route"], line["side"]) == (413, "POST /sessions", None)
 
 
-async def test_an_unsafe_request_id_is_replaced_before_it_is_logged(make_gateway: GatewayFactory, legacy_url: str,
-                                                                    caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+async def test_an_unsafe_request_id_is_replaced_before_it_is_logged(
+    make_gateway: GatewayFactory, legacy_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     client = await make_gateway(at(gateway_config(legacy_url), "shadow"))
     with caplog.at_level(logging.INFO):
         resp = await client.get("/sessions", headers={"X-Request-ID": "x" * 500})

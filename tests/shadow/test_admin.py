@@ -14,10 +14,11 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, AsyncIterator, Optional
+from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import pytest
@@ -40,7 +41,7 @@ LIST_ROUTE = "GET /sessions"
 class FakeGateway:
     """The part of the gateway the admin views use: `store` and `snapshot()`."""
 
-    store: Optional[GatewayStore]
+    store: GatewayStore | None
     snapshot_data: dict[str, Any] = field(default_factory=lambda: {"groups": {}, "routes": {}})
 
     def snapshot(self) -> dict[str, Any]:
@@ -54,16 +55,33 @@ def make_app(gateway: FakeGateway) -> web.Application:
     return app
 
 
-def make_sample(target: str, primary: Any, shadow: Any, *, at: Optional[float] = None, request_id: str = "",
-                headers: Optional[dict[str, str]] = None) -> Sample:  # fmt: skip
+def make_sample(
+    target: str,
+    primary: Any,
+    shadow: Any,
+    *,
+    at: float | None = None,
+    request_id: str = "",
+    headers: dict[str, str] | None = None,
+) -> Sample:
     """A mismatch sample of `GET <target>`, its verdict from the real comparator."""
     request = Request("GET", target, headers or {})
     left = Response(200, JSON, json.dumps(primary).encode(), "legacy")
     right = Response(200, JSON, json.dumps(shadow).encode(), "native")
     comparison = compare(left, right, GatewayConfig().load_rules(), request=request)  # labelled as the gateway does
     assert comparison.result == "mismatch" and comparison.route
-    return Sample(request_id or uuid.uuid4().hex, time.time() if at is None else at, comparison.route, "reads",
-                  "shadow", "mirror", request, left, right, comparison)  # fmt: skip
+    return Sample(
+        request_id or uuid.uuid4().hex,
+        time.time() if at is None else at,
+        comparison.route,
+        "reads",
+        "shadow",
+        "mirror",
+        request,
+        left,
+        right,
+        comparison,
+    )
 
 
 @asynccontextmanager
@@ -102,10 +120,17 @@ async def seed(store: GatewayStore) -> list[Sample]:
     now = time.time()
     samples = [
         make_sample("/sessions/s1", {"session_name": "a"}, {"session_name": "b"}, at=now - 30, request_id="r1"),
-        make_sample("/sessions?limit=2", {"data": [{"session_name": "a"}]}, {"data": [{"session_name": "c"}]},
-                    at=now - 20, request_id="r2"),
-        make_sample("/sessions/s2", {"session_state": {"k": 1}}, {"session_state": {"k": 2}}, at=now - 10, request_id="r3"),
-    ]  # fmt: skip
+        make_sample(
+            "/sessions?limit=2",
+            {"data": [{"session_name": "a"}]},
+            {"data": [{"session_name": "c"}]},
+            at=now - 20,
+            request_id="r2",
+        ),
+        make_sample(
+            "/sessions/s2", {"session_state": {"k": 1}}, {"session_state": {"k": 2}}, at=now - 10, request_id="r3"
+        ),
+    ]
     for sample in samples:
         await store.record(sample)
     return samples
@@ -126,7 +151,8 @@ async def test_mismatches_newest_first_with_the_stored_sample(aiohttp_client, st
     assert isinstance(first["id"], int)
     assert (first["route"], first["result"], first["request"]["target"]) == (ONE_ROUTE, "mismatch", "/sessions/s1")
     assert first["comparison"]["differences"] == [
-        {"path": "session_name", "template": "session_name", "kind": "value", "primary": "a", "shadow": "b"}]
+        {"path": "session_name", "template": "session_name", "kind": "value", "primary": "a", "shadow": "b"}
+    ]
 
 
 async def test_mismatches_filter_by_route_and_path(aiohttp_client, store):
@@ -146,7 +172,7 @@ async def test_mismatches_filter_by_time_epoch_and_iso(aiohttp_client, store):
     since = str(samples[1].at - 1)
     data = await (await client.get("/shadow/mismatches", params={"since": since})).json()
     assert [m["request_id"] for m in data["mismatches"]] == ["r3", "r2"]
-    until_iso = datetime.fromtimestamp(samples[1].at + 1, timezone.utc).isoformat().replace("+00:00", "Z")
+    until_iso = datetime.fromtimestamp(samples[1].at + 1, UTC).isoformat().replace("+00:00", "Z")
     data = await (await client.get("/shadow/mismatches", params={"since": since, "until": until_iso})).json()
     assert [m["request_id"] for m in data["mismatches"]] == ["r2"]
 
@@ -158,11 +184,18 @@ async def test_mismatches_limit(aiohttp_client, store):
     assert [m["request_id"] for m in data["mismatches"]] == ["r3", "r2"] and data["count"] == 2
 
 
-@pytest.mark.parametrize("params, word", [
-    ({"since": "yesterday"}, "since"), ({"until": "2024-13-45"}, "until"), ({"since": "nan"}, "since"),
-    ({"since": "200", "until": "100"}, "since"), ({"limit": "0"}, "limit"), ({"limit": "1001"}, "limit"),
-    ({"limit": "ten"}, "limit"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "params, word",
+    [
+        ({"since": "yesterday"}, "since"),
+        ({"until": "2024-13-45"}, "until"),
+        ({"since": "nan"}, "since"),
+        ({"since": "200", "until": "100"}, "since"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "1001"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+    ],
+)
 async def test_mismatches_bad_query_is_400(aiohttp_client, store, params, word):
     client = await aiohttp_client(make_app(FakeGateway(store)))
     resp = await client.get("/shadow/mismatches", params=params)
@@ -179,8 +212,12 @@ async def test_mismatches_without_a_store_is_503(aiohttp_client):
 
 async def test_redacted_sample_is_what_the_api_shows(aiohttp_client, store):
     """The store keeps what redaction left: secrets never come back out of the API."""
-    sample = make_sample("/sessions/s1", {"session_state": {"token": "t1"}, "n": 1}, {"session_state": {"token": "t2"}, "n": 2},
-                         headers={"Authorization": "Bearer abc"})  # fmt: skip
+    sample = make_sample(
+        "/sessions/s1",
+        {"session_state": {"token": "t1"}, "n": 1},
+        {"session_state": {"token": "t2"}, "n": 2},
+        headers={"Authorization": "Bearer abc"},
+    )
     await store.record(redact_sample(sample, [], ["**.session_state"]))
     client = await aiohttp_client(make_app(FakeGateway(store)))
     text = await (await client.get("/shadow/mismatches")).text()
@@ -197,8 +234,12 @@ async def test_report_shows_snapshot_and_stored_data(aiohttp_client, store, grou
     await seed(store)
     await store.seed_stages({group: "legacy"})
     await store.set_stage(Decision(group, "legacy", "shadow", "mirroring starts", "admin"), expect="legacy")
-    snapshot = {"groups": {group: {"stage": "shadow", "routes": [ONE_ROUTE], "decided_by": "admin", "reason": "mirroring starts"}},
-                "routes": {ONE_ROUTE: {"match": 97, "mismatch": 3, "expected": 0, "error": 0, "parity": 0.97}}}  # fmt: skip
+    snapshot = {
+        "groups": {
+            group: {"stage": "shadow", "routes": [ONE_ROUTE], "decided_by": "admin", "reason": "mirroring starts"}
+        },
+        "routes": {ONE_ROUTE: {"match": 97, "mismatch": 3, "expected": 0, "error": 0, "parity": 0.97}},
+    }
     client = await aiohttp_client(make_app(FakeGateway(store, snapshot)))
     resp = await client.get("/shadow/report")
     assert resp.status == 200 and resp.content_type == "text/html"

@@ -22,12 +22,25 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_environment_overrides_the_main_keys(tmp_path: Path) -> None:
     path = write(tmp_path, "legacy: {url: http://from-yaml}\nlisten: {port: 1}\n")
-    config = load_config(path, env={"AGNO_LEGACY_URL": "http://from-env", "AGNO_GATEWAY_PORT": "9999",
-                                    "AGNO_GATEWAY_STAGE": "primary", "AGNO_GATEWAY_SAMPLE_RATE": "0.25",
-                                    "AGNO_NATIVE_URL": "http://native", "AGNO_GATEWAY_ADMIN_TOKEN": "t",
-                                    "AGNO_GATEWAY_STORE_DSN": "postgresql://x", "AGNO_GATEWAY_RECORD": "/tmp/r.jsonl"})  # fmt: skip
+    config = load_config(
+        path,
+        env={
+            "AGNO_LEGACY_URL": "http://from-env",
+            "AGNO_GATEWAY_PORT": "9999",
+            "AGNO_GATEWAY_STAGE": "primary",
+            "AGNO_GATEWAY_SAMPLE_RATE": "0.25",
+            "AGNO_NATIVE_URL": "http://native",
+            "AGNO_GATEWAY_ADMIN_TOKEN": "t",
+            "AGNO_GATEWAY_STORE_DSN": "postgresql://x",
+            "AGNO_GATEWAY_RECORD": "/tmp/r.jsonl",
+        },
+    )
     assert (config.legacy.url, config.listen.port, config.native.url, config.admin.token) == (
-        "http://from-env", 9999, "http://native", "t")  # fmt: skip
+        "http://from-env",
+        9999,
+        "http://native",
+        "t",
+    )
     assert {g.stage for g in config.groups} == {"primary"} and {g.sample_rate for g in config.groups} == {0.25}
     assert (config.store.dsn, config.shadow.record) == ("postgresql://x", "/tmp/r.jsonl")
 
@@ -38,29 +51,47 @@ def test_paths_are_relative_to_the_file(tmp_path: Path) -> None:
 
 
 def test_groups_from_yaml(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, """
+    config = load_config(
+        write(
+            tmp_path,
+            """
 groups:
   hot: {routes: ["GET /sessions"], stage: primary, sample_rate: 0.5, sticky: user_id}
   rest: {routes: ["GET /sessions/{session_id}"]}
-"""), env={})  # fmt: skip
+""",
+        ),
+        env={},
+    )
     hot = config.group_of("GET /sessions")
     assert hot is not None and (hot.name, hot.stage, hot.sample_rate, hot.sticky) == ("hot", "primary", 0.5, "user_id")
     assert config.group_of("POST /sessions") is None
 
 
-@pytest.mark.parametrize("text,message", [
-    ("nope: 1", "unknown key"),
-    ("shadow: {queue_size: -1}", "shadow.queue_size: Input should be greater than or equal to 1"),
-    ("shadow: {timeout_s: fast}", "shadow.timeout_s: Input should be a valid number"),
-    ("shadow: {mirror_writes: 'yes'}", "shadow.mirror_writes: Input should be a valid boolean"),
-    ("gate: {window: 10, wat: 1}", "gate: unknown key"),
-    ("groups: {a: {routes: ['GET /x'], stage: canary}}", "groups.a.stage: Input should be 'legacy', 'shadow', 'primary' or 'native'"),
-    ("groups: {a: {routes: ['GET /x'], sample_rate: 2}}", "groups.a.sample_rate: Input should be less than or equal to 1"),
-    ("groups: {a: {routes: ['/x']}}", "groups.a.routes[0]: Input should be a route template like"),
-    ("groups: {a: {routes: ['GET /x']}, b: {routes: ['GET /x']}}", "is in two groups"),
-    ("groups: {a: {routes: ['GET /x'], sticky: tenant}}", "groups.a.sticky: Input should be 'user_id' or 'session_id'"),
-    ("- a list", "top level must be a mapping"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("nope: 1", "unknown key"),
+        ("shadow: {queue_size: -1}", "shadow.queue_size: Input should be greater than or equal to 1"),
+        ("shadow: {timeout_s: fast}", "shadow.timeout_s: Input should be a valid number"),
+        ("shadow: {mirror_writes: 'yes'}", "shadow.mirror_writes: Input should be a valid boolean"),
+        ("gate: {window: 10, wat: 1}", "gate: unknown key"),
+        (
+            "groups: {a: {routes: ['GET /x'], stage: canary}}",
+            "groups.a.stage: Input should be 'legacy', 'shadow', 'primary' or 'native'",
+        ),
+        (
+            "groups: {a: {routes: ['GET /x'], sample_rate: 2}}",
+            "groups.a.sample_rate: Input should be less than or equal to 1",
+        ),
+        ("groups: {a: {routes: ['/x']}}", "groups.a.routes[0]: Input should be a route template like"),
+        ("groups: {a: {routes: ['GET /x']}, b: {routes: ['GET /x']}}", "is in two groups"),
+        (
+            "groups: {a: {routes: ['GET /x'], sticky: tenant}}",
+            "groups.a.sticky: Input should be 'user_id' or 'session_id'",
+        ),
+        ("- a list", "top level must be a mapping"),
+    ],
+)
 def test_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(GatewayConfigError, match=re.escape(message)):
         load_config(write(tmp_path, text), env={})
@@ -98,14 +129,23 @@ BAD_VALUES = [
     ("store: {max_samples: 0}", "store.max_samples: Input should be greater than or equal to 1"),
     ("store: {redact_headers: authorization}", "store.redact_headers: Input should be a valid tuple"),
     ("store: {redact_paths: [a, 3]}", "store.redact_paths[1]: Input should be a valid string"),
-    ("gate: {promote_max_mismatch_rate: 1.5}", "gate.promote_max_mismatch_rate: Input should be less than or equal to 1"),
+    (
+        "gate: {promote_max_mismatch_rate: 1.5}",
+        "gate.promote_max_mismatch_rate: Input should be less than or equal to 1",
+    ),
     ("gate: {window: 100.5}", "gate.window: Input should be a valid integer"),
     ("gate: {enabled: 1}", "gate.enabled: Input should be a valid boolean"),
     ("rollout: {poll_s: -1}", "rollout.poll_s: Input should be greater than 0"),
     ("admin: {protect_reads: 'no'}", "admin.protect_reads: Input should be a valid boolean"),
     ("admin: {token: 12345}", "admin.token: Input should be a valid string"),
-    ("groups: {reads: {routes: ['GET /x'], sample_rate: 1.5}}", "groups.reads.sample_rate: Input should be less than or equal to 1"),
-    ("groups: {reads: {routes: ['GET /x'], sample_rate: '0.5'}}", "groups.reads.sample_rate: Input should be a valid number"),
+    (
+        "groups: {reads: {routes: ['GET /x'], sample_rate: 1.5}}",
+        "groups.reads.sample_rate: Input should be less than or equal to 1",
+    ),
+    (
+        "groups: {reads: {routes: ['GET /x'], sample_rate: '0.5'}}",
+        "groups.reads.sample_rate: Input should be a valid number",
+    ),
     ("groups: {reads: {routes: ['GET /x'], stage: canary}}", "groups.reads.stage: Input should be"),
     ("groups: {reads: {routes: ['GET /x'], extra: 1}}", "groups.reads: unknown key(s) ['extra']"),
     ("groups: {reads: {routes: []}}", "groups.reads.routes: Input should name at least one route"),
@@ -118,7 +158,7 @@ BAD_VALUES = [
     ("groups: [GET /x]", "groups: should be a mapping"),
     ("rules: 3", "rules: Input should be a valid string"),
     ("wat: 1", "unknown key(s) ['wat']"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("text,message", BAD_VALUES, ids=[t for t, _ in BAD_VALUES])
@@ -139,13 +179,24 @@ def test_every_bad_key_is_reported_at_once(tmp_path: Path) -> None:
     assert [line.split(": ")[1] for line in lines] == ["listen.port", "shadow.queue_size"]
 
 
-@pytest.mark.parametrize("name,value,message", [
-    ("AGNO_GATEWAY_PORT", "8090.5", "AGNO_GATEWAY_PORT (listen.port): Input should be a valid integer"),
-    ("AGNO_GATEWAY_PORT", "0", "AGNO_GATEWAY_PORT (listen.port): Input should be greater than or equal to 1"),
-    ("AGNO_GATEWAY_SAMPLE_RATE", "1.5", "AGNO_GATEWAY_SAMPLE_RATE (groups.*.sample_rate): Input should be less than or equal to 1"),
-    ("AGNO_GATEWAY_SAMPLE_RATE", "half", "AGNO_GATEWAY_SAMPLE_RATE (groups.*.sample_rate): Input should be a valid number"),
-    ("AGNO_GATEWAY_STAGE", "canary", "AGNO_GATEWAY_STAGE (groups.*.stage): Input should be"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "name,value,message",
+    [
+        ("AGNO_GATEWAY_PORT", "8090.5", "AGNO_GATEWAY_PORT (listen.port): Input should be a valid integer"),
+        ("AGNO_GATEWAY_PORT", "0", "AGNO_GATEWAY_PORT (listen.port): Input should be greater than or equal to 1"),
+        (
+            "AGNO_GATEWAY_SAMPLE_RATE",
+            "1.5",
+            "AGNO_GATEWAY_SAMPLE_RATE (groups.*.sample_rate): Input should be less than or equal to 1",
+        ),
+        (
+            "AGNO_GATEWAY_SAMPLE_RATE",
+            "half",
+            "AGNO_GATEWAY_SAMPLE_RATE (groups.*.sample_rate): Input should be a valid number",
+        ),
+        ("AGNO_GATEWAY_STAGE", "canary", "AGNO_GATEWAY_STAGE (groups.*.stage): Input should be"),
+    ],
+)
 def test_bad_environment_values_name_variable_and_key(name: str, value: str, message: str) -> None:
     with pytest.raises(GatewayConfigError) as raised:
         load_config(None, env={name: value})
@@ -187,8 +238,17 @@ def test_the_documented_variables_are_the_declared_ones() -> None:
     from shadow_proxy import config as module
 
     declared = set()
-    for section in (module.Listen, module.Legacy, module.Native, module.Shadow, module.Group, module.Store,
-                    module.Gate, module.Rollout, module.Admin):  # fmt: skip
+    for section in (
+        module.Listen,
+        module.Legacy,
+        module.Native,
+        module.Shadow,
+        module.Group,
+        module.Store,
+        module.Gate,
+        module.Rollout,
+        module.Admin,
+    ):
         for info in section.__pydantic_fields__.values():  # type: ignore[attr-defined]
             declared |= {m.name for m in info.metadata if isinstance(m, Env)}
     documented = set(re.findall(r"`(AGNO_[A-Z_]+)`", typing.cast(str, module.__doc__)))

@@ -16,8 +16,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_demo_runs_and_says_where_to_look() -> None:
     port = free_port()
-    done = subprocess.run([sys.executable, "scripts/demo.py", "--once", "--rounds", "2", "--port", str(port)],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "scripts/demo.py", "--once", "--rounds", "2", "--port", str(port)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     assert f"http://127.0.0.1:{port}/shadow/report" in out and f"http://127.0.0.1:{port}/metrics" in out

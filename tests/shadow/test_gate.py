@@ -9,8 +9,15 @@ import pytest
 from shadow_proxy.config import Gate
 from shadow_proxy.gate import GroupWindows, decide, wilson
 
-POLICY = Gate(window=100, min_samples=20, promote_max_mismatch_rate=0.2, allow_native=False, min_rollback_samples=10,
-              rollback_mismatch_rate=0.1, rollback_error_rate=0.1)  # fmt: skip
+POLICY = Gate(
+    window=100,
+    min_samples=20,
+    promote_max_mismatch_rate=0.2,
+    allow_native=False,
+    min_rollback_samples=10,
+    rollback_mismatch_rate=0.1,
+    rollback_error_rate=0.1,
+)
 
 
 def windows(matches: int = 0, mismatches: int = 0, calls: int = 0, errors: int = 0) -> GroupWindows:
@@ -33,7 +40,11 @@ def test_wilson_bounds_hold_the_rate_and_narrow_with_samples() -> None:
 def test_promotes_shadow_to_primary_only_with_enough_clean_samples() -> None:
     assert decide("reads", "shadow", windows(matches=19), POLICY) is None  # too few
     decision = decide("reads", "shadow", windows(matches=20), POLICY)
-    assert decision is not None and (decision.from_stage, decision.to_stage, decision.by) == ("shadow", "primary", "gate")
+    assert decision is not None and (decision.from_stage, decision.to_stage, decision.by) == (
+        "shadow",
+        "primary",
+        "gate",
+    )
     assert decide("reads", "shadow", windows(matches=17, mismatches=3), POLICY) is None  # upper bound too high
 
 

@@ -10,7 +10,7 @@ import json
 import random
 import re
 import uuid
-from typing import Any, Optional
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -32,7 +32,9 @@ DETAIL_ROUTE = "GET /sessions/{session_id}"
 
 
 def at_stage(config: GatewayConfig, stage: str, **group_changes: Any) -> GatewayConfig:
-    return dataclasses.replace(config, groups=tuple(dataclasses.replace(g, stage=stage, **group_changes) for g in config.groups))
+    return dataclasses.replace(
+        config, groups=tuple(dataclasses.replace(g, stage=stage, **group_changes) for g in config.groups)
+    )
 
 
 def gw(client: TestClient) -> Gateway:
@@ -64,10 +66,17 @@ async def eventually(condition: Any, timeout_s: float = 15.0) -> None:
 # ---- stages ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("stage,answers,mirrored", [("legacy", "legacy", None), ("shadow", "legacy", "native"),
-                                                    ("primary", "native", "legacy"), ("native", "native", None)])  # fmt: skip
+@pytest.mark.parametrize(
+    "stage,answers,mirrored",
+    [
+        ("legacy", "legacy", None),
+        ("shadow", "legacy", "native"),
+        ("primary", "native", "legacy"),
+        ("native", "native", None),
+    ],
+)
 async def test_each_stage_answers_from_its_side_and_mirrors_to_the_other(
-    make_gateway: GatewayFactory, legacy_url: str, stage: str, answers: str, mirrored: Optional[str]
+    make_gateway: GatewayFactory, legacy_url: str, stage: str, answers: str, mirrored: str | None
 ) -> None:
     client = await make_gateway(at_stage(gateway_config(legacy_url), stage))
     expected = await direct(legacy_url, DETAIL)
@@ -77,12 +86,15 @@ async def test_each_stage_answers_from_its_side_and_mirrors_to_the_other(
     assert metric(client, "shadow_requests_total", route=DETAIL_ROUTE, stage=stage, side=answers, code_class="2xx") == 1
     other = "native" if answers == "legacy" else "legacy"
     assert metric(client, "shadow_requests_total", route=DETAIL_ROUTE, stage=stage, side=other, code_class="2xx") == (
-        1 if mirrored else 0)  # fmt: skip
+        1 if mirrored else 0
+    )
     assert metric(client, "shadow_comparisons_total", route=DETAIL_ROUTE, result="match") == (1 if mirrored else 0)
     assert metric(client, "shadow_stage", route=DETAIL_ROUTE, stage=stage) == 1
 
 
-async def test_requests_outside_every_group_go_to_legacy_unmirrored(make_gateway: GatewayFactory, legacy_url: str) -> None:
+async def test_requests_outside_every_group_go_to_legacy_unmirrored(
+    make_gateway: GatewayFactory, legacy_url: str
+) -> None:
     client = await make_gateway(at_stage(gateway_config(legacy_url), "primary"))
     for path in ("/health", "/sessions/a/b/c"):
         expected = await direct(legacy_url, path)
@@ -98,7 +110,9 @@ async def test_requests_outside_every_group_go_to_legacy_unmirrored(make_gateway
 async def test_fallback_to_legacy_when_the_native_process_is_stopped(
     make_gateway: GatewayFactory, legacy_url: str, pg_dsn: str
 ) -> None:
-    native = await asyncio.to_thread(NativeProcess, {"AGNO_PG_DSN": pg_dsn, "AGNO_DEFAULT_DB_ID": "main-db"}, "native-fallback")
+    native = await asyncio.to_thread(
+        NativeProcess, {"AGNO_PG_DSN": pg_dsn, "AGNO_DEFAULT_DB_ID": "main-db"}, "native-fallback"
+    )
     try:
         config = at_stage(gateway_config(legacy_url, native=Native(url=native.url, timeout_s=5)), "primary")
         client = await make_gateway(config)
@@ -130,7 +144,9 @@ async def test_fallback_when_the_in_process_native_times_out(make_gateway: Gatew
     assert metric(client, "shadow_fallbacks_total", route=DETAIL_ROUTE, reason="timeout") == 1
 
 
-async def test_a_write_that_may_have_reached_native_is_not_retried(make_gateway: GatewayFactory, legacy_url: str) -> None:
+async def test_a_write_that_may_have_reached_native_is_not_retried(
+    make_gateway: GatewayFactory, legacy_url: str
+) -> None:
     """A timed-out native write may have been applied: answering it from legacy could apply it twice."""
     config = at_stage(gateway_config(legacy_url, native=Native(timeout_s=0.000001)), "primary")
     client = await make_gateway(config)
@@ -143,7 +159,9 @@ async def test_a_write_that_may_have_reached_native_is_not_retried(make_gateway:
 # ---- the shadow side never touches the client's answer ------------------------------------
 
 
-async def test_legacy_down_slow_or_garbage_changes_no_primary_answer(make_gateway: GatewayFactory, legacy_url: str) -> None:
+async def test_legacy_down_slow_or_garbage_changes_no_primary_answer(
+    make_gateway: GatewayFactory, legacy_url: str
+) -> None:
     expected = await direct(legacy_url, DETAIL)
 
     down = await make_gateway(at_stage(gateway_config(f"http://127.0.0.1:{free_port()}"), "primary"))
@@ -173,7 +191,9 @@ async def test_legacy_down_slow_or_garbage_changes_no_primary_answer(make_gatewa
 
 async def test_a_full_queue_drops_and_counts(make_gateway: GatewayFactory, legacy_url: str) -> None:
     async with FaultyLegacy(legacy_url) as legacy:
-        config = at_stage(gateway_config(legacy.url, shadow=Shadow(queue_size=1, max_inflight=1, timeout_s=30)), "primary")
+        config = at_stage(
+            gateway_config(legacy.url, shadow=Shadow(queue_size=1, max_inflight=1, timeout_s=30)), "primary"
+        )
         client = await make_gateway(config)
         expected = await direct(legacy_url, DETAIL)
         legacy.mode = "hold"
@@ -201,7 +221,9 @@ async def test_sampling_and_size_limits_are_counted(make_gateway: GatewayFactory
 def test_sticky_sampling_keeps_a_user_together() -> None:
     group = Group("reads", (DETAIL_ROUTE,), "shadow", 0.5, "user_id")
     rng = random.Random(1)
-    decisions = {user: sampled(group, Request("GET", f"/sessions?user_id={user}"), {}, rng) for user in map(str, range(200))}
+    decisions = {
+        user: sampled(group, Request("GET", f"/sessions?user_id={user}"), {}, rng) for user in map(str, range(200))
+    }
     for user, decision in decisions.items():  # the same user, another route, another time: the same decision
         assert sampled(group, Request("GET", f"/sessions/x/runs?user_id={user}"), {}, rng) == decision
     assert 60 < sum(decisions.values()) < 140
@@ -213,8 +235,15 @@ def test_sticky_sampling_keeps_a_user_together() -> None:
 async def test_headers_to_each_side(make_gateway: GatewayFactory, legacy_url: str) -> None:
     async with FaultyLegacy(legacy_url) as legacy:
         client = await make_gateway(at_stage(gateway_config(legacy.url), "shadow"))
-        await client.get(DETAIL, headers={"Authorization": "Bearer token-1", "Connection": "keep-alive, X-Hop",
-                                          "X-Hop": "1", "X-Forwarded-For": "203.0.113.9"})  # fmt: skip
+        await client.get(
+            DETAIL,
+            headers={
+                "Authorization": "Bearer token-1",
+                "Connection": "keep-alive, X-Hop",
+                "X-Hop": "1",
+                "X-Forwarded-For": "203.0.113.9",
+            },
+        )
         primary = legacy.received[-1]
         assert primary["Authorization"] == "Bearer token-1"
         assert primary["X-Forwarded-For"] == "203.0.113.9, 127.0.0.1"
@@ -238,11 +267,18 @@ async def test_headers_to_each_side(make_gateway: GatewayFactory, legacy_url: st
 
 def native_posts(client: TestClient) -> float:
     registry = gw(client).native.app[NATIVE_METRICS].registry  # type: ignore[union-attr]
-    return sum(registry.get_sample_value("agno_session_requests_total", {"route": "POST /sessions", "method": "POST",
-                                                                          "status": s}) or 0 for s in ("201", "409", "422"))
+    return sum(
+        registry.get_sample_value(
+            "agno_session_requests_total", {"route": "POST /sessions", "method": "POST", "status": s}
+        )
+        or 0
+        for s in ("201", "409", "422")
+    )
 
 
-async def test_writes_are_applied_once_and_verified_on_both_sides(make_gateway: GatewayFactory, legacy_url: str) -> None:
+async def test_writes_are_applied_once_and_verified_on_both_sides(
+    make_gateway: GatewayFactory, legacy_url: str
+) -> None:
     client = await make_gateway(at_stage(gateway_config(legacy_url), "shadow"))
     session_id = f"gw-write-{uuid.uuid4().hex[:8]}"
     r = await client.post("/sessions", json={"session_id": session_id, "session_name": "once"})
@@ -278,11 +314,21 @@ async def test_write_verification_catches_a_write_native_stored_differently(
 
 # ---- the parity gate ------------------------------------------------------------------------
 
-FAST_GATE = Gate(enabled=True, window=50, min_samples=10, promote_max_mismatch_rate=0.5, min_rollback_samples=5,
-                 rollback_mismatch_rate=0.2, rollback_error_rate=0.5, interval_s=0.1)  # fmt: skip
+FAST_GATE = Gate(
+    enabled=True,
+    window=50,
+    min_samples=10,
+    promote_max_mismatch_rate=0.5,
+    min_rollback_samples=5,
+    rollback_mismatch_rate=0.2,
+    rollback_error_rate=0.5,
+    interval_s=0.1,
+)
 
 
-async def test_gate_promotes_on_clean_traffic_and_every_replica_follows(make_gateway: GatewayFactory, legacy_url: str) -> None:
+async def test_gate_promotes_on_clean_traffic_and_every_replica_follows(
+    make_gateway: GatewayFactory, legacy_url: str
+) -> None:
     config = at_stage(gateway_config(legacy_url, gate=FAST_GATE), "shadow")
     first = await make_gateway(config)
     second = await make_gateway(dataclasses.replace(config, gate=Gate(enabled=False)))
@@ -295,7 +341,10 @@ async def test_gate_promotes_on_clean_traffic_and_every_replica_follows(make_gat
     assert gw(first).stages["writes"].to_stage == "shadow"  # no traffic, no promotion
     decisions = await gw(first).store.decisions("reads")  # type: ignore[union-attr]
     assert decisions[0].to_stage == "primary" and "pairs agree" in decisions[0].reason
-    assert metric(first, "shadow_stage_decisions_total", group="reads", from_stage="shadow", to_stage="primary", by="gate") == 1
+    assert (
+        metric(first, "shadow_stage_decisions_total", group="reads", from_stage="shadow", to_stage="primary", by="gate")
+        == 1
+    )
     assert metric(second, "shadow_stage", route=DETAIL_ROUTE, stage="primary") == 1
 
 
@@ -324,11 +373,20 @@ async def test_stage_by_hand_needs_the_admin_token(make_gateway: GatewayFactory,
     assert r.status == 403
     config = gateway_config(legacy_url, admin=Admin(token="s3cret"))
     first, second = await make_gateway(config), await make_gateway(config)
-    for headers, status in (({}, 401), ({"Authorization": "Bearer nope"}, 401), ({"Authorization": "Bearer s3cret"}, 200)):
-        r = await first.post("/shadow/stage", json={"group": "reads", "stage": "primary", "reason": "canary"}, headers=headers)
+    for headers, status in (
+        ({}, 401),
+        ({"Authorization": "Bearer nope"}, 401),
+        ({"Authorization": "Bearer s3cret"}, 200),
+    ):
+        r = await first.post(
+            "/shadow/stage", json={"group": "reads", "stage": "primary", "reason": "canary"}, headers=headers
+        )
         assert r.status == status, await r.text()
-    assert (await first.post("/shadow/stage", json={"group": "nope", "stage": "primary"},
-                             headers={"Authorization": "Bearer s3cret"})).status == 422  # fmt: skip
+    assert (
+        await first.post(
+            "/shadow/stage", json={"group": "nope", "stage": "primary"}, headers={"Authorization": "Bearer s3cret"}
+        )
+    ).status == 422
     await eventually(lambda: gw(second).stages["reads"].to_stage == "primary")
     assert gw(second).stages["reads"].reason == "canary"
     listing = await (await second.get("/shadow/stage")).json()
@@ -369,7 +427,9 @@ async def test_config_file_documents_the_defaults() -> None:
     assert shipped.rules and shipped.rules.endswith("config/comparator.yaml")
 
 
-async def test_sampled_requests_are_recorded_for_replay(make_gateway: GatewayFactory, legacy_url: str, tmp_path: Any) -> None:
+async def test_sampled_requests_are_recorded_for_replay(
+    make_gateway: GatewayFactory, legacy_url: str, tmp_path: Any
+) -> None:
     record = tmp_path / "sampled.jsonl"
     client = await make_gateway(at_stage(gateway_config(legacy_url, shadow=Shadow(record=str(record))), "shadow"))
     await client.get(DETAIL, headers={"Authorization": "Bearer secret"})
@@ -380,7 +440,9 @@ async def test_sampled_requests_are_recorded_for_replay(make_gateway: GatewayFac
     assert entry["request"]["headers"]["Authorization"] == "<redacted>"
 
 
-async def test_legacy_errors_reach_the_client_as_legacy_gave_them(make_gateway: GatewayFactory, legacy_url: str) -> None:
+async def test_legacy_errors_reach_the_client_as_legacy_gave_them(
+    make_gateway: GatewayFactory, legacy_url: str
+) -> None:
     """At stage shadow legacy's answer is the answer, a 500 included (page=0, a known
     difference); and the connection uvicorn closes after it never fails the next request."""
     client = await make_gateway(at_stage(gateway_config(legacy_url), "shadow"))
@@ -439,7 +501,9 @@ async def test_a_write_between_the_two_answers_is_not_a_mismatch(make_gateway: G
     assert metric(client, "shadow_comparisons_total", route=route, result="mismatch") == 0
 
 
-async def test_a_noise_model_sets_known_noise_aside(make_gateway: GatewayFactory, legacy_url: str, tmp_path: Any) -> None:
+async def test_a_noise_model_sets_known_noise_aside(
+    make_gateway: GatewayFactory, legacy_url: str, tmp_path: Any
+) -> None:
     """A path the noise model saw differ between two answers of the same side in every pair is
     not a regression when it differs in the real pairs at the same rate."""
     from comparator import Comparison, Difference
@@ -471,7 +535,9 @@ async def test_mirror_writes_for_a_shadow_with_its_own_database(
     session_id = f"gw-mirrored-{uuid.uuid4().hex[:8]}"
     assert (await client.post("/sessions", json={"session_id": session_id, "session_name": "both"})).status == 201
     await settled(client)
-    results = {r: metric(client, "shadow_comparisons_total", route="POST /sessions", result=r) for r in ("match", "mismatch")}
+    results = {
+        r: metric(client, "shadow_comparisons_total", route="POST /sessions", result=r) for r in ("match", "mismatch")
+    }
     assert sum(results.values()) == 1  # one comparison: the two 201 answers
     if results["mismatch"]:  # only the write clock may differ (the two writes may straddle a second)
         [stored] = await gw(client).store.mismatches(route="POST /sessions")  # type: ignore[union-attr]

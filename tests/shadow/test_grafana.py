@@ -25,8 +25,27 @@ from tests.prometheus.promql import (
 
 PROVISIONING = REPO / "grafana" / "provisioning"
 UIDS = {"shadow-parity.json": "agentos-shadow-parity", "native-service.json": "agentos-native-service"}
-LABELS = {"route", "stage", "side", "code_class", "result", "path", "reason", "group", "from_stage", "to_stage", "by",
-          "outcome", "dependency", "method", "status", "db_id", "le", "job", "instance"}  # fmt: skip
+LABELS = {
+    "route",
+    "stage",
+    "side",
+    "code_class",
+    "result",
+    "path",
+    "reason",
+    "group",
+    "from_stage",
+    "to_stage",
+    "by",
+    "outcome",
+    "dependency",
+    "method",
+    "status",
+    "db_id",
+    "le",
+    "job",
+    "instance",
+}
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
 
@@ -54,7 +73,11 @@ def test_dashboard_essentials(name: str) -> None:
     assert all({"x", "y", "w", "h"} <= set(p["gridPos"]) for p in panels)
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
     source = variables["datasource"]
-    assert (source["type"], source["query"], source["current"]["value"]) == ("datasource", "prometheus", datasource_uid())
+    assert (source["type"], source["query"], source["current"]["value"]) == (
+        "datasource",
+        "prometheus",
+        datasource_uid(),
+    )
     for variable in variables.values():
         if variable["type"] == "query":
             assert variable["datasource"] == DATASOURCE and variable["allValue"] == ".*", variable["name"]

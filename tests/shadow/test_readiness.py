@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import Any, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import asyncpg
 import pytest
@@ -36,9 +37,10 @@ async def start_gateway(pg_dsn: str, seeded: None) -> AsyncIterator[Factory]:
         await reset_gateway_tables(pg_dsn)
         config = gateway_config(legacy_url, **sections)
         config = dataclasses.replace(
-            config, groups=tuple(dataclasses.replace(g, stage=stages[g.name]) for g in config.groups),
+            config,
+            groups=tuple(dataclasses.replace(g, stage=stages[g.name]) for g in config.groups),
             store=dataclasses.replace(config.store, dsn=pg_dsn),
-        )  # fmt: skip
+        )
         settings = load_settings({"AGNO_PG_DSN": pg_dsn, "AGNO_DEFAULT_DB_ID": "main-db"})
         client = TestClient(TestServer(create_app(config, native_settings=settings, readiness_interval_s=0.2)))
         await client.start_server()
@@ -56,8 +58,12 @@ def dead_url() -> str:
 
 async def ready_gauges(client: TestClient) -> dict[str, float]:
     text = await (await client.get("/metrics")).text()
-    return {s.labels["dependency"]: s.value for f in text_string_to_metric_families(text) for s in f.samples
-            if s.name == "shadow_ready"}  # fmt: skip
+    return {
+        s.labels["dependency"]: s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "shadow_ready"
+    }
 
 
 async def readyz(client: TestClient) -> tuple[int, dict[str, Any]]:
@@ -69,22 +75,28 @@ async def readyz(client: TestClient) -> tuple[int, dict[str, Any]]:
 async def test_ready_when_every_dependency_answers(start_gateway: Factory, legacy_url: str) -> None:
     client = await start_gateway(legacy_url, {"reads": "shadow", "writes": "shadow"})
     status, body = await readyz(client)
-    assert (status, body) == (200, {"status": "ready", "checks": {"store": "ok", "native": "ok", "legacy": "ok"},
-                                    "legacy_required": True})  # fmt: skip
+    assert (status, body) == (
+        200,
+        {"status": "ready", "checks": {"store": "ok", "native": "ok", "legacy": "ok"}, "legacy_required": True},
+    )
     assert await ready_gauges(client) == {"store": 1.0, "native": 1.0, "legacy": 1.0}
     text = await (await client.get("/metrics")).text()
     assert 'agno_session_db_up{db_id="main-db"} 1.0' in text  # the in-process native service's own gauge
 
 
-@pytest.mark.parametrize(("stages", "ready"), [
-    ({"reads": "shadow", "writes": "shadow"}, False),
-    ({"reads": "legacy", "writes": "legacy"}, False),
-    ({"reads": "primary", "writes": "shadow"}, False),  # writes still answered by legacy
-    ({"reads": "primary", "writes": "primary"}, True),
-    ({"reads": "native", "writes": "primary"}, True),
-])  # fmt: skip
-async def test_legacy_away_matters_only_while_legacy_answers(start_gateway: Factory, stages: dict[str, str],
-                                                              ready: bool) -> None:  # fmt: skip
+@pytest.mark.parametrize(
+    ("stages", "ready"),
+    [
+        ({"reads": "shadow", "writes": "shadow"}, False),
+        ({"reads": "legacy", "writes": "legacy"}, False),
+        ({"reads": "primary", "writes": "shadow"}, False),  # writes still answered by legacy
+        ({"reads": "primary", "writes": "primary"}, True),
+        ({"reads": "native", "writes": "primary"}, True),
+    ],
+)
+async def test_legacy_away_matters_only_while_legacy_answers(
+    start_gateway: Factory, stages: dict[str, str], ready: bool
+) -> None:
     client = await start_gateway(dead_url(), stages)
     status, body = await readyz(client)
     assert body["checks"]["store"] == body["checks"]["native"] == "ok"
@@ -147,10 +159,14 @@ async def test_the_in_process_native_database_away_is_named(start_gateway: Facto
     assert (await readyz(client))[0] == 200
 
 
-async def test_native_over_http_is_asked_for_its_readyz(start_gateway: Factory, legacy_url: str, native_url: str) -> None:
+async def test_native_over_http_is_asked_for_its_readyz(
+    start_gateway: Factory, legacy_url: str, native_url: str
+) -> None:
     client = await start_gateway(legacy_url, {"reads": "primary", "writes": "primary"}, native=Native(url=native_url))
-    assert await readyz(client) == (200, {"status": "ready", "checks": {"store": "ok", "native": "ok", "legacy": "ok"},
-                                          "legacy_required": False})  # fmt: skip
+    assert await readyz(client) == (
+        200,
+        {"status": "ready", "checks": {"store": "ok", "native": "ok", "legacy": "ok"}, "legacy_required": False},
+    )
     away = await start_gateway(legacy_url, {"reads": "primary", "writes": "primary"}, native=Native(url=dead_url()))
     status, body = await readyz(away)
     assert status == 503 and list(body["not_ready"]) == ["native"]
@@ -160,6 +176,8 @@ async def test_native_over_http_is_asked_for_its_readyz(start_gateway: Factory, 
 
 async def test_without_legacy_there_is_no_legacy_dependency(start_gateway: Factory) -> None:
     client = await start_gateway(None, {"reads": "native", "writes": "native"})  # type: ignore[arg-type]
-    assert await readyz(client) == (200, {"status": "ready", "checks": {"store": "ok", "native": "ok"},
-                                          "legacy_required": False})  # fmt: skip
+    assert await readyz(client) == (
+        200,
+        {"status": "ready", "checks": {"store": "ok", "native": "ok"}, "legacy_required": False},
+    )
     assert await ready_gauges(client) == {"store": 1.0, "native": 1.0}

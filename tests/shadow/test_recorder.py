@@ -14,7 +14,9 @@ from comparator import Request
 from shadow_proxy.recorder import REDACTED, Recorder, read_recording
 
 GET = Request("GET", "/sessions/s-agent-1?type=agent", {"Authorization": "Bearer secret", "X-Trace": "t1"})
-POST = Request("POST", "/sessions", {"Content-Type": "application/json", "cookie": "sid=1"}, b'{"session_name":"\xc3\xa9"}')
+POST = Request(
+    "POST", "/sessions", {"Content-Type": "application/json", "cookie": "sid=1"}, b'{"session_name":"\xc3\xa9"}'
+)
 
 
 def lines(path: Path) -> list[dict]:
@@ -29,9 +31,16 @@ def test_one_json_line_per_request(tmp_path: Path) -> None:
     recorder.close()
 
     first, second = lines(path)
-    assert first == {"at": 1700000000.5, "request_id": "req-1", "route": "GET /sessions/{session_id}",
-                     "request": {"method": "GET", "target": "/sessions/s-agent-1?type=agent",
-                                 "headers": {"Authorization": REDACTED, "X-Trace": "t1"}}}  # fmt: skip
+    assert first == {
+        "at": 1700000000.5,
+        "request_id": "req-1",
+        "route": "GET /sessions/{session_id}",
+        "request": {
+            "method": "GET",
+            "target": "/sessions/s-agent-1?type=agent",
+            "headers": {"Authorization": REDACTED, "X-Trace": "t1"},
+        },
+    }
     assert second["request"]["body"] == '{"session_name":"é"}'
     assert path.read_bytes().isascii()  # non-ASCII is escaped: the byte count is the character count
     assert (recorder.written, recorder.dropped, recorder.errors) == (2, 0, 0)
@@ -40,18 +49,41 @@ def test_one_json_line_per_request(tmp_path: Path) -> None:
 def test_credentials_are_redacted_by_name_in_any_case(tmp_path: Path) -> None:
     path = tmp_path / "rec.jsonl"
     recorder = Recorder(path, max_bytes=10_000, redact_headers=("Authorization", "Cookie", "X-Api-Key"))
-    recorder.write(1.0, "r", "POST /sessions", Request("POST", "/sessions", {"AUTHORIZATION": "Bearer secret-1", "Cookie": "secret-2",
-                                                                             "x-api-key": "secret-3", "Accept": "*/*"}))  # fmt: skip
+    recorder.write(
+        1.0,
+        "r",
+        "POST /sessions",
+        Request(
+            "POST",
+            "/sessions",
+            {"AUTHORIZATION": "Bearer secret-1", "Cookie": "secret-2", "x-api-key": "secret-3", "Accept": "*/*"},
+        ),
+    )
     recorder.close()
-    assert lines(path)[0]["request"]["headers"] == {"AUTHORIZATION": REDACTED, "Cookie": REDACTED,
-                                                    "x-api-key": REDACTED, "Accept": "*/*"}  # fmt: skip
+    assert lines(path)[0]["request"]["headers"] == {
+        "AUTHORIZATION": REDACTED,
+        "Cookie": REDACTED,
+        "x-api-key": REDACTED,
+        "Accept": "*/*",
+    }
     assert "secret" not in path.read_text()
 
 
 def test_max_bytes_stops_the_recording_for_good(tmp_path: Path) -> None:
     path = tmp_path / "rec.jsonl"
-    one_line = len(json.dumps({"at": 1.0, "request_id": "r", "route": "GET /sessions",
-                               "request": Request("GET", "/sessions").to_dict()})) + 1  # fmt: skip
+    one_line = (
+        len(
+            json.dumps(
+                {
+                    "at": 1.0,
+                    "request_id": "r",
+                    "route": "GET /sessions",
+                    "request": Request("GET", "/sessions").to_dict(),
+                }
+            )
+        )
+        + 1
+    )
     recorder = Recorder(path, max_bytes=2 * one_line + 10)
     results = [recorder.write(1.0, "r", "GET /sessions", Request("GET", "/sessions")) for _ in range(4)]
     # A shorter line would still fit, but the recording stays a prefix of the traffic.
@@ -99,11 +131,20 @@ def test_read_recording_round_trip(tmp_path: Path) -> None:
     assert [entry["request_id"] for _, entry in read] == ["req-0", "req-1", "req-2"]
 
 
-@pytest.mark.parametrize("bad", ['{"at": 1.0, "request_id": "r", "route": "GET /", "req', '["GET /"]',
-                                 '{"request": {"target": "/sessions"}}', '{"request": "GET /sessions"}'])  # fmt: skip
+@pytest.mark.parametrize(
+    "bad",
+    [
+        '{"at": 1.0, "request_id": "r", "route": "GET /", "req',
+        '["GET /"]',
+        '{"request": {"target": "/sessions"}}',
+        '{"request": "GET /sessions"}',
+    ],
+)
 def test_a_malformed_line_names_file_and_line(tmp_path: Path, bad: str) -> None:
     path = tmp_path / "rec.jsonl"
-    good = json.dumps({"at": 1.0, "request_id": "r", "route": "GET /sessions", "request": {"method": "GET", "target": "/sessions"}})
+    good = json.dumps(
+        {"at": 1.0, "request_id": "r", "route": "GET /sessions", "request": {"method": "GET", "target": "/sessions"}}
+    )
     path.write_text(f"{good}\n\n{bad}\n{good}\n")
     reader = read_recording(path)
     assert next(reader)[0] == Request("GET", "/sessions")

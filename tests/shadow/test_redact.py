@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-from typing import Any, Optional
+from typing import Any
 
 from comparator import ABSENT, Request, Response, Rules, compare
 from comparator.rules import RouteRules
@@ -22,16 +22,33 @@ def encode(body: Any) -> bytes:
     return body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
 
 
-def make_sample(primary: Any, shadow: Any, *, request_body: Any = b"", request_headers: Optional[dict[str, str]] = None,
-                primary_headers: Optional[dict[str, str]] = None, shadow_headers: Optional[dict[str, str]] = None,
-                rules: Optional[Rules] = None) -> Sample:  # fmt: skip
+def make_sample(
+    primary: Any,
+    shadow: Any,
+    *,
+    request_body: Any = b"",
+    request_headers: dict[str, str] | None = None,
+    primary_headers: dict[str, str] | None = None,
+    shadow_headers: dict[str, str] | None = None,
+    rules: Rules | None = None,
+) -> Sample:
     """A sample of `GET /sessions/s1` whose comparison is the real verdict on the two bodies."""
     request = Request("POST" if request_body else "GET", "/sessions/s1", request_headers or {}, encode(request_body))
     left = Response(200, primary_headers or dict(JSON), encode(primary), "legacy")
     right = Response(200, shadow_headers or dict(JSON), encode(shadow), "native")
     comparison = compare(left, right, rules, request=request)
-    return Sample("req-1", 1_700_000_000.0, "GET /sessions/{session_id}", "reads", "shadow", "mirror", request, left,
-                  right, comparison)  # fmt: skip
+    return Sample(
+        "req-1",
+        1_700_000_000.0,
+        "GET /sessions/{session_id}",
+        "reads",
+        "shadow",
+        "mirror",
+        request,
+        left,
+        right,
+        comparison,
+    )
 
 
 def body_of(response: Response) -> Any:
@@ -47,8 +64,13 @@ def differences(sample: Sample) -> dict[str, tuple[Any, Any]]:
 
 def test_configured_headers_are_redacted_case_insensitively_everywhere():
     """A configured name hides the value in the request and in both responses, whatever its case."""
-    sample = make_sample({"a": 1}, {"a": 2}, request_headers={"X-Api-Key": "k1", "Accept": "application/json"},
-                         primary_headers={**JSON, "x-api-key": "k2"}, shadow_headers={**JSON, "X-API-KEY": "k3"})  # fmt: skip
+    sample = make_sample(
+        {"a": 1},
+        {"a": 2},
+        request_headers={"X-Api-Key": "k1", "Accept": "application/json"},
+        primary_headers={**JSON, "x-api-key": "k2"},
+        shadow_headers={**JSON, "X-API-KEY": "k3"},
+    )
     out = redact_sample(sample, ["X-API-Key"], [])
     assert out.request.headers == {"X-Api-Key": REDACTED, "Accept": "application/json"}
     assert out.primary.headers == {**JSON, "x-api-key": REDACTED}
@@ -57,8 +79,13 @@ def test_configured_headers_are_redacted_case_insensitively_everywhere():
 
 def test_credentials_are_redacted_even_when_not_configured():
     """Cookie, Set-Cookie and Authorization never reach the store, with an empty configuration."""
-    sample = make_sample({"a": 1}, {"a": 2}, request_headers={"Authorization": "Bearer t", "Cookie": "sid=1"},
-                         primary_headers={**JSON, "Set-Cookie": "sid=2"}, shadow_headers={**JSON, "set-cookie": "sid=3"})  # fmt: skip
+    sample = make_sample(
+        {"a": 1},
+        {"a": 2},
+        request_headers={"Authorization": "Bearer t", "Cookie": "sid=1"},
+        primary_headers={**JSON, "Set-Cookie": "sid=2"},
+        shadow_headers={**JSON, "set-cookie": "sid=3"},
+    )
     out = redact_sample(sample, [], [])
     assert out.request.headers == {"Authorization": REDACTED, "Cookie": REDACTED}
     assert out.primary.headers["Set-Cookie"] == REDACTED
@@ -76,8 +103,9 @@ def test_redact_headers_alone():
 def test_header_difference_on_a_redacted_header_hides_both_values():
     """A compared header that is redacted must not leak through the comparison's values."""
     rules = Rules(defaults=RouteRules(headers=("content-type", "set-cookie")))
-    sample = make_sample({"a": 1}, {"a": 1}, primary_headers={**JSON, "Set-Cookie": "sid=secret"},
-                         shadow_headers=dict(JSON), rules=rules)  # fmt: skip
+    sample = make_sample(
+        {"a": 1}, {"a": 1}, primary_headers={**JSON, "Set-Cookie": "sid=secret"}, shadow_headers=dict(JSON), rules=rules
+    )
     assert differences(sample) == {":headers.set-cookie": ("sid=secret", ABSENT)}
     out = redact_sample(sample, [], [])
     assert differences(out) == {":headers.set-cookie": (REDACTED, ABSENT)}
@@ -105,8 +133,10 @@ def test_list_elements_are_redacted_by_index_glob():
     primary = {"data": [{"user_id": "u1", "n": 1}, {"user_id": "u2", "n": 2}], "user_id": "top"}
     shadow = {"data": [{"user_id": "u1", "n": 1}, {"user_id": "u2", "n": 3}], "user_id": "top"}
     out = redact_sample(make_sample(primary, shadow), [], ["data[*].user_id"])
-    assert body_of(out.primary) == {"data": [{"user_id": REDACTED, "n": 1}, {"user_id": REDACTED, "n": 2}],
-                                    "user_id": "top"}  # fmt: skip
+    assert body_of(out.primary) == {
+        "data": [{"user_id": REDACTED, "n": 1}, {"user_id": REDACTED, "n": 2}],
+        "user_id": "top",
+    }
     assert body_of(out.shadow)["data"][1] == {"user_id": REDACTED, "n": 3}
 
 
@@ -164,8 +194,9 @@ def test_absent_side_stays_absent():
 
 def test_difference_whose_value_contains_a_redacted_path_is_redacted_inside():
     """An extra list element carries the whole object: its secret field is hidden, the rest kept."""
-    sample = make_sample({"data": [{"user_id": "u1", "n": 1}]},
-                         {"data": [{"user_id": "u1", "n": 1}, {"user_id": "u2", "n": 2}]})  # fmt: skip
+    sample = make_sample(
+        {"data": [{"user_id": "u1", "n": 1}]}, {"data": [{"user_id": "u1", "n": 1}, {"user_id": "u2", "n": 2}]}
+    )
     out = redact_sample(sample, [], ["data[*].user_id"])
     values = differences(out)
     assert values["data[1]"] == (ABSENT, {"user_id": REDACTED, "n": 2})
@@ -183,17 +214,29 @@ def test_body_excerpt_difference_is_hidden_when_the_bodies_had_secrets():
 def test_noise_differences_are_redacted_too():
     """Noise is stored with the sample as well, so it obeys the same rules."""
     sample = make_sample({"user_id": "u1"}, {"user_id": "u2"})
-    noisy = dataclasses.replace(sample, comparison=dataclasses.replace(sample.comparison, noise=sample.comparison.differences))
+    noisy = dataclasses.replace(
+        sample, comparison=dataclasses.replace(sample.comparison, noise=sample.comparison.differences)
+    )
     out = redact_sample(noisy, [], ["user_id"])
     assert [(d.primary, d.shadow) for d in out.comparison.noise] == [(REDACTED, REDACTED)]
 
 
 def test_input_sample_is_not_mutated():
-    sample = make_sample({"session_state": {"t": 1}, "x": 1}, {"session_state": {"t": 2}, "x": 2},
-                         request_body={"session_state": 1}, request_headers={"Cookie": "c"})  # fmt: skip
+    sample = make_sample(
+        {"session_state": {"t": 1}, "x": 1},
+        {"session_state": {"t": 2}, "x": 2},
+        request_body={"session_state": 1},
+        request_headers={"Cookie": "c"},
+    )
     before = copy.deepcopy(sample.to_dict())
     out = redact_sample(sample, ["x-any"], ["**.session_state"])
     assert sample.to_dict() == before
     assert out is not sample and out.to_dict() != before
     assert (out.request_id, out.at, out.route, out.group, out.stage, out.origin) == (
-        sample.request_id, sample.at, sample.route, sample.group, sample.stage, sample.origin)  # fmt: skip
+        sample.request_id,
+        sample.at,
+        sample.route,
+        sample.group,
+        sample.stage,
+        sample.origin,
+    )

@@ -13,9 +13,10 @@ import asyncio
 import json
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -32,13 +33,22 @@ RULES = str(REPO / "config" / "comparator.yaml")
 AUTH = f"Authorization: Bearer {SECURITY_KEY}"
 
 READS = [
-    "/sessions", "/sessions?limit=2", "/sessions?type=team", "/sessions?user_id=user-1&sort_order=asc",
+    "/sessions",
+    "/sessions?limit=2",
+    "/sessions?type=team",
+    "/sessions?user_id=user-1&sort_order=asc",
     "/sessions?page=0",  # known difference `list-page-zero`: legacy 500, native 422
-    "/sessions/s-agent-1", "/sessions/s-agent-2?type=agent", "/sessions/s-team-1?type=team",
-    "/sessions/s-wf-1?type=workflow", "/sessions/s-agent-meta", "/sessions/legacy-1",
-    "/sessions/s-team-2/runs?type=team", "/sessions/s-agent-1/runs", "/sessions/s-agent-1/runs/run-s-agent-1-a",
+    "/sessions/s-agent-1",
+    "/sessions/s-agent-2?type=agent",
+    "/sessions/s-team-1?type=team",
+    "/sessions/s-wf-1?type=workflow",
+    "/sessions/s-agent-meta",
+    "/sessions/legacy-1",
+    "/sessions/s-team-2/runs?type=team",
+    "/sessions/s-agent-1/runs",
+    "/sessions/s-agent-1/runs/run-s-agent-1-a",
     "/sessions/no-such-session",  # 404 on both
-]  # fmt: skip
+]
 
 
 def cli(*argv: Any, tty: bool = False) -> Run:
@@ -68,8 +78,10 @@ async def _answers(request: Request, legacy: str, native: str) -> tuple[Response
 @pytest.fixture
 def reads(tmp_path: Path) -> Path:
     # A recorded bearer token: redacted by the recorder, so left out unless -H gives one.
-    return record(tmp_path / "reads.jsonl", [Request("GET", t, {"Authorization": "Bearer x", "Accept": "application/json"})
-                                             for t in READS])  # fmt: skip
+    return record(
+        tmp_path / "reads.jsonl",
+        [Request("GET", t, {"Authorization": "Bearer x", "Accept": "application/json"}) for t in READS],
+    )
 
 
 def test_recorded_reads_replay_to_parity(reads: Path, tmp_path: Path, legacy_url: str, native_url: str) -> None:
@@ -91,8 +103,23 @@ def test_recorded_reads_replay_to_parity(reads: Path, tmp_path: Path, legacy_url
 
 def test_native_as_primary_and_a_markdown_report(reads: Path, tmp_path: Path, legacy_url: str, native_url: str) -> None:
     report = tmp_path / "parity.md"
-    run = cli(reads, "--legacy", legacy_url, "--native", native_url, "--rules", RULES, "--primary", "native",
-              "--limit", 5, "--concurrency", 2, "--report", report)  # fmt: skip
+    run = cli(
+        reads,
+        "--legacy",
+        legacy_url,
+        "--native",
+        native_url,
+        "--rules",
+        RULES,
+        "--primary",
+        "native",
+        "--limit",
+        5,
+        "--concurrency",
+        2,
+        "--report",
+        report,
+    )
     assert run.code == 0, run.out + run.err
     assert "4 match, 1 expected" in run.out  # known differences apply with the sides swapped
     assert "primary native" in run.out
@@ -118,21 +145,31 @@ def test_header_option_replaces_the_redacted_credential(reads: Path, legacy_url:
 
 
 def test_an_unreachable_side_is_an_error(reads: Path, legacy_url: str) -> None:
-    run = cli(reads, "--legacy", legacy_url, "--native", f"http://127.0.0.1:{free_port()}", "--limit", 3, "--timeout", 5)
+    run = cli(
+        reads, "--legacy", legacy_url, "--native", f"http://127.0.0.1:{free_port()}", "--limit", 3, "--timeout", 5
+    )
     assert run.code == 2
     assert "3 error" in run.out and "shadow failed: ClientConnectorError" in run.out
 
 
 def test_reads_only_skips_writes(tmp_path: Path, legacy_url: str, native_url: str) -> None:
-    create = Request("POST", "/sessions?type=agent", {"Content-Type": "application/json"},
-                     b'{"session_id": "replay-must-not-create"}')  # fmt: skip
-    path = record(tmp_path / "mixed.jsonl", [Request("GET", "/sessions/s-agent-1"), create, Request("GET", "/sessions")])
+    create = Request(
+        "POST",
+        "/sessions?type=agent",
+        {"Content-Type": "application/json"},
+        b'{"session_id": "replay-must-not-create"}',
+    )
+    path = record(
+        tmp_path / "mixed.jsonl", [Request("GET", "/sessions/s-agent-1"), create, Request("GET", "/sessions")]
+    )
     report = tmp_path / "mixed.json"
     run = cli(path, "--legacy", legacy_url, "--native", native_url, "--reads-only", "--report", report)
     assert run.code == 0, run.out + run.err
     assert "Replayed 2 request(s)" in run.out and "1 skipped (--reads-only: not GET/HEAD/OPTIONS)" in run.out
     data = json.loads(report.read_text())
-    assert data["replay"]["skipped"] == [{"name": "2: POST /sessions?type=agent", "request": "POST /sessions?type=agent"}]
+    assert data["replay"]["skipped"] == [
+        {"name": "2: POST /sessions?type=agent", "request": "POST /sessions?type=agent"}
+    ]
     assert data["summary"]["results"] == {"match": 2}
     not_created = asyncio.run(_answers(Request("GET", "/sessions/replay-must-not-create"), legacy_url, native_url))
     assert [r.status for r in not_created] == [404, 404]
@@ -150,21 +187,27 @@ def test_progress_on_a_terminal_redraws_one_line(reads: Path, legacy_url: str, n
     assert run.err.count("\r") == 3 and run.err.endswith("3/3 match 3 expected 0 mismatch 0 error 0\n")
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["missing.jsonl"], "missing.jsonl"),
-    (["{reads}", "--legacy", "localhost:1"], "--legacy: not an http(s) base URL"),
-    (["{reads}", "-H", "no colon"], "is not 'NAME: VALUE'"),
-    (["{reads}", "--rules", "missing.yaml"], "missing.yaml"),
-    (["{reads}", "--concurrency", "0"], "--concurrency must be at least 1"),
-    (["{reads}", "--route", "GET /sessions"], "--route needs --from-mismatches"),
-    (["{bad}"], "bad.jsonl:2: not a recorded request"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["missing.jsonl"], "missing.jsonl"),
+        (["{reads}", "--legacy", "localhost:1"], "--legacy: not an http(s) base URL"),
+        (["{reads}", "-H", "no colon"], "is not 'NAME: VALUE'"),
+        (["{reads}", "--rules", "missing.yaml"], "missing.yaml"),
+        (["{reads}", "--concurrency", "0"], "--concurrency must be at least 1"),
+        (["{reads}", "--route", "GET /sessions"], "--route needs --from-mismatches"),
+        (["{bad}"], "bad.jsonl:2: not a recorded request"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(reads: Path, tmp_path: Path, argv: list[str], message: str) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text(reads.read_text().splitlines()[0] + "\nGET /sessions\n")
     argv = [a.format(reads=reads, bad=bad) for a in argv]
-    run = cli(*argv, "--legacy", "http://127.0.0.1:9", "--native", "http://127.0.0.1:9") if "--legacy" not in argv else \
-        cli(*argv, "--native", "http://127.0.0.1:9")  # fmt: skip
+    run = (
+        cli(*argv, "--legacy", "http://127.0.0.1:9", "--native", "http://127.0.0.1:9")
+        if "--legacy" not in argv
+        else cli(*argv, "--native", "http://127.0.0.1:9")
+    )
     assert run.code == 2 and run.out == ""
     assert run.err.count("\n") == 1 and message in run.err and run.err.startswith("agentos-session replay: ")
 
@@ -222,27 +265,67 @@ def stored_sample(number: int, target: str, legacy: str, secured: str) -> dict[s
     primary, shadow = asyncio.run(_answers(Request("GET", target), legacy, secured))
     comparison = compare(primary, shadow, Rules.load(RULES), request=request)
     assert comparison.result == "mismatch"
-    sample = Sample(f"req-{number}", time.time(), comparison.route or "-", "reads", "shadow", "mirror", request,
-                    primary, shadow, comparison)  # fmt: skip
+    sample = Sample(
+        f"req-{number}",
+        time.time(),
+        comparison.route or "-",
+        "reads",
+        "shadow",
+        "mirror",
+        request,
+        primary,
+        shadow,
+        comparison,
+    )
     return {"id": number, **sample.to_dict()}
 
 
-def test_from_mismatches_confirms_the_fix(serve: Any, legacy_url: str, native_url: str, legacy_secured_url: str) -> None:
-    gateway = Gateway([stored_sample(41, "/sessions/s-agent-1", legacy_url, legacy_secured_url),
-                       stored_sample(42, "/sessions/s-team-2/runs?type=team", legacy_url, legacy_secured_url)])  # fmt: skip
+def test_from_mismatches_confirms_the_fix(
+    serve: Any, legacy_url: str, native_url: str, legacy_secured_url: str
+) -> None:
+    gateway = Gateway(
+        [
+            stored_sample(41, "/sessions/s-agent-1", legacy_url, legacy_secured_url),
+            stored_sample(42, "/sessions/s-team-2/runs?type=team", legacy_url, legacy_secured_url),
+        ]
+    )
     url = serve(gateway.app())
-    run = cli("--from-mismatches", url, "--route", "GET /sessions/{session_id}", "--admin-token", "adm",
-              "--legacy", legacy_url, "--native", native_url, "--rules", RULES)  # fmt: skip
+    run = cli(
+        "--from-mismatches",
+        url,
+        "--route",
+        "GET /sessions/{session_id}",
+        "--admin-token",
+        "adm",
+        "--legacy",
+        legacy_url,
+        "--native",
+        native_url,
+        "--rules",
+        RULES,
+    )
     assert run.code == 0, run.out + run.err
     assert f"Replayed 2 request(s) from {url} mismatches: 2 match" in run.out
-    assert gateway.seen == [{"query": {"limit": "1000", "route": "GET /sessions/{session_id}"}, "authorization": "Bearer adm"}]
+    assert gateway.seen == [
+        {"query": {"limit": "1000", "route": "GET /sessions/{session_id}"}, "authorization": "Bearer adm"}
+    ]
 
 
-def test_from_mismatches_names_checks_by_id(serve: Any, tmp_path: Path, legacy_url: str, legacy_secured_url: str) -> None:
+def test_from_mismatches_names_checks_by_id(
+    serve: Any, tmp_path: Path, legacy_url: str, legacy_secured_url: str
+) -> None:
     gateway = Gateway([stored_sample(7, "/sessions/s-agent-2", legacy_url, legacy_secured_url)])
     report = tmp_path / "still.json"
-    run = cli("--from-mismatches", serve(gateway.app()), "--legacy", legacy_url, "--native", legacy_secured_url,
-              "--report", report)  # fmt: skip
+    run = cli(
+        "--from-mismatches",
+        serve(gateway.app()),
+        "--legacy",
+        legacy_url,
+        "--native",
+        legacy_secured_url,
+        "--report",
+        report,
+    )
     assert run.code == 1  # not fixed: the shadow still refuses
     assert [c["name"] for c in json.loads(report.read_text())["checks"]] == ["mismatch 7: GET /sessions/s-agent-2"]
 

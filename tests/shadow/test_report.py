@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 from html.parser import HTMLParser
-from typing import Any, Optional
+from typing import Any
 
 from comparator import Request, Response, compare
 from shadow_proxy.config import GatewayConfig
@@ -30,11 +30,11 @@ class Page(HTMLParser):
         self.data_paths: list[str] = []
         self.highlighted: list[str] = []
         self.text_by_section: dict[str, str] = {}
-        self._section: Optional[str] = None
+        self._section: str | None = None
         self._in_hl = 0
         self.feed(text)
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, Optional[str]]]) -> None:
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
         self.tags.append(tag)
         if a.get("id"):
@@ -60,6 +60,7 @@ class Page(HTMLParser):
 
 def sample_dict(sample_id: int, primary: Any, shadow: Any, target: str = "/sessions/s1", **kw: Any) -> dict[str, Any]:
     """One row as `GatewayStore.mismatches()` returns it: the stored `Sample.to_dict()` plus its id."""
+
     def raw(body: Any) -> bytes:
         return body if isinstance(body, bytes) else json.dumps(body).encode()
 
@@ -67,8 +68,18 @@ def sample_dict(sample_id: int, primary: Any, shadow: Any, target: str = "/sessi
     left = kw.pop("primary_response", None) or Response(200, JSON, raw(primary), "legacy")
     right = kw.pop("shadow_response", None) or Response(200, JSON, raw(shadow), "native")
     comparison = compare(left, right, GatewayConfig().load_rules(), request=request)  # labelled as the gateway does
-    sample = Sample("req-" + str(sample_id), AT, kw.pop("route", "GET /sessions/{session_id}"), "reads", "shadow",
-                    "mirror", request, left, right, comparison)  # fmt: skip
+    sample = Sample(
+        "req-" + str(sample_id),
+        AT,
+        kw.pop("route", "GET /sessions/{session_id}"),
+        "reads",
+        "shadow",
+        "mirror",
+        request,
+        left,
+        right,
+        comparison,
+    )
     return {"id": sample_id, **json.loads(json.dumps(sample.to_dict()))}
 
 
@@ -76,8 +87,12 @@ def full_data() -> dict[str, Any]:
     return {
         "generated_at": AT,
         "groups": {
-            "reads": {"stage": "shadow", "routes": ["GET /sessions", "GET /sessions/{session_id}"],
-                      "decided_by": "config", "reason": "initial stage from the configuration"},
+            "reads": {
+                "stage": "shadow",
+                "routes": ["GET /sessions", "GET /sessions/{session_id}"],
+                "decided_by": "config",
+                "reason": "initial stage from the configuration",
+            },
             "writes": {"stage": "legacy", "routes": ["POST /sessions"], "decided_by": None, "reason": None},
         },
         "routes": {
@@ -87,7 +102,7 @@ def full_data() -> dict[str, Any]:
         "top_paths": [{"route": "GET /sessions/{session_id}", "path": "session_name", "samples": 4}],
         "samples": [sample_dict(7, {"session_name": "a", "n": 1}, {"session_name": "b", "n": 1})],
         "decisions": [Decision("reads", "legacy", "shadow", "mirroring starts", "admin", AT - 60).to_dict()],
-    }  # fmt: skip
+    }
 
 
 def test_every_section_is_present_with_its_content():
@@ -123,8 +138,17 @@ def test_missing_value_is_shown_as_absent():
 
 
 def test_non_json_and_failed_sides_render_as_text():
-    data = {"samples": [sample_dict(3, b"", b"", primary_response=Response(502, {"content-type": "text/plain"}, b"bad gateway"),
-                                    shadow_response=Response.failed("timeout after 5s", "native"))]}  # fmt: skip
+    data = {
+        "samples": [
+            sample_dict(
+                3,
+                b"",
+                b"",
+                primary_response=Response(502, {"content-type": "text/plain"}, b"bad gateway"),
+                shadow_response=Response.failed("timeout after 5s", "native"),
+            )
+        ]
+    }
     samples = Page(render_report(data)).text_by_section["samples"]
     assert "bad gateway" in samples and "no answer: timeout after 5s" in samples and "error" in samples
 
@@ -140,9 +164,13 @@ def test_traffic_cannot_inject_markup():
     evil = "<script>alert(1)</script>"
     sample = sample_dict(9, {evil: 1, "x": evil}, {"x": "y"}, target="/sessions/" + evil, route=evil)
     sample["request"]["headers"] = {"x-evil": evil}
-    data = {"groups": {evil: {"stage": evil, "routes": [evil]}}, "routes": {evil: {"match": 1, "parity": 1.0}},
-            "top_paths": [{"route": evil, "path": evil, "samples": 1}], "samples": [sample],
-            "decisions": [{"group": evil, "from": None, "to": evil, "reason": evil, "by": evil, "at": AT}]}  # fmt: skip
+    data = {
+        "groups": {evil: {"stage": evil, "routes": [evil]}},
+        "routes": {evil: {"match": 1, "parity": 1.0}},
+        "top_paths": [{"route": evil, "path": evil, "samples": 1}],
+        "samples": [sample],
+        "decisions": [{"group": evil, "from": None, "to": evil, "reason": evil, "by": evil, "at": AT}],
+    }
     text = render_report(data)
     page = Page(text)
     assert "script" not in page.tags

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 from aiohttp import web
@@ -34,8 +34,11 @@ def chromium() -> str:
         found = shutil.which(name)
         if found:
             return found
-    pytest.fail(f"headless Chromium not found (looked for {', '.join(CHROMIUM_NAMES)} on PATH); "
-                "`make test` installs it (Debian package `chromium`)", pytrace=False)  # fmt: skip
+    pytest.fail(
+        f"headless Chromium not found (looked for {', '.join(CHROMIUM_NAMES)} on PATH); "
+        "`make test` installs it (Debian package `chromium`)",
+        pytrace=False,
+    )
 
 
 @pytest.fixture
@@ -62,12 +65,20 @@ async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
 async def dump_dom(browser: str, url: str, profile: Path) -> str:
     """What Chromium rendered at `url`; the browser is killed if it outlives the timeout."""
     proc = await asyncio.create_subprocess_exec(
-        browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--user-data-dir={profile}",
-        "--dump-dom", url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        browser,
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        "--dump-dom",
+        url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT_S)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         proc.kill()
         await proc.wait()
         pytest.fail(f"Chromium did not finish within {TIMEOUT_S:.0f} s loading {url}")
@@ -77,8 +88,11 @@ async def dump_dom(browser: str, url: str, profile: Path) -> str:
 
 async def test_browser_finds_the_seeded_mismatch(store: GatewayStore, tmp_path: Path):
     browser = chromium()
-    await store.record(make_sample("/sessions/s1", {"session_name": "legacy name"}, {"session_name": "native name"},
-                                   request_id="browser-1"))  # fmt: skip
+    await store.record(
+        make_sample(
+            "/sessions/s1", {"session_name": "legacy name"}, {"session_name": "native name"}, request_id="browser-1"
+        )
+    )
     [stored] = await store.mismatches()
     runner, base = await serve(make_app(FakeGateway(store)))
     try:
@@ -90,8 +104,9 @@ async def test_browser_finds_the_seeded_mismatch(store: GatewayStore, tmp_path: 
     assert "browser-1" in dom and "native name" in dom
 
 
-async def test_browser_finds_a_mismatch_the_real_gateway_found(make_gateway: GatewayFactory, legacy_url: str,
-                                                               tmp_path: Path) -> None:  # fmt: skip
+async def test_browser_finds_a_mismatch_the_real_gateway_found(
+    make_gateway: GatewayFactory, legacy_url: str, tmp_path: Path
+) -> None:
     """End to end: the real AgentOS behind a fault injector that changes `session_name`, the
     gateway at stage primary mirroring to it, and Chromium reading the gateway's own report."""
     browser = chromium()

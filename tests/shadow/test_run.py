@@ -14,6 +14,7 @@ import pytest
 from tests.legacy.fixtures import free_port
 from tests.shadow.process import GATEWAY_COMMAND, start_process, stop
 
+
 def start(args: list[str], env: dict[str, str], port: int, tmp_path: Path) -> subprocess.Popen[bytes]:
     try:
         return start_process(port, env, tmp_path / "gateway.log", args)
@@ -24,9 +25,14 @@ def start(args: list[str], env: dict[str, str], port: int, tmp_path: Path) -> su
 @pytest.mark.parametrize("how", ["cli", "aiohttp.web"])
 def test_the_gateway_runs_as_documented(how: str, legacy_url: str, pg_dsn: str, tmp_path: Path) -> None:
     port = free_port()
-    env = {"AGNO_PG_DSN": pg_dsn, "AGNO_DEFAULT_DB_ID": "main-db", "AGNO_LEGACY_URL": legacy_url,
-           "AGNO_GATEWAY_CONFIG": GATEWAY_COMMAND[-1], "AGNO_GATEWAY_PORT": str(port),
-           "AGNO_GATEWAY_STAGE": "primary"}  # fmt: skip
+    env = {
+        "AGNO_PG_DSN": pg_dsn,
+        "AGNO_DEFAULT_DB_ID": "main-db",
+        "AGNO_LEGACY_URL": legacy_url,
+        "AGNO_GATEWAY_CONFIG": GATEWAY_COMMAND[-1],
+        "AGNO_GATEWAY_PORT": str(port),
+        "AGNO_GATEWAY_STAGE": "primary",
+    }
     if how == "cli":
         args = list(GATEWAY_COMMAND)
     else:
