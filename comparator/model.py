@@ -19,10 +19,12 @@ from .paths import template_of
 
 Side = Literal["legacy", "native"]
 Result = Literal["match", "mismatch", "expected", "error"]
-Kind = Literal["status", "header", "value", "type", "missing", "extra", "order", "length"]
+Kind = Literal["status", "header", "value", "type", "missing", "extra", "order", "length", "tie"]
+"""`tie`: a tied run of a sorted list at a page edge holding other members on each side (see
+`comparator.ties`); the others name what differs at a path."""
 
 RESULTS: tuple[Result, ...] = ("match", "mismatch", "expected", "error")
-KINDS: tuple[Kind, ...] = ("status", "header", "value", "type", "missing", "extra", "order", "length")
+KINDS: tuple[Kind, ...] = ("status", "header", "value", "type", "missing", "extra", "order", "length", "tie")
 
 
 class _Absent:
