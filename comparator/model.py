@@ -183,7 +183,10 @@ class Difference:
 @dataclass(frozen=True)
 class Comparison:
     """The verdict on one pair. `differences` are the ones that count; `noise` holds those a
-    `NoiseModel` explained away; `known` names the known difference behind an `expected`."""
+    `NoiseModel` explained away; `known` names the known difference behind an `expected`
+    (`page-edge-tie`: only tied runs cut by the page edge differ, see `comparator.ties`);
+    `reason` says why an `error` is one, why a `match` needed a rule (tied items reordered) or
+    what a `page-edge-tie` cut."""
 
     result: Result
     differences: tuple[Difference, ...] = ()

@@ -3,7 +3,8 @@
 Rules are read from YAML (`config/comparator.yaml` documents every key) once, at the edge,
 into frozen objects; `compare` only reads them. Per route template (`GET /sessions/{session_id}`):
 paths to ignore, arrays compared without order (optionally matched by a key field), a float
-tolerance, the response headers that are compared, and whether key order counts. The known
+tolerance, the response headers that are compared, whether key order counts, and a list sorted
+by a key the request names whose tied items have no defined order (`Sorted`). The known
 differences (`config/known_differences.yaml`) turn a pair they explain into `expected`.
 
 The files are validated by pydantic models (`_RulesFile`, `_KnownFile`: unknown keys refused,

@@ -11,7 +11,8 @@ item (as JSON) goes to that item's place, then an item with the same `identity` 
 changed: the diff reports it field by field). Items are only ever moved within a set of
 positions where every item on both sides has one and the same key, so an order difference
 between items whose keys differ is never hidden. Paths in the differences are then the
-primary's positions.
+primary's positions, and a difference's shadow value is the shadow's after the rearrangement
+(the shadow's body as answered is in the sample).
 
 What is left unpaired in a run is kept in place (the diff reports it) unless the run touches an
 edge of the page that a page cut may lie next to (`Sorted.cut_edges`): a cut can fall inside a
