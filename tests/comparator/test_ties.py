@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from comparator import PAGE_EDGE_TIE, Comparison, Request, Response, Rules, RulesError, compare
 
@@ -124,6 +126,15 @@ def test_other_members_where_no_cut_can_be_are_a_mismatch():
     assert short_page.result == "mismatch" and ("data[2].id", "value") in kinds(short_page)
     middle = check([A, B, C, D, E], [A, B, item("z", 5), D, E], "?limit=5")
     assert middle.result == "mismatch" and kinds(middle) == [("data[2].id", "value")]
+
+
+def test_an_item_of_another_key_at_a_cut_edge_is_a_mismatch():
+    """Only items of the tie's own key can be other members of it: a shadow item with another
+    key at the page's end is a difference, cut or not."""
+    c = check([A, B, C, D], [A, B, C, E], "?limit=4")
+    assert c.result == "mismatch" and ("data[3].created_at", "value") in kinds(c)
+    c = check([B, C, E], [D, A, E], "?page=2&limit=3")
+    assert c.result == "mismatch" and ("data[1].created_at", "value") in kinds(c)
 
 
 def test_unreadable_page_parameters_take_the_edges_as_cut():
@@ -315,3 +326,44 @@ def test_the_shipped_sessions_rule():
     )
     assert verdict("?limit=20", s[:3], [s[0], s[2], _session("z", 5)]).result == "mismatch"
     assert verdict("", [s[3], s[1], s[2], s[0]], s).result == "mismatch"
+
+
+def test_top_level_list():
+    r = Rules.from_mapping({"routes": {ROUTE: {"sorted": {**SORTED, "items": "$"}}}})
+    primary, shadow = [A, B, C, E], [A, C, B, E]
+    verdict = compare(
+        Response(200, JSON, json.dumps(primary).encode()),
+        Response(200, JSON, json.dumps(shadow).encode()),
+        r,
+        request=Request.parse("GET /items"),
+    )
+    assert verdict.result == "match" and verdict.reason
+
+
+# ---- properties ----------------------------------------------------------------------------
+
+_keys = st.lists(st.integers(min_value=0, max_value=3), min_size=2, max_size=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(keys=_keys, seed=st.randoms(use_true_random=False))
+def test_property_shuffled_ties_match_and_key_swaps_do_not(keys: list[int], seed: Any):
+    """Any shuffle inside runs of equal keys is a match; swapping two items whose keys differ
+    never is (on a short page, where no cut is possible)."""
+    keys = sorted(keys, reverse=True)
+    items = [item(f"i{n}", k) for n, k in enumerate(keys)]
+    shuffled: list[dict[str, Any]] = []
+    start = 0
+    for end in range(1, len(items) + 1):
+        if end == len(items) or keys[end] != keys[start]:
+            run = items[start:end]
+            seed.shuffle(run)
+            shuffled.extend(run)
+            start = end
+    assert check(items, shuffled, "?limit=20").result == "match"
+    different = [(i, j) for i in range(len(keys)) for j in range(i + 1, len(keys)) if keys[i] != keys[j]]
+    if different:
+        i, j = seed.choice(different)
+        swapped = list(shuffled)
+        swapped[i], swapped[j] = swapped[j], swapped[i]
+        assert check(items, swapped, "?limit=20").result == "mismatch"
