@@ -11,6 +11,11 @@ Cheapest first:
    unordered arrays go to deepdiff's own order-free matching.
 4. Same values with the same key order but other bytes (spacing, escapes, number spelling)
    are one `order` difference at `$`.
+
+A route with a `sorted` rule first has the shadow's tied items (equal sort keys) put in the
+primary's order (`comparator.ties`): reordered ties alone are a `match` (with a `reason`), and a
+tied run at a page edge holding other members on each side is a `tie` difference: a pair with
+only those is `expected`, `known` = `PAGE_EDGE_TIE`, counted apart and never a silent match.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from deepdiff.operator import BaseOperatorPlus
 
 from .model import ABSENT, Comparison, Difference, Kind, Request, Response
 from .paths import ROOT, Segment, format_path, format_template, parse_path
-from .rules import DEFAULT_RULES, RouteRules, Rules, Unordered
+from .rules import DEFAULT_RULES, PAGE_EDGE_TIE, RouteRules, Rules, Unordered
+from .ties import Aligned, align_ties
 
 # Bodies at least this large (and not byte-equal) are compared in an executor by `compare_async`.
 OFFLOAD_BYTES = 64 * 1024
@@ -282,6 +288,7 @@ def compare(
         if left != right:
             differences.append(Difference(f":headers.{name}", "header", _absent(left), _absent(right)))
 
+    aligned: Aligned | None = None
     if primary.body != shadow.body:
         parsed = []
         for label, response in (("primary", primary), ("shadow", shadow)):
@@ -289,22 +296,57 @@ def compare(
                 parsed.append(json.loads(response.body))
             except ValueError:
                 return Comparison("error", tuple(differences), route, reason=f"{label} body is not JSON")
-        body_differences = diff_bodies(parsed[0], parsed[1], route_rules)
-        if not body_differences and route_rules.key_order and _ENCODE(parsed[0]) == _ENCODE(parsed[1]):
-            # Same values, same key order, different bytes: spacing, escapes or number spelling.
-            left, right = _excerpt(primary.body, shadow.body)
-            body_differences.append(Difference(ROOT, "order", left, right))
+        if route_rules.sorted is not None and request is not None:
+            aligned = align_ties(parsed[0], parsed[1], route_rules.sorted, request.query)
+        shadow_body = parsed[1] if aligned is None else aligned.shadow
+        body_differences = diff_bodies(parsed[0], shadow_body, route_rules)
+        if not body_differences and route_rules.key_order and _ENCODE(parsed[0]) == _ENCODE(shadow_body):
+            if _other_bytes(primary.body, shadow.body, aligned):
+                # Same values, same key order, different bytes: spacing, escapes or number spelling.
+                left, right = _excerpt(primary.body, shadow.body)
+                body_differences.append(Difference(ROOT, "order", left, right))
         differences.extend(body_differences)
 
     if route_rules.ignore:
         differences = [d for d in differences if not route_rules.ignores(d)]
-    if not differences:
-        return Comparison("match", (), route)
+    ties = tuple(t for t in aligned.ties if not route_rules.ignores(t)) if aligned is not None else ()
+    if not differences and not ties:
+        return Comparison("match", (), route, reason=_reordered(aligned))
     differences.sort(key=_sort_key)
-    known = rules.explain(route, request, primary, shadow, differences)
+    # A known difference explains what differs besides the ties (those the page cut explains).
+    known = rules.explain(route, request, primary, shadow, differences) if differences else None
+    everything = tuple(sorted((*differences, *ties), key=_sort_key))
     if known is not None:
-        return Comparison("expected", tuple(differences), route, known=known.id)
-    return Comparison("mismatch", tuple(differences), route)
+        return Comparison("expected", everything, route, known=known.id)
+    if not differences:
+        return Comparison("expected", everything, route, known=PAGE_EDGE_TIE, reason=_cut_reason(ties, aligned))
+    return Comparison("mismatch", everything, route)
+
+
+def _other_bytes(primary: bytes, shadow: bytes, aligned: Aligned | None) -> bool:
+    """Whether bodies whose values are equal are spelled differently. Reordered ties move
+    whole items, so the bytes stay the same multiset: any other count of some byte is a
+    spacing, escape or number spelling difference. Past a page cut's tie the members differ,
+    and so do the bytes: spelling is not judged there."""
+    if aligned is None:
+        return True
+    if aligned.ties:
+        return False
+    return sorted(primary) != sorted(shadow)
+
+
+def _reordered(aligned: Aligned | None) -> str | None:
+    if aligned is None or not aligned.moved:
+        return None
+    return f"tied items (equal {'/'.join(aligned.key) or 'unsorted'}) listed in another order"
+
+
+def _cut_reason(ties: tuple[Difference, ...], aligned: Aligned | None) -> str:
+    key = "/".join(aligned.key) if aligned is not None else ""
+    return (
+        f"a page cut falls inside a tie (equal {key or 'unsorted'}) at {', '.join(d.path for d in ties)}: "
+        "each side holds other members of it"
+    )
 
 
 def _absent(value: str | None) -> Any:

@@ -19,10 +19,12 @@ from .paths import template_of
 
 Side = Literal["legacy", "native"]
 Result = Literal["match", "mismatch", "expected", "error"]
-Kind = Literal["status", "header", "value", "type", "missing", "extra", "order", "length"]
+Kind = Literal["status", "header", "value", "type", "missing", "extra", "order", "length", "tie"]
+"""`tie`: a tied run of a sorted list at a page edge holding other members on each side (see
+`comparator.ties`); the others name what differs at a path."""
 
 RESULTS: tuple[Result, ...] = ("match", "mismatch", "expected", "error")
-KINDS: tuple[Kind, ...] = ("status", "header", "value", "type", "missing", "extra", "order", "length")
+KINDS: tuple[Kind, ...] = ("status", "header", "value", "type", "missing", "extra", "order", "length", "tie")
 
 
 class _Absent:
@@ -181,7 +183,10 @@ class Difference:
 @dataclass(frozen=True)
 class Comparison:
     """The verdict on one pair. `differences` are the ones that count; `noise` holds those a
-    `NoiseModel` explained away; `known` names the known difference behind an `expected`."""
+    `NoiseModel` explained away; `known` names the known difference behind an `expected`
+    (`page-edge-tie`: only tied runs cut by the page edge differ, see `comparator.ties`);
+    `reason` says why an `error` is one, why a `match` needed a rule (tied items reordered) or
+    what a `page-edge-tie` cut."""
 
     result: Result
     differences: tuple[Difference, ...] = ()

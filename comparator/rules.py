@@ -3,7 +3,8 @@
 Rules are read from YAML (`config/comparator.yaml` documents every key) once, at the edge,
 into frozen objects; `compare` only reads them. Per route template (`GET /sessions/{session_id}`):
 paths to ignore, arrays compared without order (optionally matched by a key field), a float
-tolerance, the response headers that are compared, and whether key order counts. The known
+tolerance, the response headers that are compared, whether key order counts, and a list sorted
+by a key the request names whose tied items have no defined order (`Sorted`). The known
 differences (`config/known_differences.yaml`) turn a pair they explain into `expected`.
 
 The files are validated by pydantic models (`_RulesFile`, `_KnownFile`: unknown keys refused,
@@ -24,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pydantic
 import yaml
@@ -34,7 +35,7 @@ from agentos_session.routing import compile_template, strip_trailing_slashes
 from agentos_session.validation import Flag, NonEmptyText, NonNegativeFloat, RouteLabel, Text, format_errors
 
 from .model import Difference, Request, Response
-from .paths import glob_matches
+from .paths import ANY_INDEX, Segment, glob_matches, parse_path
 
 DEFAULT_HEADERS = ("content-type",)
 
@@ -72,6 +73,89 @@ class Unordered:
     key: str | None = None
 
 
+UNSORTED: tuple[str, ...] = ()
+"""`Sorted.key_fields` for a request the side answers in no defined order: no field is the key,
+so every item has the same (NULL) key and the whole list is one tied run."""
+
+PAGE_EDGE_TIE = "page-edge-tie"
+"""`Comparison.known` of a pair whose only differences are `tie`s: a tied run at the page's edge
+holding other members on each side (see `Sorted`). Reserved: no known difference may use it."""
+
+
+@dataclass(frozen=True)
+class Sorted:
+    """A list the server sorts by a key the request names, whose tied items (equal keys) come
+    in no defined order: SQL's ORDER BY leaves the order of equal keys to the plan, and a
+    plan changes after a few executions of the same statement.
+
+    The sort key is `key_param`'s value in the query (the last one when repeated, as FastAPI
+    reads it), else `default_key`. `keys` maps each key to the item fields that show it as
+    rendered, the first present and non-null one being the key (`[updated_at, created_at]`
+    for SQL's `coalesce(updated_at, created_at)`); a key mapped to no field (`None`) sorts by a
+    value the items do not show, so the list is compared as written. A key not in `keys` is
+    `other_keys`: `unsorted` (the server applies no order then: the whole list is one tied
+    run) or `as_written`. `identity` names the field that tells two items are the same item
+    (pairs them inside a run, so a changed item is reported field by field).
+
+    The direction (`sort_order`) is not needed: a tie is a run of adjacent items with equal
+    keys in either direction, and equal keys are found on the rendered values, exactly (the
+    JSON encodings are equal). NULL keys (field absent or null) are one value: SQL puts all
+    NULLs together (first in DESC, last in ASC), so a run of them is a tie like any other.
+
+    A page cut can fall inside a tie, so a run touching the page's first item (on a page after
+    the first) or its last item (on a full page) may hold other members on each side. Whether
+    a cut is possible is read from `page_param` (pages after `first_page`) and `limit_param`
+    (a page as long as the limit, `default_limit` when absent); when they are not given, or
+    unreadable, each edge is taken as possibly cut."""
+
+    items: tuple[Segment, ...]
+    default_key: str
+    key_param: str | None = None
+    keys: Mapping[str, tuple[str, ...] | None] = field(default_factory=dict)
+    other_keys: Literal["unsorted", "as_written"] = "as_written"
+    identity: str | None = None
+    page_param: str | None = None
+    first_page: int = 1
+    limit_param: str | None = None
+    default_limit: int | None = None
+
+    def key_fields(self, query: Mapping[str, Sequence[str]]) -> tuple[str, ...] | None:
+        """The fields holding the request's sort key; `UNSORTED` when the list has no order;
+        None when the list is compared as written."""
+        key = _last(query, self.key_param) if self.key_param else None
+        key = self.default_key if key is None else key
+        if key in self.keys:
+            return self.keys[key]
+        return UNSORTED if self.other_keys == "unsorted" else None
+
+    def cut_edges(self, query: Mapping[str, Sequence[str]], length: int) -> tuple[bool, bool]:
+        """Whether the page's first and its last item may sit next to a page cut."""
+        start = True
+        if self.page_param:
+            page = _int(_last(query, self.page_param), self.first_page)
+            start = page is None or page > self.first_page
+        end = True
+        limit = _int(_last(query, self.limit_param), self.default_limit) if self.limit_param else self.default_limit
+        if limit is not None:
+            end = length >= limit
+        return start, end
+
+
+def _last(query: Mapping[str, Sequence[str]], name: str | None) -> str | None:
+    values = query.get(name, ()) if name else ()
+    return values[-1] if values else None
+
+
+def _int(value: str | None, default: int | None) -> int | None:
+    """The query value as an int; the default when absent; None when unreadable."""
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class RouteRules:
     """The rules in force for one route (the defaults merged with the route's own entry)."""
@@ -81,6 +165,7 @@ class RouteRules:
     float_tolerance: float = 0.0
     headers: tuple[str, ...] = DEFAULT_HEADERS
     key_order: bool = True
+    sorted: Sorted | None = None
 
     def ignores(self, difference: Difference) -> bool:
         return bool(self.ignore) and glob_matches(self.ignore, difference.path, difference.template)
@@ -259,6 +344,52 @@ _UnorderedList = Annotated[
 ]
 
 
+def _concrete_path(value: str) -> str:
+    """A `sorted.items` path: one concrete place (`data`, `$` for a top-level list), no `[*]`."""
+    try:
+        segments = parse_path(value)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+    if ANY_INDEX in segments:
+        raise ValueError(f"{value!r} should name one list, not a template with [*]")
+    return value
+
+
+def _fields(value: Any) -> Any:
+    return (value,) if isinstance(value, str) else value
+
+
+_Fields = Annotated[tuple[NonEmptyText, ...], BeforeValidator(_fields), Field(min_length=1)]
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=_FILE_MODEL)
+class _SortedFile:
+    items: Annotated[NonEmptyText, pydantic.AfterValidator(_concrete_path)]
+    default_key: NonEmptyText
+    key_param: NonEmptyText | None = None
+    keys: dict[Text, _Fields | None] | None = None  # null: sorted by what the items do not show
+    other_keys: Literal["unsorted", "as_written"] = "as_written"
+    identity: NonEmptyText | None = None
+    page_param: NonEmptyText | None = None
+    first_page: Annotated[int, Strict()] = 1
+    limit_param: NonEmptyText | None = None
+    default_limit: Annotated[int, Strict(), Field(ge=1)] | None = None
+
+    def rule(self) -> Sorted:
+        return Sorted(
+            items=tuple(parse_path(self.items)),
+            default_key=self.default_key,
+            key_param=self.key_param,
+            keys=dict(self.keys or {}),
+            other_keys=self.other_keys,
+            identity=self.identity,
+            page_param=self.page_param,
+            first_page=self.first_page,
+            limit_param=self.limit_param,
+            default_limit=self.default_limit,
+        )
+
+
 @pydantic.dataclasses.dataclass(frozen=True, config=_FILE_MODEL)
 class _RouteRulesFile:
     ignore: _Paths = ()
@@ -266,6 +397,7 @@ class _RouteRulesFile:
     float_tolerance: NonNegativeFloat = None  # type: ignore[assignment]  # None: not given
     headers: _Paths = None  # type: ignore[assignment]  # None: not given; null in the file: none compared
     key_order: Flag = None  # type: ignore[assignment]  # None: not given
+    sorted: _SortedFile | None = None
 
     def extend(self, base: RouteRules) -> RouteRules:
         """A route's entry extends the defaults: `ignore` and `unordered` add to them, the
@@ -276,6 +408,7 @@ class _RouteRulesFile:
             float_tolerance=base.float_tolerance if self.float_tolerance is None else self.float_tolerance,
             headers=base.headers if self.headers is None else tuple(h.lower() for h in self.headers),
             key_order=base.key_order if self.key_order is None else self.key_order,
+            sorted=base.sorted if self.sorted is None else self.sorted.rule(),
         )
 
 
@@ -362,6 +495,8 @@ def load_known_differences(path: str | Path) -> tuple[KnownDifference, ...]:
         name = entry.get("id") if isinstance(entry, Mapping) and isinstance(entry.get("id"), str) else f"[{position}]"
         out.append(_validated(_KnownFile, entry, f"{path}: {name}").entry())
     ids = [entry.id for entry in out]
+    if PAGE_EDGE_TIE in ids:
+        raise RulesError(f"{path}: the id {PAGE_EDGE_TIE!r} is the comparator's own (a tie at a page edge)")
     if len(set(ids)) != len(ids):
         raise RulesError(f"{path}: ids must be unique, got {sorted({i for i in ids if ids.count(i) > 1})} twice")
     return tuple(out)

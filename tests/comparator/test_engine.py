@@ -230,7 +230,7 @@ def test_list_prepended_item_is_extra_at_shadow_index():
 
 def test_every_kind_is_covered():
     """KINDS and RESULTS are the documented vocabularies."""
-    assert set(KINDS) == {"status", "header", "value", "type", "missing", "extra", "order", "length"}
+    assert set(KINDS) == {"status", "header", "value", "type", "missing", "extra", "order", "length", "tie"}
     assert set(RESULTS) == {"match", "mismatch", "expected", "error"}
 
 
