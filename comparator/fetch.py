@@ -36,10 +36,18 @@ def _headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
 def without_silent_retry(session: aiohttp.ClientSession) -> aiohttp.ClientSession:
     """aiohttp silently resends GET/HEAD/OPTIONS/TRACE/PUT/DELETE once when a kept-alive
     connection drops; a resent DELETE that had run answers 404, a false mismatch. Whether a
-    request is sent again is the caller's decision. (aiohttp's own TestClient turns it off the
-    same way: there is no public switch.)"""
-    if hasattr(session, "_retry_connection"):
-        session._retry_connection = False
+    request is sent again is the caller's decision.
+
+    There is no public switch: this sets the private `ClientSession._retry_connection`, as
+    aiohttp's own TestClient does. If a release renames it, this raises (at start-up, where the
+    sessions are made) rather than silently leaving the retry on; tests/shadow/test_sides.py
+    pins the behaviour against a real server that drops a kept-alive connection."""
+    if not hasattr(session, "_retry_connection"):
+        raise RuntimeError(
+            f"aiohttp {aiohttp.__version__} has no ClientSession._retry_connection: cannot turn off its "
+            "silent resend of requests on a dropped kept-alive connection (see comparator/fetch.py)"
+        )
+    session._retry_connection = False
     return session
 
 

@@ -41,8 +41,8 @@ from .readiness import check as check_readiness
 from .readiness import watch as watch_readiness
 from .recorder import Recorder
 from .redact import redact_sample
+from .sides import HttpSide, InProcessNative, Side
 from .store import CHANNEL, GatewayStore
-from .upstream import HttpSide, InProcessNative
 
 log = logging.getLogger("shadow_proxy")
 
@@ -111,13 +111,15 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     native_settings = None
     if config.native.url:
-        native: HttpSide | InProcessNative = HttpSide("native", config.native.url, config.native.max_connections)
+        native: Side = HttpSide("native", config.native.url, config.native.max_connections)
     else:
         from session_service.app import create_app as create_native_app
 
         native_settings = app.get(NATIVE_SETTINGS) or _native_settings(config)
         # Its access lines at DEBUG: the gateway writes the client request's one line itself.
-        native = InProcessNative(create_native_app(native_settings, access_log_level=logging.DEBUG))
+        native = InProcessNative(
+            create_native_app(native_settings, access_log_level=logging.DEBUG), config.native.max_connections
+        )
     legacy = HttpSide("legacy", config.legacy.url, config.legacy.max_connections) if config.legacy.url else None
     dsn = _store_dsn(config, native_settings)
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)

@@ -50,8 +50,8 @@ from .config import GatewayConfig, Group, Stage
 from .gate import GroupWindows, Window, decide
 from .metrics import GatewayMetrics, code_class
 from .model import Decision, Origin, Sample
+from .sides import Answer, Side
 from .store import GatewayStore
-from .upstream import Answer, HttpSide, Inbound, InProcessNative
 
 log = logging.getLogger("shadow_proxy")
 access_log = logging.getLogger("shadow_proxy.access")
@@ -105,7 +105,6 @@ class Job:
     request: Request
     primary: Answer
     shadow_side: str
-    inbound: Inbound | None
 
 
 def forward_headers(request: web.Request, request_id: str) -> dict[str, str]:
@@ -171,8 +170,8 @@ class Gateway:
         self,
         config: GatewayConfig,
         *,
-        legacy: HttpSide | None,
-        native: HttpSide | InProcessNative,
+        legacy: Side | None,
+        native: Side,
         rules: Rules,
         noise: NoiseModel | None,
         metrics: GatewayMetrics,
@@ -207,7 +206,7 @@ class Gateway:
     def _allowed(self, stage: Stage) -> Stage:
         return stage if self.legacy is not None else "native"
 
-    def side(self, name: str) -> HttpSide | InProcessNative:
+    def side(self, name: str) -> Side:
         if name == "legacy":
             assert self.legacy is not None
             return self.legacy
@@ -236,10 +235,9 @@ class Gateway:
         route = matched.label(request.method)
         group = self.config.group_of(route)
         stage = self.stage_of(group)
-        inbound = Inbound(request.message, request.protocol, request.writer, request.task)
         primary_side, shadow_side = PLAN[stage]
 
-        answer = await self._call(primary_side, exchange, route, stage, inbound, self._timeout(primary_side))
+        answer = await self._call(primary_side, exchange, route, stage, self._timeout(primary_side))
         served_by, fallback = primary_side, None
         if primary_side == "native" and group is not None:
             self.windows[group.name].observe_native(answer.failed)
@@ -247,7 +245,7 @@ class Gateway:
             reason = "timeout" if answer.timed_out else ("connection_error" if answer.response.error else "5xx")
             if request.method in IDEMPOTENT or not answer.reached:
                 self.metrics.fallbacks.labels(route, reason).inc()
-                answer = await self._call("legacy", exchange, route, stage, inbound, self.config.legacy.timeout_s)
+                answer = await self._call("legacy", exchange, route, stage, self.config.legacy.timeout_s)
                 served_by, fallback = "legacy", reason
             else:
                 log.warning(
@@ -263,7 +261,7 @@ class Gateway:
                 self.metrics.mirror_skipped.labels(route, "primary_error").inc()
             else:
                 self._after(
-                    Job("mirror", request_id, time.time(), route, group, stage, exchange, answer, shadow_side, inbound),
+                    Job("mirror", request_id, time.time(), route, group, stage, exchange, answer, shadow_side),
                     matched.params,
                 )
         response = self._respond(answer, served_by, request_id)
@@ -283,10 +281,8 @@ class Gateway:
     def _timeout(self, side: str) -> float:
         return self.config.legacy.timeout_s if side == "legacy" else self.config.native.timeout_s
 
-    async def _call(
-        self, side: str, request: Request, route: str, stage: Stage, inbound: Inbound | None, timeout_s: float
-    ) -> Answer:
-        answer = await self.side(side).send(request, timeout_s, inbound)
+    async def _call(self, side: str, request: Request, route: str, stage: Stage, timeout_s: float) -> Answer:
+        answer = await self.side(side).send(request, timeout_s)
         self.metrics.requests.labels(route, stage, side, code_class(answer.response.status)).inc()
         self.metrics.upstream_duration.labels(route, side).observe(answer.elapsed_s)
         return answer
@@ -349,9 +345,7 @@ class Gateway:
 
     async def _mirror(self, job: Job) -> None:
         copy = replace(job.request, headers={**job.request.headers, "X-Shadow-Request": "1"})
-        answer = await self._call(
-            job.shadow_side, copy, job.route, job.stage, job.inbound, self.config.shadow.timeout_s
-        )
+        answer = await self._call(job.shadow_side, copy, job.route, job.stage, self.config.shadow.timeout_s)
         if job.shadow_side == "native":
             self.windows[job.group.name].observe_native(answer.failed)
         if self.recorder is not None:
@@ -375,8 +369,8 @@ class Gateway:
         primary_side = PLAN[job.stage][0]
         timeout_s = self.config.shadow.timeout_s
         again = await asyncio.gather(
-            self._call(primary_side, request, job.route, job.stage, job.inbound, timeout_s),
-            self._call(job.shadow_side, request, job.route, job.stage, job.inbound, timeout_s),
+            self._call(primary_side, request, job.route, job.stage, timeout_s),
+            self._call(job.shadow_side, request, job.route, job.stage, timeout_s),
         )
         if again[0].response.error is None and again[1].response.error is None:
             second = await self._compare(again[0].response, again[1].response, request)
@@ -458,8 +452,8 @@ class Gateway:
             for path in [""] if deleted else ["", "/runs"]:
                 read = Request("GET", f"/sessions/{quote(session_id, safe='')}{path}{suffix}", headers, b"")
                 first, second = await asyncio.gather(
-                    self._call(primary_side, read, job.route, job.stage, job.inbound, self.config.shadow.timeout_s),
-                    self._call(job.shadow_side, read, job.route, job.stage, job.inbound, self.config.shadow.timeout_s),
+                    self._call(primary_side, read, job.route, job.stage, self.config.shadow.timeout_s),
+                    self._call(job.shadow_side, read, job.route, job.stage, self.config.shadow.timeout_s),
                 )
                 if first.response.error or second.response.error:
                     failed = second if second.response.error else first
