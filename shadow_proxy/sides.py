@@ -33,6 +33,8 @@ from comparator import Side as SideName
 from comparator.fetch import exact_url, without_silent_retry
 from session_service.middleware import TRUST_UNIX_PEER
 
+from .metrics import GatewayMetrics, code_class
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -188,3 +190,36 @@ class InProcessNative:
 def _failed(side: SideName, exc: BaseException, started: float, *, reached: bool, timed_out: bool = False) -> Answer:
     detail = f"{type(exc).__name__}: {exc}".rstrip(": ")
     return Answer(Response.failed(detail, side), time.perf_counter() - started, reached, timed_out)
+
+
+class Sides:
+    """The gateway's two sides by name, and the one way to call them: every call, whether for a
+    client, a mirrored copy, a recheck or a read-back, is counted in `shadow_requests_total` and
+    `shadow_upstream_duration_seconds` under its route, stage and side."""
+
+    def __init__(self, legacy: Side | None, native: Side, metrics: GatewayMetrics) -> None:
+        self.legacy = legacy
+        self.native = native
+        self.metrics = metrics
+
+    def __getitem__(self, name: str) -> Side:
+        if name == "legacy":
+            assert self.legacy is not None, "no legacy side is configured"
+            return self.legacy
+        return self.native
+
+    async def call(self, side: str, request: Request, route: str, stage: str, timeout_s: float) -> Answer:
+        answer = await self[side].send(request, timeout_s)
+        self.metrics.requests.labels(route, stage, side, code_class(answer.response.status)).inc()
+        self.metrics.upstream_duration.labels(route, side).observe(answer.elapsed_s)
+        return answer
+
+    async def start(self) -> None:
+        await self.native.start()
+        if self.legacy is not None:
+            await self.legacy.start()
+
+    async def close(self) -> None:
+        if self.legacy is not None:
+            await self.legacy.close()
+        await self.native.close()
