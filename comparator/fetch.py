@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDictProxy
 from yarl import URL
 
 from agentos_session.routing import SAFE_METHODS
@@ -51,6 +52,26 @@ def without_silent_retry(session: aiohttp.ClientSession) -> aiohttp.ClientSessio
     return session
 
 
+async def request_once_more_if_safe(
+    session: aiohttp.ClientSession, method: str, url: URL, **options: Any
+) -> tuple[int, CIMultiDictProxy[str], bytes]:
+    """(status, headers, body) of one request. A server may close a kept-alive connection
+    (uvicorn does after a 500) just as it is reused: a safe method (RFC 9110) is then sent once
+    more on a new connection; anything else is not, since it may have run. Every other error,
+    and that one for a write or a second time, is raised for the caller to turn into its own
+    failure (a connection never made, `aiohttp.ClientConnectorError`, is never resent)."""
+    for attempt in (1, 2):
+        try:
+            async with session.request(method, url, **options) as r:
+                return r.status, r.headers, await r.read()
+        except aiohttp.ClientConnectorError:
+            raise
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+            if attempt == 2 or method not in SAFE_METHODS:
+                raise
+    raise AssertionError("unreachable")
+
+
 def exact_url(text: str) -> URL:
     """Send the target as written (`%2F`, `//` and all) when it is already a valid URL, so both
     sides see the same bytes; quote it only when it is not (spaces, non-ASCII)."""
@@ -72,20 +93,18 @@ class UrlTarget:
         if self._session is None:
             self._session = without_silent_retry(aiohttp.ClientSession(timeout=self._timeout, auto_decompress=True))
         url = exact_url(self.base + request.target)
-        for attempt in (1, 2):
-            try:
-                async with self._session.request(
-                    request.method, url, data=request.body or None, headers=dict(request.headers), allow_redirects=False
-                ) as r:
-                    return Response(r.status, _headers(r.headers.items()), await r.read(), self.side)
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-                # A server may close a kept-alive connection (uvicorn does after a 500) just as
-                # it is reused; a read that never reached the server is safe to send again.
-                if attempt == 2 or request.method not in SAFE_METHODS:
-                    return Response.failed(f"{type(exc).__name__}: {exc}", self.side)
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                return Response.failed(f"{type(exc).__name__}: {exc}", self.side)
-        raise AssertionError("unreachable")
+        try:
+            status, headers, body = await request_once_more_if_safe(
+                self._session,
+                request.method,
+                url,
+                data=request.body or None,
+                headers=dict(request.headers),
+                allow_redirects=False,
+            )
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            return Response.failed(f"{type(exc).__name__}: {exc}", self.side)
+        return Response(status, _headers(headers.items()), body, self.side)
 
     async def close(self) -> None:
         if self._session is not None:

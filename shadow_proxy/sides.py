@@ -30,7 +30,7 @@ from aiohttp import web
 from agentos_session.routing import SAFE_METHODS
 from comparator import Request, Response
 from comparator import Side as SideName
-from comparator.fetch import exact_url, without_silent_retry
+from comparator.fetch import exact_url, request_once_more_if_safe, without_silent_retry
 from session_service.middleware import TRUST_UNIX_PEER
 
 from .metrics import GatewayMetrics, code_class
@@ -95,34 +95,27 @@ class HttpSide:
         self._pooled = self._fresh = None
 
     async def send(self, request: Request, timeout_s: float) -> Answer:
-        read = request.method in SAFE_METHODS
-        session = self._pooled if read else self._fresh
+        session = self._pooled if request.method in SAFE_METHODS else self._fresh
         assert session is not None, "start() first"
         started = time.perf_counter()
-        for attempt in (1, 2):
-            try:
-                async with session.request(
-                    request.method,
-                    exact_url(self.base_url + request.target),
-                    headers=dict(request.headers),
-                    data=request.body or None,
-                    allow_redirects=False,
-                    timeout=aiohttp.ClientTimeout(total=timeout_s),
-                ) as r:
-                    body = await r.read()
-                    headers = {k: v for k, v in r.headers.items()}
-                    return Answer(Response(r.status, headers, body, self.name), time.perf_counter() - started, True)
-            except aiohttp.ClientConnectorError as exc:  # the connection was never made
-                return _failed(self.name, exc, started, reached=False)
-            except TimeoutError as exc:
-                return _failed(self.name, exc, started, reached=True, timed_out=True)
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-                # A pooled connection the server had closed: a read is safe to send again.
-                if attempt == 2 or not read:
-                    return _failed(self.name, exc, started, reached=True)
-            except (aiohttp.ClientError, OSError) as exc:
-                return _failed(self.name, exc, started, reached=True)
-        raise AssertionError("unreachable")
+        try:
+            status, headers, body = await request_once_more_if_safe(
+                session,
+                request.method,
+                exact_url(self.base_url + request.target),
+                headers=dict(request.headers),
+                data=request.body or None,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
+            )
+        except aiohttp.ClientConnectorError as exc:  # the connection was never made
+            return _failed(self.name, exc, started, reached=False)
+        except TimeoutError as exc:
+            return _failed(self.name, exc, started, reached=True, timed_out=True)
+        except (aiohttp.ClientError, OSError) as exc:  # it may have reached the side
+            return _failed(self.name, exc, started, reached=True)
+        answer = Response(status, {k: v for k, v in headers.items()}, body, self.name)
+        return Answer(answer, time.perf_counter() - started, True)
 
 
 def _session(connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:

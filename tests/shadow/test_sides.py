@@ -16,9 +16,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+from yarl import URL
 
 from comparator import Request
-from comparator.fetch import without_silent_retry
+from comparator.fetch import request_once_more_if_safe, without_silent_retry
 from session_service.app import create_app as create_native_app
 from session_service.config import load_settings
 from session_service.middleware import TRUST_UNIX_PEER
@@ -95,6 +96,20 @@ async def test_without_the_switch_aiohttp_would_resend_it() -> None:
     async with server as base, aiohttp.ClientSession() as session:
         await deletes_after_a_drop(session, base)
     assert server.seen.count("DELETE") == 2
+
+
+async def test_the_one_retry_loop_resends_a_read_and_never_a_write() -> None:
+    """`request_once_more_if_safe` (used by the gateway's sides and the comparator's targets):
+    a read whose kept-alive connection was dropped goes once more on a new connection; a
+    DELETE is raised to the caller after one send."""
+    server = DroppingServer()
+    async with server as base, without_silent_retry(aiohttp.ClientSession()) as session:
+        first = await request_once_more_if_safe(session, "GET", URL(base + "/a"))
+        again = await request_once_more_if_safe(session, "GET", URL(base + "/b"))  # dropped, resent anew
+        with pytest.raises(aiohttp.ServerDisconnectedError):
+            await request_once_more_if_safe(session, "DELETE", URL(base + "/sessions/x"))
+    assert (first[0], first[2], again[0], again[2]) == (200, b"ok", 200, b"ok")
+    assert server.seen == ["GET", "GET", "GET", "DELETE"]  # the DELETE on the resend's kept connection
 
 
 def test_a_missing_switch_fails_loudly() -> None:
