@@ -119,7 +119,11 @@ class HttpSide:
 
 
 def _session(connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:
-    return without_silent_retry(aiohttp.ClientSession(connector=connector, auto_decompress=False))
+    """A proxy's client session: bodies passed on as they came (no decompression), and no
+    cookie jar, so a `Set-Cookie` one client's request got is never sent with another's (and
+    no cookie parsing on the hot path)."""
+    session = aiohttp.ClientSession(connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar())
+    return without_silent_retry(session)
 
 
 class InProcessNative:

@@ -24,7 +24,7 @@ from session_service.app import create_app as create_native_app
 from session_service.config import load_settings
 from session_service.middleware import TRUST_UNIX_PEER
 from shadow_proxy.appkeys import GATEWAY
-from shadow_proxy.sides import InProcessNative
+from shadow_proxy.sides import HttpSide, InProcessNative
 from tests.shadow.conftest import GatewayFactory, gateway_config
 
 SHADOW_PROXY = Path(__file__).resolve().parents[2] / "shadow_proxy"
@@ -110,6 +110,30 @@ async def test_the_one_retry_loop_resends_a_read_and_never_a_write() -> None:
             await request_once_more_if_safe(session, "DELETE", URL(base + "/sessions/x"))
     assert (first[0], first[2], again[0], again[2]) == (200, b"ok", 200, b"ok")
     assert server.seen == ["GET", "GET", "GET", "DELETE"]  # the DELETE on the resend's kept connection
+
+
+async def test_a_side_keeps_no_cookie_between_clients(aiohttp_server: Any) -> None:
+    """An upstream's Set-Cookie goes back to the client that got it, never with the next request."""
+    from aiohttp import web
+
+    async def echo(request: web.Request) -> web.Response:
+        response = web.Response(text=request.headers.get("Cookie", "none"))
+        response.set_cookie("sid", "client-a-secret")
+        return response
+
+    app = web.Application()
+    app.router.add_get("/", echo)
+    server = await aiohttp_server(app)
+    # A host name, as in a deployment (`http://legacy:7777`): aiohttp's jar ignores IP hosts.
+    side = HttpSide("legacy", f"http://localhost:{server.port}", 4)
+    await side.start()
+    try:
+        first = await side.send(Request("GET", "/", {}, b""), 10)
+        second = await side.send(Request("GET", "/", {}, b""), 10)
+    finally:
+        await side.close()
+    assert "client-a-secret" in first.response.headers["Set-Cookie"]
+    assert (first.response.body, second.response.body) == (b"none", b"none")
 
 
 def test_a_missing_switch_fails_loudly() -> None:
