@@ -1,4 +1,5 @@
-"""The sessions API of agno 3.1.10 AgentOS, as data: its route table and its route labels.
+"""The sessions API of agno 3.1.10 AgentOS, as data: its route table, its route labels, and
+what the gateway reads back to verify a write (`SESSION_WRITES`).
 
 The native service serves these routes, the gateway groups them for the rollout, and the
 comparator's callers label requests with them (the comparator itself knows no API; it is given
@@ -6,6 +7,11 @@ comparator's callers label requests with them (the comparator itself knows no AP
 """
 
 from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import quote, urlencode
 
 from agentos_session.routing import Route, RouteTable
 
@@ -32,3 +38,58 @@ def route_label(method: str, path: str) -> str:
     gateway groups and reports. Paths outside the table are `METHOD unmatched` (or
     `METHOD method_not_allowed`). The comparator's `route_label` hook for this project."""
     return SESSIONS.label(method, path)
+
+
+@dataclass(frozen=True)
+class WriteVerification:
+    """How the gateway checks a write it sent to one side only (both sides share a database):
+    which resources the write touched, and what to read back from both sides to compare. Data,
+    so that the gateway itself knows no API; `SESSION_WRITES` is the sessions API's.
+
+    - `id_param`: the path parameter naming the written resource (`/sessions/{session_id}/rename`);
+    - `created_field`: for a write without it (a create), the field of the primary's answer
+      holding the new id;
+    - `bulk_field`: else (a bulk delete), the request body's field listing the ids;
+    - `read_back`: the paths to read for each id (`{id}` is the id, path-quoted);
+    - `read_back_deleted`: after a DELETE, the paths that must answer 404 on both sides;
+    - `query`: the write's query parameters that also select what to read back (a database, a
+      table, a session type, a user)."""
+
+    id_param: str
+    created_field: str
+    bulk_field: str
+    read_back: tuple[str, ...]
+    read_back_deleted: tuple[str, ...]
+    query: tuple[str, ...]
+
+    def written_ids(self, method: str, params: Mapping[str, str], body: bytes, answer: bytes) -> list[str]:
+        """The ids a successful write touched: the path's, the created one, or the listed ones."""
+        if self.id_param in params:
+            return [params[self.id_param]]
+        try:
+            if method == "POST":
+                created = json.loads(answer)
+                value = created.get(self.created_field) if isinstance(created, dict) else None
+                return [value] if isinstance(value, str) and value else []
+            asked = json.loads(body or b"null")
+        except ValueError:
+            return []
+        ids = asked.get(self.bulk_field) if isinstance(asked, dict) else None
+        return [i for i in ids if isinstance(i, str)] if isinstance(ids, list) else []
+
+    def reads(self, method: str, resource_id: str, query: Sequence[tuple[str, str]]) -> list[str]:
+        """The targets to read back for one written id, with the write's selecting query kept."""
+        kept = [(k, v) for k, v in query if k in self.query]
+        suffix = f"?{urlencode(kept)}" if kept else ""
+        paths = self.read_back_deleted if method == "DELETE" else self.read_back
+        return [path.replace("{id}", quote(resource_id, safe="")) + suffix for path in paths]
+
+
+SESSION_WRITES = WriteVerification(
+    id_param="session_id",
+    created_field="session_id",
+    bulk_field="session_ids",
+    read_back=("/sessions/{id}", "/sessions/{id}/runs"),
+    read_back_deleted=("/sessions/{id}",),
+    query=("db_id", "table", "type", "user_id"),
+)

@@ -10,12 +10,22 @@ services, and the load generator (aiohttp, closed loop). So the figures are rati
 capacities.
 
     .venv/bin/python -m benchmarks.gateway_overhead [--seconds 4] [--concurrency 8]
+    .venv/bin/python -m benchmarks.gateway_overhead --only native --repeat 5   # the in-process path
+
+`--only native` measures just native direct against the gateway at stage `native`, alternating
+the two `--repeat` times (one gateway process for all rounds), and prints each round and the
+median and spread of the p50 difference: on a shared machine one round's noise is larger than
+the in-process path's cost. It also prints the CPU time each serving process spent per request
+(user + system, from /proc/<pid>/stat): unlike latency, that barely moves when other work
+competes for the cores, so it shows what the gateway's hop itself costs.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import statistics
 import subprocess
 import tempfile
 import time
@@ -55,6 +65,13 @@ async def load(url: str, seconds: float, concurrency: int) -> tuple[float, float
     return len(latencies) / elapsed, latencies[len(latencies) // 2] * 1e3, latencies[int(len(latencies) * 0.99)] * 1e3
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_gateway(dsn: str, legacy_url: str, stage: str, log_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     # A stored stage wins over the configured one: start each run from no stored stage.
     asyncio.run(reset_gateway_tables(dsn))
@@ -74,6 +91,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--only", choices=("all", "native"), default="all")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of --only native")
     args = parser.parse_args()
     pg = PgServer()
     openai_url, stop_openai = start_fake_openai()
@@ -86,6 +105,10 @@ def main() -> None:
         native = NativeProcess({"AGNO_PG_DSN": pg.main_dsn, "AGNO_DEFAULT_DB_ID": "main-db"}, "bench-native")
         services.append(native)
         rows = []
+        if args.only == "native":
+            assert native.proc is not None
+            native_rounds(pg.main_dsn, legacy.url, (native.url, native.proc.pid), log_dir, args)
+            return
 
         def measure(name: str, url: str) -> tuple[float, float, float]:
             result = asyncio.run(load(url + PATH, args.seconds, args.concurrency))
@@ -118,6 +141,46 @@ def main() -> None:
     compared = [line for line in mirrored.splitlines() if line.startswith("shadow_comparisons_total")]
     skipped = [line for line in mirrored.splitlines() if line.startswith("shadow_mirror_skipped_total")]
     print("\nstage shadow run, comparisons:", compared or "none", "\nskipped:", skipped or "none")
+
+
+def native_rounds(dsn: str, legacy_url: str, native: tuple[str, int], log_dir: Path, args: argparse.Namespace) -> None:
+    """Native direct and the gateway at stage `native`, alternated `args.repeat` times."""
+    native_url, native_pid = native
+    proc, gateway_url = start_gateway(dsn, legacy_url, "native", log_dir)
+    rounds = []
+
+    def timed(url: str, pid: int) -> tuple[float, float, float, float]:
+        """(req/s, p50 ms, p99 ms, CPU µs per request of the process serving it)."""
+        before = cpu_seconds(pid)
+        rps, p50, p99 = asyncio.run(load(url + PATH, args.seconds, args.concurrency))
+        return rps, p50, p99, (cpu_seconds(pid) - before) / (rps * args.seconds) * 1e6
+
+    try:
+        for _ in range(args.repeat):
+            rounds.append((timed(native_url, native_pid), timed(gateway_url, proc.pid)))
+    finally:
+        stop(proc)
+    print(f"GET {PATH}, {args.concurrency} workers, {args.seconds:.0f} s each, {args.repeat} rounds\n")
+    print(
+        "| round | direct req/s | direct p50 ms | direct CPU µs/req | gateway req/s | gateway p50 ms "
+        "| gateway CPU µs/req | p50 difference ms |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for number, (direct, through) in enumerate(rounds, 1):
+        print(
+            f"| {number} | {direct[0]:,.0f} | {direct[1]:.2f} | {direct[3]:,.0f} | {through[0]:,.0f} "
+            f"| {through[1]:.2f} | {through[3]:,.0f} | {through[1] - direct[1]:+.2f} |"
+        )
+    differences = sorted(through[1] - direct[1] for direct, through in rounds)
+    cpu = sorted(through[3] - direct[3] for direct, through in rounds)
+    print(
+        f"\np50 difference, gateway minus direct: median {statistics.median(differences):+.2f} ms, "
+        f"range {differences[0]:+.2f} .. {differences[-1]:+.2f} ms"
+    )
+    print(
+        f"CPU per request, gateway (with native in-process) minus native direct: median "
+        f"{statistics.median(cpu):+,.0f} µs, range {cpu[0]:+,.0f} .. {cpu[-1]:+,.0f} µs"
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDictProxy
 from yarl import URL
 
 from agentos_session.routing import SAFE_METHODS
@@ -36,11 +37,39 @@ def _headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
 def without_silent_retry(session: aiohttp.ClientSession) -> aiohttp.ClientSession:
     """aiohttp silently resends GET/HEAD/OPTIONS/TRACE/PUT/DELETE once when a kept-alive
     connection drops; a resent DELETE that had run answers 404, a false mismatch. Whether a
-    request is sent again is the caller's decision. (aiohttp's own TestClient turns it off the
-    same way: there is no public switch.)"""
-    if hasattr(session, "_retry_connection"):
-        session._retry_connection = False
+    request is sent again is the caller's decision.
+
+    There is no public switch: this sets the private `ClientSession._retry_connection`, as
+    aiohttp's own TestClient does. If a release renames it, this raises (at start-up, where the
+    sessions are made) rather than silently leaving the retry on; tests/shadow/test_sides.py
+    pins the behaviour against a real server that drops a kept-alive connection."""
+    if not hasattr(session, "_retry_connection"):
+        raise RuntimeError(
+            f"aiohttp {aiohttp.__version__} has no ClientSession._retry_connection: cannot turn off its "
+            "silent resend of requests on a dropped kept-alive connection (see comparator/fetch.py)"
+        )
+    session._retry_connection = False
     return session
+
+
+async def request_once_more_if_safe(
+    session: aiohttp.ClientSession, method: str, url: URL, **options: Any
+) -> tuple[int, CIMultiDictProxy[str], bytes]:
+    """(status, headers, body) of one request. A server may close a kept-alive connection
+    (uvicorn does after a 500) just as it is reused: a safe method (RFC 9110) is then sent once
+    more on a new connection; anything else is not, since it may have run. Every other error,
+    and that one for a write or a second time, is raised for the caller to turn into its own
+    failure (a connection never made, `aiohttp.ClientConnectorError`, is never resent)."""
+    for attempt in (1, 2):
+        try:
+            async with session.request(method, url, **options) as r:
+                return r.status, r.headers, await r.read()
+        except aiohttp.ClientConnectorError:
+            raise
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+            if attempt == 2 or method not in SAFE_METHODS:
+                raise
+    raise AssertionError("unreachable")
 
 
 def exact_url(text: str) -> URL:
@@ -64,20 +93,18 @@ class UrlTarget:
         if self._session is None:
             self._session = without_silent_retry(aiohttp.ClientSession(timeout=self._timeout, auto_decompress=True))
         url = exact_url(self.base + request.target)
-        for attempt in (1, 2):
-            try:
-                async with self._session.request(
-                    request.method, url, data=request.body or None, headers=dict(request.headers), allow_redirects=False
-                ) as r:
-                    return Response(r.status, _headers(r.headers.items()), await r.read(), self.side)
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-                # A server may close a kept-alive connection (uvicorn does after a 500) just as
-                # it is reused; a read that never reached the server is safe to send again.
-                if attempt == 2 or request.method not in SAFE_METHODS:
-                    return Response.failed(f"{type(exc).__name__}: {exc}", self.side)
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                return Response.failed(f"{type(exc).__name__}: {exc}", self.side)
-        raise AssertionError("unreachable")
+        try:
+            status, headers, body = await request_once_more_if_safe(
+                self._session,
+                request.method,
+                url,
+                data=request.body or None,
+                headers=dict(request.headers),
+                allow_redirects=False,
+            )
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            return Response.failed(f"{type(exc).__name__}: {exc}", self.side)
+        return Response(status, _headers(headers.items()), body, self.side)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -17,6 +17,7 @@ import hmac
 import ipaddress
 import logging
 import re
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -40,6 +41,10 @@ OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 # The level of the access lines (logging.INFO unless the app says otherwise: the gateway runs
 # this app in-process with DEBUG, as its own access line covers the client's request).
 ACCESS_LOG_LEVEL = web.AppKey("access_log_level", int)
+# Set by the gateway when it serves this app in-process on its private Unix socket (a 0700
+# directory): a peer on a Unix socket is then the gateway, whose last X-Forwarded-For hop is the
+# client address it saw. Never set for `agentos-session serve`; TCP peers are unaffected.
+TRUST_UNIX_PEER = web.AppKey("trust_unix_peer", bool)
 
 
 def request_id_of(header: str | None) -> str:
@@ -47,6 +52,17 @@ def request_id_of(header: str | None) -> str:
     if header and _REQUEST_ID_OK.match(header):
         return header
     return uuid.uuid4().hex
+
+
+def peer_of(request: web.Request) -> str | None:
+    """The connection's peer address; behind the gateway's private Unix socket
+    (`TRUST_UNIX_PEER`), the address the gateway saw, its last X-Forwarded-For hop."""
+    if request.app.get(TRUST_UNIX_PEER):
+        sock = request.get_extra_info("socket")
+        if sock is not None and sock.family == socket.AF_UNIX:
+            hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+            return hops[-1] if hops else None
+    return request.remote
 
 
 def client_ip(
@@ -133,7 +149,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
                 "duration_ms": round(elapsed * 1000, 3),
                 "request_id": rid,
                 "client_ip": client_ip(
-                    request.remote,
+                    peer_of(request),
                     request.headers.get("X-Forwarded-For"),
                     request.headers.get("X-Real-IP"),
                     settings.trusted_proxies,

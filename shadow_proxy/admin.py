@@ -1,16 +1,26 @@
-"""Read-only admin views of the gateway: the stored mismatch samples as JSON (for scripts, and
-for replaying them after a fix) and the HTML report (for people).
+"""All of the gateway's own views, and the guard in front of its admin paths:
 
-    add_admin_routes(app)   # GET /shadow/mismatches, GET /shadow/report
+    add_gateway_routes(app)   # /healthz, /readyz, /metrics, then add_admin_routes(app)
+    add_admin_routes(app)     # GET/POST /shadow/stage, GET /shadow/mismatches, GET /shadow/report
 
-Both read `app[GATEWAY]`: an object with `store` (a `GatewayStore`, or None when no store is
-configured) and `snapshot()` returning {"groups": ..., "routes": ...} as `report.py` describes.
-The views do no authentication themselves: `app.py` guards them with the admin token when
-`admin.protect_reads` is set (they are open by default; samples are stored redacted).
+- `/healthz` (liveness: no network), `/readyz` (readiness: shadow_proxy/readiness.py),
+  `/metrics` (the gateway's metrics, and the in-process native service's);
+- `/shadow/stage`: GET the stages and the latest decisions; POST a stage by hand;
+- `/shadow/mismatches`: the stored mismatch samples as JSON (for scripts, and for replaying
+  them after a fix); `/shadow/report`: the HTML report (for people).
+
+The views read `app[GATEWAY]`; the mismatch and report views need only its `store` (a
+`GatewayStore`, or None when no store is configured) and `snapshot()` returning {"groups": ...,
+"routes": ...} as `report.py` describes. The views do no authentication themselves:
+`guard_admin` (a middleware) asks for the admin token on every write to /shadow/, and on
+reads too when `admin.protect_reads` is set (they are open by default; samples are stored
+redacted).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hmac
 import inspect
 import json
 import time
@@ -20,14 +30,26 @@ from typing import Any
 
 import asyncpg
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from .appkeys import GATEWAY
+from agentos_session.routing import SAFE_METHODS
+from session_service.appkeys import METRICS as NATIVE_METRICS
+
+from .appkeys import CONFIG, GATEWAY
+from .config import STAGES
+from .readiness import check as check_readiness
 from .report import render_report
+from .sides import InProcessNative
 from .store import GatewayStore
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
 REPORT_LIMIT = 20
+
+# The methods that only read an admin path: open unless `admin.protect_reads`. The guard's own
+# set: HTTP's safe methods minus OPTIONS, which no admin view answers (an OPTIONS to /shadow/
+# needs the token, as it always did).
+ADMIN_READS = SAFE_METHODS - {"OPTIONS"}
 
 # What a store that is down raises; the views answer 503 instead of a bare 500.
 _STORE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
@@ -37,8 +59,18 @@ class BadQuery(ValueError):
     """A query parameter that cannot be used; the message names it."""
 
 
+def add_gateway_routes(app: web.Application) -> None:
+    """Register every view of the gateway's own on `app` (before its proxy catch-all)."""
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_view)
+    add_admin_routes(app)
+
+
 def add_admin_routes(app: web.Application) -> None:
     """Register the admin views on `app` (which must hold `app[GATEWAY]` before serving)."""
+    app.router.add_get("/shadow/stage", stages_view)
+    app.router.add_post("/shadow/stage", set_stage_view)
     app.router.add_get("/shadow/mismatches", mismatches_view)
     app.router.add_get("/shadow/report", report_view)
 
@@ -157,3 +189,90 @@ async def report_view(request: web.Request) -> web.Response:
     if note:
         data["note"] = note
     return web.Response(text=render_report(data), content_type="text/html", charset="utf-8")
+
+
+# ---- the operational views and the stages -----------------------------------------------------
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: 200 while the process serves, with the stages and the mirror's queue. It asks
+    no dependency (that is /readyz), so a database outage never gets the gateway restarted."""
+    gateway = request.app[GATEWAY]
+    stages = {g: d.to_stage for g, d in gateway.stages.items()}
+    return web.json_response({"status": "ok", "stages": stages, "mirror": gateway.snapshot()["mirror"]})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness (shadow_proxy/readiness.py): 200 when the store, the native side and, while
+    some group is at stage `legacy` or `shadow`, legacy answer; else 503 naming what is not
+    ready. At `primary`/`native` a legacy that is away is reported but keeps the gateway ready."""
+    result = await check_readiness(request.app[GATEWAY])
+    return web.json_response(result.body(), status=200 if result.ready else 503)
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    gateway = request.app[GATEWAY]
+    body = generate_latest(gateway.metrics.registry)
+    if isinstance(gateway.native, InProcessNative):  # its own metrics, on the gateway's one page
+        body += generate_latest(gateway.native.app[NATIVE_METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def stages_view(request: web.Request) -> web.Response:
+    gateway = request.app[GATEWAY]
+    decisions = await gateway.store.decisions(limit=50) if gateway.store is not None else []
+    return web.json_response({"groups": gateway.snapshot()["groups"], "decisions": [d.to_dict() for d in decisions]})
+
+
+def _admin_refusal(request: web.Request) -> web.Response | None:
+    """None when the request carries the admin token; else the 403 (no token configured) or
+    401 (wrong or missing token) to answer."""
+    token = request.app[CONFIG].admin.token
+    if not token:
+        return web.json_response(
+            {"detail": "the admin API is off: set admin.token (AGNO_GATEWAY_ADMIN_TOKEN)"}, status=403
+        )
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return web.json_response(
+            {"detail": "Invalid or missing admin token"}, status=401, headers={"WWW-Authenticate": "Bearer"}
+        )
+    return None
+
+
+@web.middleware
+async def guard_admin(request: web.Request, handler: Any) -> web.StreamResponse:
+    """The gateway's own /shadow/ paths: writes always need the admin token, reads when
+    `admin.protect_reads` is set. Proxied paths are never touched here."""
+    if request.path.startswith("/shadow/"):
+        if request.method not in ADMIN_READS or request.app[CONFIG].admin.protect_reads:
+            refusal = _admin_refusal(request)
+            if refusal is not None:
+                return refusal
+    return await handler(request)
+
+
+async def set_stage_view(request: web.Request) -> web.Response:
+    """POST {"group", "stage", "reason"} with `Authorization: Bearer <admin.token>` (checked
+    by `guard_admin`)."""
+    gateway = request.app[GATEWAY]
+    try:
+        data = json.loads(await request.read() or b"null")
+    except ValueError:
+        return web.json_response({"detail": "the body must be JSON: {group, stage, reason}"}, status=422)
+    if not isinstance(data, dict):
+        return web.json_response({"detail": "the body must be a JSON object: {group, stage, reason}"}, status=422)
+    group, stage, reason = data.get("group"), data.get("stage"), data.get("reason") or "set by hand"
+    if group not in gateway.stages:
+        return web.json_response({"detail": f"unknown group {group!r}; groups: {sorted(gateway.stages)}"}, status=422)
+    if stage not in STAGES:
+        return web.json_response({"detail": f"unknown stage {stage!r}; stages: {list(STAGES)}"}, status=422)
+    if stage != "native" and gateway.legacy is None:
+        return web.json_response(
+            {"detail": "no legacy side is configured: only the native stage is possible"}, status=409
+        )
+    previous = gateway.stages[group].to_stage
+    with contextlib.suppress(Exception):
+        await gateway.refresh_stages()
+    await gateway.set_stage(group, stage, str(reason), "admin")
+    return web.json_response({"group": group, "stage": stage, "previous": previous, "reason": reason})

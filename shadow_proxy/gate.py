@@ -84,28 +84,16 @@ def decide(group: str, stage: Stage, windows: GroupWindows, policy: Gate) -> Dec
     """One step of the policy for one group; None when the stage stays."""
     comparisons, calls = windows.comparisons, windows.native_calls
     if stage in ("primary", "native"):
-        if calls.total >= policy.min_rollback_samples:
-            low, _ = wilson(calls.failures, calls.total, policy.z)
-            if low > policy.rollback_error_rate:
-                return Decision(
-                    group,
-                    stage,
-                    "shadow",
-                    f"native error rate {calls.failures}/{calls.total} "
-                    f"(lower bound {low:.2%}) is over {policy.rollback_error_rate:.2%}",
-                    "gate",
-                )
-        if comparisons.total >= policy.min_rollback_samples:
-            low, _ = wilson(comparisons.failures, comparisons.total, policy.z)
-            if low > policy.rollback_mismatch_rate:
-                return Decision(
-                    group,
-                    stage,
-                    "shadow",
-                    f"mismatch rate {comparisons.failures}/{comparisons.total} "
-                    f"(lower bound {low:.2%}) is over {policy.rollback_mismatch_rate:.2%}",
-                    "gate",
-                )
+        # Roll back on native's errors first, then on mismatches: the same test on two windows.
+        for name, window, limit in (
+            ("native error rate", calls, policy.rollback_error_rate),
+            ("mismatch rate", comparisons, policy.rollback_mismatch_rate),
+        ):
+            if window.total >= policy.min_rollback_samples:
+                low, _ = wilson(window.failures, window.total, policy.z)
+                if low > limit:
+                    reason = f"{name} {window.failures}/{window.total} (lower bound {low:.2%}) is over {limit:.2%}"
+                    return Decision(group, stage, "shadow", reason, "gate")
     target: Stage | None = {"shadow": "primary", "primary": "native" if policy.allow_native else None}.get(stage)
     if target is None or comparisons.total < policy.min_samples:
         return None

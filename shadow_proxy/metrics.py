@@ -55,6 +55,12 @@ class GatewayMetrics:
             registry=r,
         )
         self.store_errors = Counter("shadow_store_errors", "Samples that could not be stored", registry=r)
+        self.record_errors = Counter(
+            "shadow_record_errors", "Sampled requests the recorder could not write (shadow.record)", registry=r
+        )
+        self.record_dropped = Counter(
+            "shadow_record_dropped", "Sampled requests not recorded: the file reached record_max_bytes", registry=r
+        )
         self.rechecks = Counter(
             "shadow_rechecks",
             "Mismatches on reads asked again: confirmed, or cleared "

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from comparator import Request
 from session_service.health import check_databases, ping
 
-from .upstream import HttpSide, InProcessNative
+from .sides import InProcessNative, Side
 
 if TYPE_CHECKING:
     from .gateway import Gateway
@@ -98,14 +98,14 @@ async def _store(gateway: Gateway) -> str | None:
     return await ping(gateway.store.pool, READY_TIMEOUT_S)
 
 
-async def _native(native: HttpSide | InProcessNative) -> str | None:
+async def _native(native: Side) -> str | None:
     if isinstance(native, InProcessNative):
         down = await check_databases(native.app)
         return "; ".join(f"{db_id}: {reason}" for db_id, reason in sorted(down.items())) or None
     return await _http(native, "/readyz")
 
 
-async def _http(side: HttpSide, path: str) -> str | None:
+async def _http(side: Side, path: str) -> str | None:
     """None when `GET <path>` answers 200, else why not (with the side's `not_ready`, if any)."""
     answer = await side.send(Request("GET", path, {"Accept": "application/json"}, b""), READY_TIMEOUT_S)
     response = answer.response

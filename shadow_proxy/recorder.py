@@ -2,28 +2,37 @@
 both sides again later (after a fix, or against a new build) without live traffic.
 
 One line per request: `{"at": epoch, "request_id": ..., "route": template, "request":
-Request.to_dict()}`. Credentials are not written: the values of the headers named in
-`redact_headers` become `"<redacted>"`, and replay gives them back with `-H`.
+Request.to_dict()}`. Credentials are not written: headers are redacted by the one policy the
+mismatch store uses (`redact.redact_headers`: the names in `redact_headers`, and always
+`Authorization`, `Cookie` and `Set-Cookie`) and read `"<redacted>"`; replay gives them back
+with `-H`.
 
 The gateway's background mirror worker calls `Recorder.write` synchronously, one request at a
 time, so it is kept cheap (one `json.dumps`, one line-buffered `write`) and never raises: a
 recording is a diagnostic aid and must not stop mirroring. Failures are counted instead
-(`errors`), as are requests refused once the file reached `max_bytes` (`dropped`).
+(`errors`, and `on_error`: the gateway's `shadow_record_errors_total`), as are requests refused
+once the file reached `max_bytes` (`dropped`, `on_drop`: `shadow_record_dropped_total`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
 from comparator import Request
 
-from .redact import REDACTED
+from .redact import ALWAYS_REDACTED_HEADERS, REDACTED, redact_headers
 
-DEFAULT_REDACTED_HEADERS = ("authorization", "cookie")
+__all__ = ["DEFAULT_REDACTED_HEADERS", "REDACTED", "Recorder", "read_recording"]  # REDACTED: replay's marker
+
+DEFAULT_REDACTED_HEADERS = tuple(sorted(ALWAYS_REDACTED_HEADERS))
+
+
+def _nothing() -> None:
+    """The default counter hook: the plain attributes count on their own."""
 
 
 class Recorder:
@@ -35,11 +44,19 @@ class Recorder:
     a shorter line that would, so a replay never sees a recording with holes in it."""
 
     def __init__(
-        self, path: str | os.PathLike[str], max_bytes: int, redact_headers: Iterable[str] = DEFAULT_REDACTED_HEADERS
+        self,
+        path: str | os.PathLike[str],
+        max_bytes: int,
+        redact_headers: Iterable[str] = DEFAULT_REDACTED_HEADERS,
+        *,
+        on_error: Callable[[], None] = _nothing,
+        on_drop: Callable[[], None] = _nothing,
     ) -> None:
         self.path = Path(path)
         self.max_bytes = max_bytes
-        self.redact_headers = frozenset(name.lower() for name in redact_headers)
+        self.redact_headers = tuple(redact_headers)
+        self.on_error = on_error
+        self.on_drop = on_drop
         self.written = 0
         self.dropped = 0
         self.errors = 0
@@ -50,7 +67,7 @@ class Recorder:
     def write(self, at: float, request_id: str, route: str, request: Request) -> bool:
         """Append one request; True if it was written. Never raises."""
         if self._full:
-            self.dropped += 1
+            self._dropped()
             return False
         try:
             line = json.dumps({"at": at, "request_id": request_id, "route": route, "request": self._redacted(request)})
@@ -58,11 +75,11 @@ class Recorder:
             size = len(line) + 1  # json.dumps escapes non-ASCII: characters are bytes
             if self._size + size > self.max_bytes:
                 self._full = True
-                self.dropped += 1
+                self._dropped()
                 return False
             handle.write(line + "\n")
         except (OSError, ValueError, TypeError):
-            self.errors += 1
+            self._failed()
             return False
         self._size += size
         self.written += 1
@@ -74,7 +91,15 @@ class Recorder:
             try:
                 handle.close()
             except OSError:
-                self.errors += 1
+                self._failed()
+
+    def _dropped(self) -> None:
+        self.dropped += 1
+        self.on_drop()
+
+    def _failed(self) -> None:
+        self.errors += 1
+        self.on_error()
 
     def _open(self) -> TextIO:
         if self._file is None:
@@ -85,11 +110,8 @@ class Recorder:
 
     def _redacted(self, request: Request) -> dict[str, Any]:
         entry = request.to_dict()
-        if "headers" in entry and self.redact_headers:
-            entry["headers"] = {
-                name: REDACTED if name.lower() in self.redact_headers else value
-                for name, value in entry["headers"].items()
-            }
+        if "headers" in entry:
+            entry["headers"] = redact_headers(entry["headers"], self.redact_headers)
         return entry
 
 

@@ -46,7 +46,8 @@ from comparator.cli import parse_headers, use_color
 from comparator.fetch import UrlTarget
 from comparator.report import Check, render_text, report_json, report_markdown, summary
 
-from .recorder import REDACTED, read_recording
+from .recorder import read_recording
+from .redact import REDACTED
 
 MISMATCH_LIMIT = 1000
 # Computed per connection by the client; a recorded value would be wrong for the replayed one.

@@ -21,7 +21,8 @@ from comparator import Request
 from session_service.appkeys import METRICS as NATIVE_METRICS
 from shadow_proxy.appkeys import GATEWAY
 from shadow_proxy.config import Admin, Gate, GatewayConfig, Group, Legacy, Native, Shadow
-from shadow_proxy.gateway import Gateway, sampled
+from shadow_proxy.gateway import Gateway
+from shadow_proxy.mirroring import sampled
 from tests.conftest import NativeProcess
 from tests.legacy.fixtures import free_port
 from tests.shadow.conftest import GatewayFactory, gateway_config
@@ -471,7 +472,7 @@ async def test_admin_reads_can_be_protected(make_gateway: GatewayFactory, legacy
 
 def test_mismatch_path_labels_are_capped_per_route() -> None:
     """User-chosen keys (session_state, metadata) must not grow the metric's labels without end."""
-    from shadow_proxy.gateway import MAX_PATH_LABELS, OTHER_PATHS, bounded_label
+    from shadow_proxy.mirroring import MAX_PATH_LABELS, OTHER_PATHS, bounded_label
 
     seen: set[str] = set()
     labels = [bounded_label(seen, f"session_state.k{i}") for i in range(MAX_PATH_LABELS + 5)]

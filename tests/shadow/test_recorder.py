@@ -150,3 +150,32 @@ def test_a_malformed_line_names_file_and_line(tmp_path: Path, bad: str) -> None:
     assert next(reader)[0] == Request("GET", "/sessions")
     with pytest.raises(ValueError, match="^" + re.escape(f"{path}:3: not a recorded request")):
         next(reader)
+
+
+def test_one_redaction_policy_credentials_are_gone_whatever_is_configured(tmp_path: Path) -> None:
+    """`store.redact_headers: [x-api-key]` names only an API key: Authorization and Cookie are
+    still redacted, as the mismatch store does (redact.redact_headers, the one policy)."""
+    path = tmp_path / "rec.jsonl"
+    recorder = Recorder(path, max_bytes=10_000, redact_headers=["x-api-key"])
+    headers = {"Authorization": "Bearer sk-secret", "Cookie": "c=1", "X-Api-Key": "k-1", "X-Trace": "t"}
+    assert recorder.write(1.0, "r", "GET /sessions", Request("GET", "/sessions", headers))
+    recorder.close()
+    text = path.read_text()
+    assert "sk-secret" not in text and "c=1" not in text and "k-1" not in text
+    [(request, _)] = list(read_recording(path))
+    assert request.headers == {"Authorization": REDACTED, "Cookie": REDACTED, "X-Api-Key": REDACTED, "X-Trace": "t"}
+
+
+def test_errors_and_drops_reach_the_counter_hooks(tmp_path: Path) -> None:
+    from shadow_proxy.metrics import GatewayMetrics
+
+    metrics = GatewayMetrics()
+    hooks = {"on_error": metrics.record_errors.inc, "on_drop": metrics.record_dropped.inc}
+    broken = Recorder(tmp_path, max_bytes=10_000, **hooks)  # a directory: open() fails every time
+    broken.write(1.0, "r", "GET /sessions", GET)
+    full = Recorder(tmp_path / "rec.jsonl", max_bytes=10, **hooks)
+    full.write(1.0, "r", "GET /sessions", GET)
+    full.write(2.0, "r", "GET /sessions", GET)
+    value = metrics.registry.get_sample_value
+    assert (value("shadow_record_errors_total"), value("shadow_record_dropped_total")) == (1.0, 2.0)
+    assert (broken.errors, full.dropped) == (1, 2)

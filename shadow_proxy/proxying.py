@@ -1,0 +1,210 @@
+"""The hot path: match the route, find its group and stage, call the side the stage names, fall
+back to legacy when native fails (safely), answer the client, write its one access line, and
+offer the request to the mirror without waiting.
+
+Stages, per route group:
+
+| stage | answers | mirrored to | fallback to legacy |
+|---|---|---|---|
+| `legacy` | legacy | - | - |
+| `shadow` | legacy | native | - |
+| `primary` | native | legacy | yes |
+| `native` | native | - | yes |
+
+Each client request writes one access line (`shadow_proxy.access`): method, route label, status,
+duration, request id, client address, `group` (`unrouted` outside every group), `stage`, the
+`side` that answered and the `fallback` reason, if any. Mirrored copies write none; header
+values and bodies are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aiohttp import web
+
+from agentos_session.routing import SAFE_METHODS, RouteTable
+from comparator import Request
+from session_service.middleware import request_id_of
+
+from .config import GatewayConfig, Stage
+from .metrics import GatewayMetrics
+from .mirroring import Job, Mirror
+from .rollout import PLAN, Rollout
+from .sides import Answer, Sides
+
+log = logging.getLogger("shadow_proxy")
+access_log = logging.getLogger("shadow_proxy.access")
+UNROUTED = "unrouted"  # the access line's `group` for a request outside every group
+
+# RFC 9110 §7.6.1 hop-by-hop headers, plus what the gateway sets itself.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+        "accept-encoding",
+    }
+)
+RESPONSE_DROP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "date", "server"})
+
+
+def forward_headers(request: web.Request, request_id: str) -> dict[str, str]:
+    """The client's headers for an upstream: hop-by-hop ones dropped (RFC 9110), the client's
+    address appended to X-Forwarded-For, X-Forwarded-Proto/Host set, Authorization kept, and
+    the request id passed on. The Host header is the upstream's own (never a `-shadow` name)."""
+    headers: dict[str, str] = {}
+    connection_named = {h.strip().lower() for h in request.headers.get("Connection", "").split(",") if h.strip()}
+    for name, value in request.headers.items():
+        lower = name.lower()
+        if lower in HOP_BY_HOP or lower in connection_named:
+            continue
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    peer = request.remote or ""
+    prior = request.headers.get("X-Forwarded-For")
+    headers["X-Forwarded-For"] = f"{prior}, {peer}" if prior and peer else (prior or peer)
+    headers.setdefault("X-Forwarded-Proto", request.scheme)
+    if request.host:
+        headers.setdefault("X-Forwarded-Host", request.host)
+    headers["X-Request-ID"] = request_id
+    return headers
+
+
+class Proxy:
+    """Answers each client request from the side its group's stage names."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        sides: Sides,
+        rollout: Rollout,
+        mirror: Mirror,
+        routes: RouteTable,
+        metrics: GatewayMetrics,
+    ) -> None:
+        self.config = config
+        self.sides = sides
+        self.rollout = rollout
+        self.mirror = mirror
+        self.routes = routes
+        self.metrics = metrics
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        # The caller's id only if it is a sane token (it is forwarded and logged), as the service does.
+        request_id = request_id_of(request.headers.get("X-Request-ID"))
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:  # (it has no max_size attribute: the limit is ours)
+            limit = self.config.listen.max_body_bytes
+            refused = json_error(413, f"Request body too large (limit {limit} bytes)", request_id)
+            access(request, refused.status, started, request_id, self.routes.label(request.method, request.path))
+            return refused
+        exchange = Request(request.method, request.raw_path, forward_headers(request, request_id), body)
+        matched = self.routes.match(request.method, request.path)
+        route = matched.label(request.method)
+        group = self.config.group_of(route)
+        stage = self.rollout.stage_of(group)
+        primary_side, shadow_side = PLAN[stage]
+
+        answer = await self._call(primary_side, exchange, route, stage)
+        served_by, fallback = primary_side, None
+        if primary_side == "native" and group is not None:
+            self.rollout.windows[group.name].observe_native(answer.failed)
+        if primary_side == "native" and answer.failed and self.sides.legacy is not None:
+            reason = "timeout" if answer.timed_out else ("connection_error" if answer.response.error else "5xx")
+            if request.method in SAFE_METHODS or not answer.reached:
+                self.metrics.fallbacks.labels(route, reason).inc()
+                answer = await self._call("legacy", exchange, route, stage)
+                served_by, fallback = "legacy", reason
+            else:
+                log.warning(
+                    "native failed a %s (%s) that may have reached it; not retried on legacy",
+                    route,
+                    reason,
+                    extra={"request_id": request_id},
+                )
+        if group is not None and shadow_side is not None:
+            if served_by != primary_side:
+                self.metrics.mirror_skipped.labels(route, "fallback").inc()
+            elif answer.response.error is not None:  # nothing to compare the copy with
+                self.metrics.mirror_skipped.labels(route, "primary_error").inc()
+            else:
+                job = Job("mirror", request_id, time.time(), route, group, stage, exchange, answer, shadow_side)
+                self.mirror.offer(job, matched.params)
+        response = respond(answer, served_by, request_id)
+        access(
+            request,
+            response.status,
+            started,
+            request_id,
+            route,
+            group.name if group else UNROUTED,
+            stage,
+            served_by,
+            fallback,
+        )
+        return response
+
+    async def _call(self, side: str, request: Request, route: str, stage: Stage) -> Answer:
+        timeout_s = self.config.legacy.timeout_s if side == "legacy" else self.config.native.timeout_s
+        return await self.sides.call(side, request, route, stage, timeout_s)
+
+
+def respond(answer: Answer, served_by: str, request_id: str) -> web.StreamResponse:
+    """The client's response: the side's answer (minus per-connection headers), or a 504/502
+    naming the side when there was no answer."""
+    r = answer.response
+    if r.error is not None:
+        if answer.timed_out:
+            return json_error(504, f"Gateway timeout: {served_by} did not answer in time", request_id)
+        return json_error(502, f"Bad gateway: {served_by} did not answer ({r.error})", request_id)
+    headers = {k: v for k, v in r.headers.items() if k.lower() not in RESPONSE_DROP}
+    headers["X-Request-ID"] = request_id
+    return web.Response(status=r.status, body=r.body, headers=headers)
+
+
+def access(
+    request: web.Request,
+    status: int,
+    started: float,
+    request_id: str,
+    route: str,
+    group: str | None = None,
+    stage: Stage | None = None,
+    side: str | None = None,
+    fallback: str | None = None,
+) -> None:
+    """The client request's one access line. `side` is None when the gateway answered itself
+    (a body over its limit); `fallback` is the reason native's answer was replaced by legacy's."""
+    access_log.info(
+        "request",
+        extra={
+            "fields": {
+                "method": request.method,
+                "route": route,
+                "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                "request_id": request_id,
+                "client_ip": request.remote,
+                "group": group,
+                "stage": stage,
+                "side": side,
+                "fallback": fallback,
+            }
+        },
+    )
+
+
+def json_error(status: int, detail: str, request_id: str) -> web.Response:
+    return web.json_response({"detail": detail}, status=status, headers={"X-Request-ID": request_id})
