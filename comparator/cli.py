@@ -24,12 +24,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .engine import compare
 from .fetch import UrlTarget
-from .model import Comparison, Request, Response
+from .model import Comparison, Request, Response, Result
 from .noise import NoiseModel, Thresholds, proposals_yaml
 from .report import render_text
 from .rules import SESSIONS_LABEL, Rules, RulesError, import_labeller
 
-EXIT = {"match": 0, "expected": 0, "mismatch": 1, "error": 2}
+EXIT: dict[Result, int] = {"match": 0, "expected": 0, "mismatch": 1, "error": 2}
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
