@@ -5,6 +5,7 @@ gateway: with its group, stage and the side that answered). Real Postgres, real 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import io
 import json
@@ -21,7 +22,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from agentos_session.logs import JsonLogFormatter, configure_logging, iso_utc, parse_level
+from agentos_session.logs import JsonLogFormatter, add_log_level_argument, configure_logging, iso_utc, parse_level
 from harness.processes import free_port
 from harness.services import reset_gateway_tables, start_gateway, start_native
 
@@ -125,6 +126,14 @@ def test_a_bad_log_level_is_a_usage_error(restored_logging: None, capsys: pytest
     assert session_service.cli.main(["serve", "--log-level", "loud"]) == 2
     assert "unknown log level" in capsys.readouterr().err
     assert logging.getLogger().handlers == handlers  # nothing was changed
+
+
+def test_the_log_level_option_defaults_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    parser = argparse.ArgumentParser()
+    monkeypatch.setenv("AGNO_LOG_LEVEL", "DEBUG")
+    add_log_level_argument(parser)
+    assert parser.parse_args([]).log_level == "DEBUG"
+    assert parser.parse_args(["--log-level", "error"]).log_level == "error"
 
 
 # ---- the processes ------------------------------------------------------------------------------
