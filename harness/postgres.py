@@ -8,11 +8,13 @@ Plain classes and functions: the pytest fixtures (tests/legacy/fixtures.py), the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -64,6 +66,18 @@ def drop_database(admin_dsn: str, dbname: str) -> None:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
         except psycopg.errors.SyntaxError:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(dbname)))
+
+
+@contextlib.contextmanager
+def scratch_database(admin_dsn: str, prefix: str) -> Iterator[str]:
+    """A fresh database `<prefix>_<hex>` on the server of `admin_dsn` for the `with` block (its
+    DSN), dropped after it: a test that must see no table of another starts from none."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    dsn = create_database(admin_dsn, name)
+    try:
+        yield dsn
+    finally:
+        drop_database(admin_dsn, name)
 
 
 class EmbeddedPg:

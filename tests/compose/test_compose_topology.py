@@ -17,7 +17,7 @@ import httpx
 import pytest
 import yaml
 
-from harness.postgres import create_database, drop_database
+from harness.postgres import scratch_database
 from harness.processes import environ, spawn
 
 from .metrics import samples, wait_mirrors_done
@@ -33,12 +33,8 @@ STEPS = ["list", "create", "rename", "patch", "get", "runs", "delete", "get-dele
 def compose_db(pg_dsn: str) -> Iterator[str]:
     """A database of its own on the test Postgres, as fresh as the compose volume on first `up`:
     agno creates its tables there, the gateway its own."""
-    name = f"agno_compose_{secrets.token_hex(4)}"
-    dsn = create_database(pg_dsn, name)
-    try:
+    with scratch_database(pg_dsn, "agno_compose") as dsn:
         yield dsn
-    finally:
-        drop_database(pg_dsn, name)
 
 
 def run_topology(compose: Compose, dsn: str) -> Iterator[Topology]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import shutil
 import signal
 import subprocess
@@ -25,13 +24,14 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness import processes
-from harness.postgres import create_database, drop_database, dsn_with_database
+from harness.postgres import dsn_with_database, scratch_database
 from harness.processes import Process, free_port, stop
 from tests.packaging.dockerfile import REPO, Stage, copy_context, exec_form, parse_run, stages
 
@@ -286,13 +286,9 @@ def comparisons(metrics_text: str, route: str) -> dict[str, float]:
 @pytest.fixture
 def store_dsn(pg_dsn: str) -> Iterator[str]:
     """A database of its own for the gateway's store: no stage stored by another test applies."""
-    name = f"agentos_pkg_{secrets.token_hex(4)}"
-    dsn = create_database(pg_dsn, name)
-    try:
+    with scratch_database(pg_dsn, "agentos_pkg") as dsn:
         yield dsn
-    finally:
-        drop_database(pg_dsn, name)
-    assert dsn == dsn_with_database(pg_dsn, name)
+    assert dsn == dsn_with_database(pg_dsn, urlsplit(dsn).path.lstrip("/"))  # the test server's
 
 
 def test_serve_and_gateway_use_the_shipped_config(
