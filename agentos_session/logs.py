@@ -13,8 +13,10 @@ logging set-up; it imports only the standard library.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -82,3 +84,24 @@ def configure_logging(level: str | int = "INFO", stream: TextIO | None = None) -
     logging.captureWarnings(True)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def add_log_level_argument(parser: argparse.ArgumentParser) -> None:
+    """`--log-level`, defaulting to $AGNO_LOG_LEVEL (else INFO): the same option on every command
+    that runs a server."""
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("AGNO_LOG_LEVEL", "INFO"),
+        help="DEBUG, INFO, WARNING or ERROR (default: $AGNO_LOG_LEVEL or INFO)",
+    )
+
+
+def start_logging(command: str, level: str | int) -> bool:
+    """`configure_logging(level)` for a command's start; False after saying on stderr, as argparse
+    says its errors (there is no log yet to say it in), that `level` is not a level."""
+    try:
+        configure_logging(level)
+    except ValueError as exc:
+        print(f"{command}: {exc}", file=sys.stderr)
+        return False
+    return True

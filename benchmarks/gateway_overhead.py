@@ -34,12 +34,13 @@ from pathlib import Path
 import aiohttp
 import httpx
 
-from tests.conftest import NativeProcess
-from tests.legacy.fake_openai import start_fake_openai
-from tests.legacy.fixtures import AgentOSProcess, PgServer, free_port
-from tests.legacy.seed import seed
-from tests.shadow.conftest import reset_gateway_tables
-from tests.shadow.process import start_process, stop
+from harness.fake_openai import start_fake_openai
+from harness.postgres import PgServer
+from harness.processes import free_port, stop
+from harness.seed import seed
+from harness.services import reset_gateway_tables, start_process
+from harness.services import start_legacy as AgentOSProcess
+from harness.services import start_native as NativeProcess
 
 PATH = "/sessions/s-agent-1"
 

@@ -15,10 +15,10 @@ import time
 
 import aiohttp
 
-from tests.conftest import NativeProcess
-from tests.legacy.fake_openai import start_fake_openai
-from tests.legacy.fixtures import AgentOSProcess, PgServer
-from tests.legacy.seed import seed
+from harness.fake_openai import start_fake_openai
+from harness.postgres import PgServer
+from harness.seed import seed
+from harness.services import start_legacy, start_native
 
 ROUTES = ["/sessions", "/sessions/s-agent-1", "/sessions/s-team-2/runs", "/sessions/s-agent-1/runs/run-s-agent-1-a"]
 
@@ -51,8 +51,8 @@ def main() -> None:
     legacy = native = None
     try:
         seed(pg.main_dsn, openai_url)
-        legacy = AgentOSProcess(pg.main_dsn, openai_url, name="bench-legacy")
-        native = NativeProcess({"AGNO_PG_DSN": pg.main_dsn, "AGNO_DEFAULT_DB_ID": "main-db"}, "bench-native")
+        legacy = start_legacy(pg.main_dsn, openai_url, name="bench-legacy")
+        native = start_native({"AGNO_PG_DSN": pg.main_dsn, "AGNO_DEFAULT_DB_ID": "main-db"}, "bench-native")
         print("| route | legacy req/s | native req/s | native / legacy |\n|---|---|---|---|")
         for route in ROUTES:
             legacy_rps = asyncio.run(load(legacy.url + route, args.seconds, args.concurrency))

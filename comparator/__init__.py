@@ -8,7 +8,7 @@ verdict.differences  # (Difference(path, kind, primary, shadow), ...)
 """
 
 from .engine import OFFLOAD_BYTES, compare, compare_async, diff_bodies
-from .model import ABSENT, KINDS, RESULTS, Comparison, Difference, Kind, Request, Response, Result, Side
+from .model import ABSENT, KINDS, PASSING, RESULTS, Comparison, Difference, Kind, Request, Response, Result, Side
 from .paths import format_path, format_template, parse_path, template_of
 from .rules import (
     DEFAULT_RULES,
@@ -28,6 +28,7 @@ __all__ = [
     "ABSENT",
     "KINDS",
     "OFFLOAD_BYTES",
+    "PASSING",
     "RESULTS",
     "DEFAULT_RULES",
     "PAGE_EDGE_TIE",

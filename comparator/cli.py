@@ -24,12 +24,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .engine import compare
 from .fetch import UrlTarget
-from .model import Comparison, Request, Response
+from .model import Comparison, Request, Response, Result
 from .noise import NoiseModel, Thresholds, proposals_yaml
 from .report import render_text
 from .rules import SESSIONS_LABEL, Rules, RulesError, import_labeller
 
-EXIT = {"match": 0, "expected": 0, "mismatch": 1, "error": 2}
+EXIT: dict[Result, int] = {"match": 0, "expected": 0, "mismatch": 1, "error": 2}
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,17 +40,11 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     p.add_argument("a", help="primary: a JSON file (the body) or a URL")
     p.add_argument("b", help="shadow: a JSON file (the body) or a URL")
-    p.add_argument(
-        "--rules",
-        metavar="FILE",
-        help="comparator rules YAML, with the known differences it names (default: %(default)s)",
-    )
+    add_rules_option(p, "comparator rules YAML, with the known differences it names")
     _add_route_label(p)
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
     p.add_argument("-X", "--method", default="GET", help="HTTP method for URLs (default GET)")
-    p.add_argument(
-        "-H", "--header", action="append", default=[], metavar="'NAME: VALUE'", help="request header, repeatable"
-    )
+    add_header_option(p, "request header, repeatable")
     p.add_argument("-d", "--data", help="request body for URLs (@FILE reads a file)")
     p.add_argument(
         "--request", help="for files: the request they answer, e.g. 'GET /sessions/abc' (selects route rules)"
@@ -61,12 +55,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         default="legacy",
         help="which side A is, for known differences (default legacy)",
     )
-    p.add_argument(
-        "--color",
-        choices=("auto", "always", "never"),
-        default="auto",
-        help="color the diff: auto (a terminal without NO_COLOR), always or never",
-    )
+    add_color_option(p, "color the diff")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per URL request")
     p.set_defaults(run=run_compare)
 
@@ -80,19 +69,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     source.add_argument("--pairs", help="JSONL of recorded same-side pairs: {request, a, b} per line")
     n.add_argument("--requests", help="with --base: file of requests, one per line ('GET /sessions?limit=5' or JSON)")
     n.add_argument("--repeat", type=int, default=3, help="with --base: pairs per request (default 3)")
-    n.add_argument(
-        "-H",
-        "--header",
-        action="append",
-        default=[],
-        metavar="'NAME: VALUE'",
-        help="with --base: request header, repeatable",
-    )
-    n.add_argument(
-        "--rules",
-        metavar="FILE",
-        help="rules YAML: paths it already ignores are not proposed again (default: %(default)s)",
-    )
+    add_header_option(n, "with --base: request header, repeatable")
+    add_rules_option(n, "rules YAML: paths it already ignores are not proposed again")
     _add_route_label(n)
     n.add_argument("--model", help="write the NoiseModel here (YAML); extends it if it exists")
     n.add_argument("--out", help="write the proposed rules here instead of stdout")
@@ -141,6 +119,26 @@ def _body_arg(data: str | None) -> bytes:
 
 def _file_response(path: str, side: Any) -> Response:
     return Response(200, {"content-type": "application/json"}, Path(path).read_bytes(), side)
+
+
+def add_rules_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """`--rules FILE`, left unset: `agentos-session` fills in the shipped rules (its defaults)."""
+    parser.add_argument("--rules", metavar="FILE", help=help + " (default: %(default)s)")
+
+
+def add_header_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """`-H/--header 'NAME: VALUE'`, repeatable (read with `parse_headers`)."""
+    parser.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'", help=help)
+
+
+def add_color_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """`--color auto|always|never` (decided with `use_color`)."""
+    parser.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help=help + ": auto (a terminal without NO_COLOR), always or never",
+    )
 
 
 def _add_route_label(parser: argparse.ArgumentParser) -> None:

@@ -23,7 +23,10 @@ Kind = Literal["status", "header", "value", "type", "missing", "extra", "order",
 """`tie`: a tied run of a sorted list at a page edge holding other members on each side (see
 `comparator.ties`); the others name what differs at a path."""
 
-RESULTS: tuple[Result, ...] = ("match", "mismatch", "expected", "error")
+# The results in the order reports show them: from nothing to look at to the worst.
+RESULTS: tuple[Result, ...] = ("match", "expected", "mismatch", "error")
+# The results that pass a check (a registered known difference is `expected`, not a failure).
+PASSING: tuple[Result, ...] = ("match", "expected")
 KINDS: tuple[Kind, ...] = ("status", "header", "value", "type", "missing", "extra", "order", "length", "tie")
 
 
@@ -198,7 +201,7 @@ class Comparison:
     @property
     def ok(self) -> bool:
         """True for `match` and `expected`: nothing for a person to look at."""
-        return self.result in ("match", "expected")
+        return self.result in PASSING
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"result": self.result, "route": self.route}

@@ -25,7 +25,7 @@ import pytest
 
 from .engine import compare
 from .fetch import Target, target_for
-from .model import Comparison, Request, Response
+from .model import PASSING, Comparison, Request, Response
 from .report import Check, render_text, report_json, report_markdown, summary
 from .rules import Rules, import_labeller
 
@@ -131,7 +131,7 @@ class Parity:
         *,
         primary: Any,
         shadow: Any,
-        expect: str | Iterable[str] = ("match", "expected"),
+        expect: str | Iterable[str] = PASSING,
         rules: Rules | None = None,
         sides: tuple[str, str] = ("legacy", "native"),
     ) -> Comparison:
@@ -149,7 +149,7 @@ class Parity:
         shadow: Response,
         *,
         request: RequestLike | None = None,
-        expect: str | Iterable[str] = ("match", "expected"),
+        expect: str | Iterable[str] = PASSING,
         rules: Rules | None = None,
     ) -> Comparison:
         """Compare two answers already in hand, record, and fail unless the result is in `expect`."""

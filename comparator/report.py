@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .model import ABSENT, Comparison, Difference, Request
+from .model import ABSENT, RESULTS, Comparison, Difference, Request
 
 _RESULT_COLOUR = {"match": "32", "expected": "33", "mismatch": "31", "error": "35"}
 
@@ -118,9 +118,9 @@ def report_markdown(checks: list[Check]) -> str:
     total = len(checks)
     lines = ["# Parity report", ""]
     lines.append(f"{total} checks: " + ", ".join(f"{n} {r}" for r, n in sorted(info["results"].items())))
-    lines += ["", "| route | match | expected | mismatch | error |", "|---|---:|---:|---:|---:|"]
+    lines += ["", "| route | " + " | ".join(RESULTS) + " |", "|---|" + "---:|" * len(RESULTS)]
     for route, counts in sorted(info["routes"].items()):
-        cells = " | ".join(str(counts.get(r, 0)) for r in ("match", "expected", "mismatch", "error"))
+        cells = " | ".join(str(counts.get(r, 0)) for r in RESULTS)
         lines.append(f"| `{route}` | {cells} |")
     if info["top_paths"]:
         lines += ["", "## Most frequent differing paths", ""]

@@ -13,7 +13,6 @@ import argparse
 import os
 import random
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,13 +24,14 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.legacy.fake_openai import start_fake_openai  # noqa: E402
-from tests.legacy.fixtures import AgentOSProcess, PgServer  # noqa: E402
-from tests.legacy.seed import SESSION_ORDER, seed  # noqa: E402
-from tests.shadow.process import start_process, stop  # noqa: E402
+from harness.fake_openai import start_fake_openai  # noqa: E402
+from harness.postgres import PgServer  # noqa: E402
+from harness.processes import Process, stop  # noqa: E402
+from harness.seed import SESSION_ORDER, seed  # noqa: E402
+from harness.services import start_gateway, start_legacy  # noqa: E402
 
 
-def start_gateway(pg_dsn: str, legacy_url: str, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+def start_demo_gateway(pg_dsn: str, legacy_url: str, port: int, log_path: Path) -> Process:
     env = {
         "AGNO_PG_DSN": pg_dsn,
         "AGNO_DEFAULT_DB_ID": "main-db",
@@ -41,7 +41,7 @@ def start_gateway(pg_dsn: str, legacy_url: str, port: int, log_path: Path) -> su
         "PYTHONUNBUFFERED": "1",
     }
     try:
-        return start_process(port, env, log_path)
+        return start_gateway(port, env, log_path)
     except RuntimeError as exc:
         raise SystemExit(str(exc)) from None
 
@@ -85,13 +85,13 @@ def main() -> None:
     logs = Path(tempfile.mkdtemp(prefix="agentos-demo-"))
     pg = PgServer()
     openai_url, stop_openai = start_fake_openai()
-    legacy = gateway = None
+    legacy = gateway_process = None
     try:
         print("seeding the database with real agno agent, team and workflow runs ...", flush=True)
         seed(pg.main_dsn, openai_url)
-        legacy = AgentOSProcess(pg.main_dsn, openai_url, name="demo-legacy")
-        gateway = start_gateway(pg.main_dsn, legacy.url, args.port, logs / "gateway.log")
-        base = f"http://127.0.0.1:{args.port}"
+        legacy = start_legacy(pg.main_dsn, openai_url, name="demo-legacy")
+        gateway_process = start_demo_gateway(pg.main_dsn, legacy.url, args.port, logs / "gateway.log")
+        base = gateway_process.url
         print(f"legacy (agno AgentOS): {legacy.url}\ngateway (native in-process): {base}", flush=True)
         statuses = traffic(base, args.rounds)
         time.sleep(1.0)  # let the last mirrored copies be compared
@@ -119,9 +119,8 @@ Where to look:
             except KeyboardInterrupt:
                 pass
     finally:
-        stop(gateway)
-        if legacy is not None:
-            legacy.stop()
+        stop(gateway_process)
+        stop(legacy)
         stop_openai()
         pg.stop()
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import os
-import sys
 from collections.abc import Sequence
 
 from aiohttp import web
 
-from agentos_session.logs import configure_logging
+from agentos_session.logs import add_log_level_argument, start_logging
 
 from .config import ConfigError, settings_from_env
 
@@ -42,19 +40,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     serve_p = sub.add_parser("serve", help="serve the /sessions API", description=serve.__doc__)
     serve_p.add_argument("--host", default=None, help="listen address (default AGNO_SERVICE_HOST or 0.0.0.0)")
     serve_p.add_argument("--port", type=int, default=None, help="listen port (default AGNO_SERVICE_PORT or 8080)")
-    serve_p.add_argument(
-        "--log-level",
-        default=os.environ.get("AGNO_LOG_LEVEL", "INFO"),
-        help="DEBUG, INFO, WARNING or ERROR (default: $AGNO_LOG_LEVEL or INFO)",
-    )
+    add_log_level_argument(serve_p)
     serve_p.set_defaults(run=_run_serve)
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    try:
-        configure_logging(args.log_level)
-    except ValueError as exc:  # before logging exists: said plainly, as argparse says its errors
-        print(f"serve: {exc}", file=sys.stderr)
+    if not start_logging("serve", args.log_level):
         return 2
     return serve(args.host, args.port)
 

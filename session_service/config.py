@@ -21,7 +21,6 @@ can be pointed at the same database as the AgentOS it replaces:
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import json
 import logging
@@ -82,18 +81,10 @@ class Settings:
     request_timeout_s: float = 60.0
     max_body_bytes: int = 1024 * 1024
     trusted_proxies: tuple[IPNetwork, ...] = ()
-    embedded_pg_dir: Path | None = None
-    embedded: bool = False
     cors: CorsPolicy = field(default_factory=CorsPolicy)
     # How often the background readiness check refreshes `agno_session_db_up` (each /readyz
     # call refreshes it too). Not an environment variable: the default suits a scrape every 15 s.
     readiness_interval_s: float = 5.0
-
-    def database(self, db_id: str) -> Database | None:
-        for db in self.databases:
-            if db.db_id == db_id:
-                return db
-        return None
 
 
 def agno_default_db_id(dsn: str, schema: str) -> str:
@@ -138,7 +129,6 @@ def load_settings(env: Mapping[str, str] | None = None, *, embedded_dsn: str | N
     tables = Tables.from_names(env.get("AGNO_DB_SCHEMA"), env.get("AGNO_SESSION_TABLE"), env.get("AGNO_RUNS_TABLE"))
     dsn_map_raw = env.get("AGNO_SESSION_DSN_MAP")
     single = env.get("AGNO_PG_DSN") or env.get("DATABASE_URL")
-    embedded = False
     if dsn_map_raw:
         try:
             dsn_map = json.loads(dsn_map_raw)
@@ -159,7 +149,6 @@ def load_settings(env: Mapping[str, str] | None = None, *, embedded_dsn: str | N
         dsn = single or embedded_dsn
         if not dsn:
             raise ConfigError("no database: set AGNO_PG_DSN (or DATABASE_URL, or AGNO_SESSION_DSN_MAP)")
-        embedded = not single
         db_id = env.get("AGNO_DEFAULT_DB_ID") or agno_default_db_id(dsn, tables.schema)
         databases = (Database(db_id, dsn, tables),)
         default_db_id = route_default = db_id
@@ -179,7 +168,6 @@ def load_settings(env: Mapping[str, str] | None = None, *, embedded_dsn: str | N
         request_timeout_s=float(_int(env, "AGNO_REQUEST_TIMEOUT_S", 60)),
         max_body_bytes=_int(env, "AGNO_MAX_BODY_BYTES", 1024 * 1024),
         trusted_proxies=_trusted(env.get("AGNO_TRUSTED_PROXIES", "")),
-        embedded=embedded,
         cors=policy_from_env(env),
     )
 
@@ -201,5 +189,4 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
     data_dir = Path(env.get("AGNO_EMBEDDED_PG_DIR") or default_data_dir())
     dsn = start_embedded_postgres(data_dir)
     log.info("no AGNO_PG_DSN, DATABASE_URL or AGNO_SESSION_DSN_MAP set: using the embedded Postgres in %s", data_dir)
-    settings = load_settings(env, embedded_dsn=dsn)
-    return dataclasses.replace(settings, embedded_pg_dir=data_dir)
+    return load_settings(env, embedded_dsn=dsn)

@@ -35,11 +35,3 @@ def start_embedded_postgres(data_dir: Path | None = None, *, cleanup: str = "sto
     # Debug only: the caller (config.settings_from_env) writes the one line an operator needs.
     log.debug("started embedded postgres in %s", data_dir)
     return dsn
-
-
-def sqlalchemy_url(dsn: str, driver: str = "psycopg") -> str:
-    """The same DSN spelled for SQLAlchemy (agno's PostgresDb wants `postgresql+psycopg://`)."""
-    for prefix in ("postgresql://", "postgres://"):
-        if dsn.startswith(prefix):
-            return f"postgresql+{driver}://" + dsn[len(prefix) :]
-    return dsn

@@ -21,6 +21,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 from aiohttp import web
 
+from agentos_session.watch import watch_readiness
+
 from .appkeys import DATABASES, METRICS, SETTINGS
 
 log = logging.getLogger("session_service")
@@ -80,27 +82,11 @@ async def readiness_ctx(app: web.Application) -> AsyncIterator[None]:
     """Refresh `agno_session_db_up` every `readiness_interval_s` even when nobody calls /readyz
     (Prometheus then sees an outage between probes), logging each change of state once."""
     interval = app[SETTINGS].readiness_interval_s
-    task = asyncio.create_task(_watch(app, interval))
+    watching = watch_readiness(lambda: check_databases(app), interval, log, describe=lambda db_id: f"database {db_id}")
+    task = asyncio.create_task(watching)
     try:
         yield
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-async def _watch(app: web.Application, interval: float) -> None:
-    down: dict[str, str] = {}
-    while True:
-        try:
-            now = await check_databases(app)
-        except Exception:  # a bug here must not end the loop; the next round tries again
-            log.exception("readiness check failed; retrying in %.1f s", interval)
-        else:
-            for db_id, reason in now.items():
-                if db_id not in down:
-                    log.warning("database %s is not ready: %s", db_id, reason)
-            for db_id in down.keys() - now.keys():
-                log.info("database %s is ready again", db_id)
-            down = now
-        await asyncio.sleep(interval)

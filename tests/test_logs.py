@@ -5,6 +5,7 @@ gateway: with its group, stage and the side that answered). Real Postgres, real 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import io
 import json
@@ -21,11 +22,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from agentos_session.logs import JsonLogFormatter, configure_logging, iso_utc, parse_level
-from tests.conftest import NativeProcess
-from tests.legacy.fixtures import free_port
-from tests.shadow.conftest import reset_gateway_tables
-from tests.shadow.process import GATEWAY_COMMAND, start_process, stop
+from agentos_session.logs import JsonLogFormatter, add_log_level_argument, configure_logging, iso_utc, parse_level
+from harness.processes import free_port
+from harness.services import reset_gateway_tables, start_gateway, start_native
 
 SECRET = "sk-never-in-logs-456"
 
@@ -129,6 +128,14 @@ def test_a_bad_log_level_is_a_usage_error(restored_logging: None, capsys: pytest
     assert logging.getLogger().handlers == handlers  # nothing was changed
 
 
+def test_the_log_level_option_defaults_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    parser = argparse.ArgumentParser()
+    monkeypatch.setenv("AGNO_LOG_LEVEL", "DEBUG")
+    add_log_level_argument(parser)
+    assert parser.parse_args([]).log_level == "DEBUG"
+    assert parser.parse_args(["--log-level", "error"]).log_level == "error"
+
+
 # ---- the processes ------------------------------------------------------------------------------
 
 
@@ -143,7 +150,7 @@ def access_lines(lines: list[dict[str, Any]], request_id: str) -> list[dict[str,
 
 
 def test_serve_writes_only_json_lines(pg_dsn: str, seeded: None) -> None:
-    proc = NativeProcess({"AGNO_PG_DSN": pg_dsn, "AGNO_DEFAULT_DB_ID": "main-db"}, "native-logs")
+    proc = start_native({"AGNO_PG_DSN": pg_dsn, "AGNO_DEFAULT_DB_ID": "main-db"}, "native-logs")
     try:
         httpx.get(proc.url + "/sessions/s-agent-1", headers={"X-Request-ID": "log-serve-1", "Authorization": SECRET})
         httpx.get(proc.url + "/no/such/path", headers={"X-Request-ID": "log-serve-2"})
@@ -191,8 +198,8 @@ def test_the_gateway_writes_one_access_line_per_request(
         "AGNO_GATEWAY_STAGE": "primary",
     }
     log_path = tmp_path / "gateway.log"
-    proc = start_process(port, env, log_path, GATEWAY_COMMAND)
-    base = f"http://127.0.0.1:{port}"
+    proc = start_gateway(port, env, log_path)
+    base = proc.url
     try:
         headers = {"Authorization": f"Bearer {SECRET}"}
         assert httpx.get(base + "/agents", headers={**headers, "X-Request-ID": "log-gw-agents"}).status_code == 200
@@ -206,7 +213,7 @@ def test_the_gateway_writes_one_access_line_per_request(
                 break
             time.sleep(0.1)
     finally:
-        stop(proc)
+        proc.stop()
     output = log_path.read_text(errors="replace")
     lines = json_lines(output)
     assert any(e["msg"] == f"gateway listening on 127.0.0.1:{port}" for e in lines), output

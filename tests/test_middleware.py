@@ -29,7 +29,7 @@ from session_service.config import load_settings
 from session_service.middleware import client_ip
 
 DB_ID = "main-db"
-SEEDED_SESSION = "s-agent-1"  # tests/legacy/seed.py
+SEEDED_SESSION = "s-agent-1"  # harness/seed.py
 CLOSED_PORT_DSN = "postgresql://postgres@127.0.0.1:1/x"
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 

@@ -23,10 +23,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.postgres import EmbeddedPg
+from harness.processes import environ, free_port, start
 from session_service.app import create_app
 from session_service.config import load_settings
-from tests.legacy.fixtures import EmbeddedPg, free_port
-from tests.shadow.process import start_process, stop
 
 DSN_ENV = ("AGNO_PG_DSN", "DATABASE_URL", "AGNO_SESSION_DSN_MAP", "AGNO_DEFAULT_DB_ID", "OS_SECURITY_KEY")
 
@@ -154,14 +154,9 @@ def test_create_app_under_aiohttp_web_starts_the_embedded_postgres_in_its_dir(tm
     data_dir = parent / "pgdata"
     port = free_port()
     log_path = tmp_path / "native.log"
-    env = {k: v for k, v in os.environ.items() if k not in DSN_ENV}
-    env.update({"AGNO_EMBEDDED_PG_DIR": str(data_dir), "XDG_DATA_HOME": str(parent / "elsewhere")})
+    env = environ({"AGNO_EMBEDDED_PG_DIR": str(data_dir), "XDG_DATA_HOME": str(parent / "elsewhere")}, scrub=DSN_ENV)
     args = [sys.executable, "-m", "aiohttp.web", "-H", "127.0.0.1", "-P", str(port), "session_service.app:create_app"]
-    saved = {k: os.environ.pop(k) for k in DSN_ENV if k in os.environ}  # start_process layers env over os.environ
-    try:
-        proc = start_process(port, env, log_path, args, timeout_s=90)
-    finally:
-        os.environ.update(saved)
+    proc = start(args, env=env, log_path=log_path, ready=f"http://127.0.0.1:{port}/healthz", timeout_s=90)
     try:
         assert (data_dir / "PG_VERSION").is_file()
         assert not (parent / "elsewhere").exists()  # not the per-user default directory
@@ -170,7 +165,7 @@ def test_create_app_under_aiohttp_web_starts_the_embedded_postgres_in_its_dir(tm
         answer = httpx.get(f"http://127.0.0.1:{port}/sessions", timeout=10)
         assert answer.status_code == 200 and answer.json()["data"] == []
     finally:
-        stop(proc)
+        proc.stop()
         pid = _postmaster_pid(data_dir)
         deadline = time.monotonic() + 30
         while pid is not None and time.monotonic() < deadline and _postmaster_pid(data_dir) is not None:

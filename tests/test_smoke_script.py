@@ -4,6 +4,7 @@ against a wrong service."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -13,12 +14,11 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import psycopg
 import pytest
 
+from harness.processes import free_port
+from harness.services import reset_gateway_tables, start_gateway
 from tests.compose.metrics import samples, wait_mirrors_done
-from tests.legacy.fixtures import free_port
-from tests.shadow.process import start_process, stop
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "test-session-api.sh"
 OK_STEPS = ["list", "create", "rename", "patch", "get", "runs", "runs-existing", "delete", "get-deleted"]
@@ -53,18 +53,12 @@ def test_walk_passes_against_native(native_url: str) -> None:
     assert result.stderr == ""
 
 
-def _drop_gateway_tables(dsn: str) -> None:
-    """A stored stage wins over AGNO_GATEWAY_STAGE: each gateway here starts from none."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS shadow_mismatches, shadow_rollout, shadow_rollout_events")
-
-
 @pytest.mark.parametrize("stage", ["shadow", "primary"])
 def test_walk_passes_through_the_gateway(stage: str, legacy_url: str, pg_dsn: str, tmp_path: Path) -> None:
     """The shipped config/gateway.yaml, native in-process, the real AgentOS as legacy: at `shadow`
     legacy answers and native gets the copies, at `primary` the other way round. Either way the
     client sees a correct walk and the gateway compared the copies and found no difference."""
-    _drop_gateway_tables(pg_dsn)
+    asyncio.run(reset_gateway_tables(pg_dsn))  # a stored stage wins over AGNO_GATEWAY_STAGE
     port = free_port()
     env = {
         "AGNO_LEGACY_URL": legacy_url,
@@ -74,15 +68,15 @@ def test_walk_passes_through_the_gateway(stage: str, legacy_url: str, pg_dsn: st
         "AGNO_GATEWAY_HOST": "127.0.0.1",
         "AGNO_GATEWAY_PORT": str(port),
     }
-    proc = start_process(port, env, tmp_path / "gateway.log")
-    gateway = f"http://127.0.0.1:{port}"
+    proc = start_gateway(port, env, tmp_path / "gateway.log")
+    gateway = proc.url
     try:
         result = run_script(gateway, SMOKE_SESSION_WITH_RUNS="s-agent-1")
         assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
         assert ok_lines(result) == [f"ok {step}" for step in OK_STEPS]
         metrics = wait_mirrors_done(gateway)
     finally:
-        stop(proc)
+        proc.stop()
     stages = {labels["stage"] for labels, value in samples(metrics, "shadow_stage") if value == 1}
     assert stages == {stage}
     compared: dict[str, float] = {}

@@ -17,7 +17,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.legacy.fixtures import create_database, drop_database
+from harness.postgres import scratch_database
+from harness.processes import environ, spawn
 
 from .metrics import samples, wait_mirrors_done
 from .model import OURS, Compose, resolved
@@ -32,12 +33,8 @@ STEPS = ["list", "create", "rename", "patch", "get", "runs", "delete", "get-dele
 def compose_db(pg_dsn: str) -> Iterator[str]:
     """A database of its own on the test Postgres, as fresh as the compose volume on first `up`:
     agno creates its tables there, the gateway its own."""
-    name = f"agno_compose_{secrets.token_hex(4)}"
-    dsn = create_database(pg_dsn, name)
-    try:
+    with scratch_database(pg_dsn, "agno_compose") as dsn:
         yield dsn
-    finally:
-        drop_database(pg_dsn, name)
 
 
 def run_topology(compose: Compose, dsn: str) -> Iterator[Topology]:
@@ -66,7 +63,7 @@ def smoke(url: str, **variables: str) -> subprocess.CompletedProcess[str]:
 
 def test_started_in_dependency_order(topology: Topology) -> None:
     assert list(topology.procs) == ["legacy", "native", "gateway"]
-    assert all(proc.poll() is None for proc in topology.procs.values())
+    assert all(proc.running for proc in topology.procs.values())
 
 
 def test_smoke_script_passes_through_the_gateway(topology: Topology) -> None:
@@ -133,10 +130,7 @@ def test_prometheus_from_the_compose_file_scrapes_gateway_and_native(topology: T
         if flag == "--web.listen-address":
             value = f"127.0.0.1:{topology.port('prometheus', target)}"
         argv.append(f"{flag}={value}" if value else flag)
-    log = tmp_path / "prometheus.log"
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(argv, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    topology.procs["prometheus"], topology.logs["prometheus"] = proc, log
+    topology.procs["prometheus"] = spawn(argv, env=environ(), log_path=tmp_path / "prometheus.log", cwd=tmp_path)
     topology.wait_healthy("prometheus")  # its compose healthcheck: wget .../-/ready
     base = topology.url("prometheus")
     deadline = time.monotonic() + 90
@@ -145,7 +139,7 @@ def test_prometheus_from_the_compose_file_scrapes_gateway_and_native(topology: T
         health = {t["scrapeUrl"]: t["health"] for t in active}
         if health and all(h == "up" for h in health.values()):
             break
-        assert time.monotonic() < deadline, f"targets not all up: {health}\n{log.read_text()[-2000:]}"
+        assert time.monotonic() < deadline, f"targets not all up: {health}\n{topology.output('prometheus')}"
         time.sleep(1)
     scraped = {urlsplit(url).port for url in health}
     assert scraped >= {topology.port("gateway", 8090), topology.port("native", 8080)}

@@ -13,15 +13,10 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
-import warnings
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from tests.legacy.fixtures import free_port
+from harness.processes import Process, free_port, spawn
 
 from .model import Compose, Service
 
@@ -40,9 +35,7 @@ class Topology:
         self.pg_dsn = pg_dsn
         self.workdir = workdir
         self.ports: dict[tuple[str, int], int] = {}
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.logs: dict[str, Path] = {}
-        self.fallbacks: list[str] = []
+        self.procs: dict[str, Process] = {}
 
     # -- address mapping ------------------------------------------------------------------
 
@@ -104,16 +97,10 @@ class Topology:
         # The working directory: the legacy image's WORKDIR holds its build context (app.py);
         # our image needs no checkout, so a directory outside it.
         cwd = service.build_context if name == "legacy" else self.workdir
-        self.logs[name] = Path(tempfile.mkstemp(prefix=f"compose-{name}-", suffix=".log")[1])
-        with open(self.logs[name], "ab") as log:
-            self.procs[name] = subprocess.Popen(
-                self.argv(service),
-                cwd=cwd,
-                env=self.environment(service),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
+        log_path = Path(tempfile.mkstemp(prefix=f"compose-{name}-", suffix=".log")[1])
+        self.procs[name] = spawn(
+            self.argv(service), env=self.environment(service), log_path=log_path, cwd=cwd, name=name
+        )
 
     def wait_healthy(self, name: str) -> None:
         """Run the service's compose healthcheck (addresses mapped) until it passes."""
@@ -124,64 +111,17 @@ class Topology:
         argv = [sys.executable if argv[0] == "python" else argv[0], *argv[1:]]
         if argv[0] == "agentos-session":
             argv[0] = str(VENV_BIN / "agentos-session")
-        probe = self._probe_fallback(argv)
         env = self.environment(self.compose.services[name])  # as `docker exec` in the container
-        deadline = time.monotonic() + HEALTH_TIMEOUT_S
-        while time.monotonic() < deadline:
-            proc = self.procs[name]
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.output(name)}")
-            ok = probe() if probe else subprocess.run(argv, capture_output=True, timeout=15, env=env).returncode == 0
-            if ok:
-                return
-            time.sleep(0.5)
-        raise RuntimeError(f"{name} never passed its healthcheck {argv}:\n{self.output(name)}")
 
-    def _probe_fallback(self, argv: list[str]) -> Callable[[], bool] | None:
-        """`agentos-session probe` comes with the readiness work; until this branch has it, ask the
-        same URL over HTTP, and /healthz where /readyz does not exist yet (said in a warning)."""
-        if argv[:2] != [str(VENV_BIN / "agentos-session"), "probe"]:
-            return None
-        if subprocess.run([argv[0], "probe", "--help"], capture_output=True, timeout=30).returncode == 0:
-            return None
-        url = argv[argv.index("--url") + 1]
+        def healthcheck() -> bool:
+            return subprocess.run(argv, capture_output=True, timeout=15, env=env).returncode == 0
 
-        def probe() -> bool:
-            status = _status(url)
-            # 404: no such route yet; 401: no route yet, so not among the paths open without a key.
-            if status in (401, 404) and url.endswith("/readyz"):
-                fallback = url[: -len("/readyz")] + "/healthz"
-                if fallback not in self.fallbacks:
-                    self.fallbacks.append(fallback)
-                    warnings.warn(
-                        f"no `agentos-session probe` and no /readyz on this branch: waited on {fallback}", stacklevel=2
-                    )
-                status = _status(fallback)
-            return status == 200
-
-        return probe
+        healthcheck.__name__ = f"healthcheck {argv}"
+        self.procs[name].wait_ready(healthcheck, HEALTH_TIMEOUT_S, interval_s=0.5)
 
     def output(self, name: str) -> str:
-        return self.logs[name].read_text(errors="replace")[-4000:]
+        return self.procs[name].output(4000)
 
     def stop(self) -> None:
         for name in reversed(list(self.procs)):
-            proc = self.procs[name]
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=5)
-
-
-def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            resp.read()
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-    except (urllib.error.URLError, ConnectionError, OSError):
-        return 0
+            self.procs[name].stop()

@@ -1,6 +1,6 @@
 """Differential contract tests of the read routes: the same request to agno and to the native
 service through `parity.check` (the comparator's pytest fixture), which requires a `match`:
-same status, content type, Allow and body bytes. Data: tests/legacy/seed.py (real agno runs)."""
+same status, content type, Allow and body bytes. Data: harness/seed.py (real agno runs)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 
 from comparator import Comparison
 from comparator.pytest_plugin import Parity
+from harness import seed
 from tests.contract.differential import body_of
-from tests.legacy import seed
 
 pytestmark = pytest.mark.contract
 

@@ -22,8 +22,8 @@ import asyncpg
 import pytest
 
 from comparator import Request, Response
+from harness import seed
 from tests.contract.differential import Pair, body_of, normalize, send
-from tests.legacy import seed
 
 pytestmark = pytest.mark.contract
 JSON_CT = {"Content-Type": "application/json"}

@@ -8,10 +8,8 @@ and every address is 127.0.0.1."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,9 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.processes import Process, environ, free_port, start
 from tests.helm.chart import Rendered, render
-from tests.legacy.fixtures import free_port
-from tests.shadow.process import stop
 
 PROGRAM = str(Path(sys.executable).parent / "agentos-session")  # the image's ENTRYPOINT
 _SCRUB = (
@@ -67,28 +64,20 @@ class Pod:
         self.env = {**container_env(rendered, self.container), **overrides}
         self.port = int(overrides["AGNO_GATEWAY_PORT" if component == "gateway" else "AGNO_SERVICE_PORT"])
         self.log = root / f"{component}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: Process | None = None
         self.cwd = root / "home"
         self.cwd.mkdir(exist_ok=True)
 
     def start(self, timeout_s: float = 90.0) -> None:
-        base = {k: v for k, v in os.environ.items() if k not in _SCRUB}
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [PROGRAM, *self.container["args"]],
-                cwd=self.cwd,
-                env={**base, **self.env},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            if self.tcp_open():
-                return
-            time.sleep(0.2)
-        stop(self.proc)
-        raise RuntimeError(
-            f"{self.container['name']} did not listen; log:\n{self.log.read_text(errors='replace')[-3000:]}"
+        """The container's process, started once it listens (its probes are the tests' to ask)."""
+        self.proc = start(
+            [PROGRAM, *self.container["args"]],
+            env=environ(self.env, scrub=_SCRUB),
+            log_path=self.log,
+            ready=self.tcp_open,
+            cwd=self.cwd,
+            name=self.container["name"],
+            timeout_s=timeout_s,
         )
 
     def tcp_open(self) -> bool:
@@ -116,7 +105,8 @@ class Pod:
         raise AssertionError(f"{self.container['name']} {kind}: {last}, wanted {status}")
 
     def stop(self) -> None:
-        stop(self.proc)
+        if self.proc is not None:
+            self.proc.stop()
 
 
 def _write_mount(rendered: Rendered, pod: Pod, root: Path) -> Path:

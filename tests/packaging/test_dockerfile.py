@@ -90,7 +90,7 @@ def test_every_agno_variable_it_sets_is_one_the_services_read() -> None:
     assert names and [n for n in names if f'"{n}"' not in code] == []
 
 
-@pytest.mark.parametrize("absent", [".venv/", ".git/", "tests/", "build/", ".data/", "benchmarks/"])
+@pytest.mark.parametrize("absent", [".venv/", ".git/", "tests/", "harness/", "build/", ".data/", "benchmarks/"])
 def test_the_build_context_is_the_package_source_only(absent: str) -> None:
     files = context_files()
     assert not [f for f in files if f.startswith(absent) or "__pycache__" in f]

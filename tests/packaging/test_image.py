@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import shutil
 import signal
 import subprocess
@@ -25,12 +24,15 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.legacy.fixtures import create_database, drop_database, dsn_with_database, free_port
+from harness import processes
+from harness.postgres import dsn_with_database, scratch_database
+from harness.processes import Process, free_port, stop
 from tests.packaging.dockerfile import REPO, Stage, copy_context, exec_form, parse_run, stages
 
 PACKAGES = ("agentos_session", "comparator", "session_service", "shadow_proxy")
@@ -189,6 +191,8 @@ def test_the_wheel_holds_every_module_and_config_file(image: Image) -> None:
         if p.is_file() and p.suffix in (".py", ".yaml", ".yml")
     }
     assert expected - names == set()
+    # The development harness, the tests and the benchmarks stay in the checkout.
+    assert not [n for n in names if n.split("/")[0] in ("harness", "tests", "benchmarks", "scripts")]
     assert {
         "agentos_session/config/gateway.yaml",
         "agentos_session/config/comparator.yaml",
@@ -249,45 +253,24 @@ print(json.dumps({
 # ---- what it runs ------------------------------------------------------------------------------
 
 
-@dataclass
-class Service:
-    proc: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-
-def start(image: Image, argv: list[str], port: int, name: str, **env: str) -> Service:
+def start(image: Image, argv: list[str], port: int, name: str, **env: str) -> Process:
     """`docker run IMAGE argv` in the background; waits for /healthz (the process exiting or
     START_TIMEOUT_S passing fails the test with its log)."""
-    log = image.root / f"{name}.log"
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            image.argv(argv), cwd=image.workdir, env=image.env(**env), stdout=out, stderr=subprocess.STDOUT
+    url = f"http://127.0.0.1:{port}"
+    try:
+        service = processes.start(
+            image.argv(argv),
+            env=image.env(**env),
+            log_path=image.root / f"{name}.log",
+            ready=url + "/healthz",
+            cwd=image.workdir,
+            name=name,
+            timeout_s=START_TIMEOUT_S,
         )
-    service = Service(proc, f"http://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(service.url + "/healthz", timeout=2).status_code == 200:
-                return service
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    stop(service)
-    pytest.fail(f"{name} did not start on :{port}:\n{service.output()}")
-
-
-def stop(service: Service | None) -> None:
-    if service is not None and service.proc.poll() is None:
-        service.proc.terminate()
-        try:
-            service.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            service.proc.kill()
-            service.proc.wait(timeout=10)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    service.url = url
+    return service
 
 
 def comparisons(metrics_text: str, route: str) -> dict[str, float]:
@@ -303,13 +286,9 @@ def comparisons(metrics_text: str, route: str) -> dict[str, float]:
 @pytest.fixture
 def store_dsn(pg_dsn: str) -> Iterator[str]:
     """A database of its own for the gateway's store: no stage stored by another test applies."""
-    name = f"agentos_pkg_{secrets.token_hex(4)}"
-    dsn = create_database(pg_dsn, name)
-    try:
+    with scratch_database(pg_dsn, "agentos_pkg") as dsn:
         yield dsn
-    finally:
-        drop_database(pg_dsn, name)
-    assert dsn == dsn_with_database(pg_dsn, name)
+    assert dsn == dsn_with_database(pg_dsn, urlsplit(dsn).path.lstrip("/"))  # the test server's
 
 
 def test_serve_and_gateway_use_the_shipped_config(

@@ -7,24 +7,15 @@ import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from harness.services import reset_gateway_tables
 from session_service.config import load_settings
 from shadow_proxy.app import create_app
 from shadow_proxy.config import Gate, GatewayConfig, Legacy, Native, Rollout, Shadow, Store, load_config
 
 GatewayFactory = Callable[..., Awaitable[TestClient]]
-
-
-async def reset_gateway_tables(dsn: str) -> None:
-    """The gateway's tables are shared by every replica; each test starts from none."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute("DROP TABLE IF EXISTS shadow_mismatches, shadow_rollout, shadow_rollout_events")
-    finally:
-        await conn.close()
 
 
 def gateway_config(legacy_url: str | None, **sections: Any) -> GatewayConfig:
