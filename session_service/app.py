@@ -60,8 +60,15 @@ async def _open_database(db: Database, settings: Settings, metrics: ServiceMetri
         await init_connection(conn)
         conn.add_query_logger(record)
 
+    # Timeouts from the request timeout (Settings.database_timeout_s): a stalled database is
+    # then answered 503 (session_service/errors.py), never a request that hangs.
     pool = await asyncpg.create_pool(
-        db.dsn, min_size=settings.pool_min_size, max_size=settings.pool_max_size, init=init
+        db.dsn,
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        init=init,
+        timeout=settings.database_timeout_s,
+        command_timeout=settings.database_timeout_s,
     )
     try:
         async with pool.acquire() as conn:
@@ -84,8 +91,10 @@ async def _databases_ctx(app: web.Application) -> AsyncIterator[None]:
         app[DATABASES].update(handles)
         yield
     finally:
+        # The handles stay (closed): a request still in flight at shutdown then meets a closed
+        # pool, an InterfaceError under a closing pool, which is a 503 (errors.py), where a
+        # missing handle would be a KeyError and a 500.
         await asyncio.gather(*(h.pool.close() for h in handles.values()), return_exceptions=True)
-        app[DATABASES].clear()
 
 
 def create_app(

@@ -89,6 +89,13 @@ class Settings:
     # call refreshes it too). Not an environment variable: the default suits a scrape every 15 s.
     readiness_interval_s: float = 5.0
 
+    @property
+    def database_timeout_s(self) -> float:
+        """asyncpg's connect timeout and `command_timeout`: half the request timeout, so that a
+        database that stalls instead of refusing is a 503 from the pool well before the request
+        deadline's 504 (a request makes one or two round trips)."""
+        return max(0.1, self.request_timeout_s / 2)
+
     def database(self, db_id: str) -> Database | None:
         for db in self.databases:
             if db.db_id == db_id:

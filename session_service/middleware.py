@@ -23,8 +23,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from .appkeys import METRICS, REQUEST_ID, ROUTE_MATCH, SETTINGS
+from .appkeys import DATABASES, METRICS, REQUEST_ID, ROUTE_MATCH, SETTINGS
 from .config import IPNetwork
+from .errors import RETRY_AFTER_S, database_unavailable, unavailable_detail
 from .routes import match
 from .views import error_response
 
@@ -105,9 +106,8 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     except TimeoutError as exc:
         if deadline.expired():
             response = error_response(504, f"Request timed out after {settings.request_timeout_s:g} s")
-        else:  # the handler's own timeout (a database one, say) is a crash like any other
-            error_log.exception("unhandled error", extra={"request_id": rid})
-            response = error_response(500, f"Internal server error ({type(exc).__name__})")
+        else:  # the database's own timeouts (connect, command): it is away, not a bug
+            response = _unavailable(request, route, exc, rid)
     except web.HTTPRequestEntityTooLarge:
         response = error_response(413, f"Request body too large (limit {settings.max_body_bytes} bytes)")
     except web.HTTPException as exc:  # aiohttp's own (should not happen: routing is ours)
@@ -115,9 +115,12 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     except asyncio.CancelledError:
         raise
     except Exception as exc:
-        # Crash recovery: the client gets agno's generic 500, the log gets the traceback.
-        error_log.exception("unhandled error", extra={"request_id": rid})
-        response = error_response(500, f"Internal server error ({type(exc).__name__})")
+        if database_unavailable(exc, (h.pool for h in request.app[DATABASES].values())):
+            response = _unavailable(request, route, exc, rid)
+        else:
+            # Crash recovery: the client gets agno's generic 500, the log gets the traceback.
+            error_log.exception("unhandled error", extra={"request_id": rid})
+            response = error_response(500, f"Internal server error ({type(exc).__name__})")
     response.headers[REQUEST_ID_HEADER] = rid
     elapsed = time.perf_counter() - started
     metrics.requests.labels(request.method, route, str(response.status)).inc()
@@ -142,6 +145,19 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         },
     )
     return response
+
+
+def _unavailable(request: web.Request, route: str, exc: BaseException, rid: str) -> web.Response:
+    """503 with Retry-After for a database that is away (session_service/errors.py decides
+    which failures those are). One warning line, no traceback: it is an outage, not a bug."""
+    error_log.warning(
+        "database unavailable (%s) on %s %s",
+        type(exc).__name__,
+        request.method,
+        route,
+        extra={"request_id": rid},
+    )
+    return error_response(503, unavailable_detail(exc), headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 def bearer_token(header: str) -> str:
