@@ -38,12 +38,31 @@ _ALWAYS_UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    """`exc` and what it was raised from or during (`__cause__`, `__context__`), cycles cut."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not e for e in seen) and len(seen) < 16:
+        seen.append(current)
+        # As tracebacks show it: the explicit cause, else the context unless `from None` hid it.
+        if current.__cause__ is not None:
+            current = current.__cause__
+        else:
+            current = None if current.__suppress_context__ else current.__context__
+    return seen
+
+
 def database_unavailable(exc: BaseException, pools: Iterable[asyncpg.Pool]) -> bool:
     """True when `exc` means the database (or this process's connection to it) is away, given
-    the app's `pools` (an InterfaceError counts only while one of them is closing)."""
-    if isinstance(exc, _ALWAYS_UNAVAILABLE):
+    the app's `pools` (an InterfaceError counts only while one of them is closing).
+
+    The whole chain counts: a connection lost inside `async with conn.transaction()` surfaces
+    as the transaction's InterfaceError ("connection is closed") raised while handling the
+    connection's own failure, and that first failure is the cause."""
+    chain = _chain(exc)
+    if any(isinstance(e, _ALWAYS_UNAVAILABLE) for e in chain):
         return True
-    if isinstance(exc, asyncpg.InterfaceError):
+    if any(isinstance(e, asyncpg.InterfaceError) for e in chain):
         return any(pool.is_closing() for pool in pools)
     return False
 

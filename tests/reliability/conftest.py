@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
+import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 
 from tests.legacy.fixtures import EmbeddedPg, free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class StoppablePg:
@@ -146,3 +154,43 @@ def stalling_proxy(own_pg: StoppablePg) -> Iterator[StallingProxy]:
         yield proxy
     finally:
         proxy.close()
+
+
+class ServiceProcess:
+    """`python -m session_service serve` on 127.0.0.1:<free port> with `env` (the service as
+    operators run it), output in a temporary log file."""
+
+    def __init__(self, env: dict[str, str], name: str = "native-reliability") -> None:
+        scrubbed = ("OS_SECURITY_KEY", "AGNO_PG_DSN", "DATABASE_URL", "AGNO_SESSION_DSN_MAP", "AGNO_DEFAULT_DB_ID")
+        full = {k: v for k, v in os.environ.items() if k not in scrubbed and not k.startswith("JWT_")}
+        full.update(env, PYTHONUNBUFFERED="1")
+        self.log_path = Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log")[1])
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [sys.executable, "-m", "session_service", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                cmd, cwd=str(REPO_ROOT), env=full, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{name} did not start:\n{self.output()[-3000:]}")
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)

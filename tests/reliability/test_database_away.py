@@ -147,6 +147,21 @@ async def test_the_classes_decide_not_the_text(own_pg: StoppablePg) -> None:
         assert database_unavailable(TimeoutError(), [pool])
         assert database_unavailable(asyncpg.exceptions.AdminShutdownError("x"), [pool])
         assert database_unavailable(asyncpg.exceptions.TooManyConnectionsError("x"), [pool])
+        # A transaction's "connection is closed" raised while handling the connection's failure.
+        try:
+            try:
+                raise asyncpg.InternalClientError("cannot switch to state 12")
+            except asyncpg.InternalClientError:
+                raise asyncpg.InterfaceError("the underlying connection is closed") from None
+        except asyncpg.InterfaceError as exc:
+            assert not database_unavailable(exc, [pool])  # `from None`: no cause, and no context shown
+        try:
+            try:
+                raise asyncpg.InternalClientError("cannot switch to state 12")
+            except asyncpg.InternalClientError:
+                raise asyncpg.InterfaceError("the underlying connection is closed")  # noqa: B904
+        except asyncpg.InterfaceError as exc:
+            assert database_unavailable(exc, [pool])
     finally:
         await pool.close()
     assert database_unavailable(asyncpg.InterfaceError("anything"), [pool])
