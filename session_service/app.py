@@ -1,7 +1,8 @@
 """The app factory. `create_app(settings)` builds the aiohttp app; pools open and close through
 `cleanup_ctx`, so `python -m aiohttp.web session_service.app:create_app` works as well.
 
-Operational routes (open, no key): `/healthz`, `/readyz` (session_service/health.py) and `/metrics`.
+Operational routes (open, no key): `/healthz`, `/readyz` (session_service/health.py), `/metrics`,
+and `/openapi.json` (agno's document for the sessions routes: session_service/openapi.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .cors import cors_middleware
 from .health import healthz, readiness_ctx, readyz
 from .metrics import ServiceMetrics
 from .middleware import ACCESS_LOG_LEVEL, authenticate, observe
+from .openapi import document_bytes, openapi_view
 from .store import Store, init_connection
 
 log = logging.getLogger("session_service")
@@ -130,5 +132,6 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)
+    app.router.add_get("/openapi.json", openapi_view(document_bytes()))  # open, as in AgentOS
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app

@@ -37,7 +37,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 # Routes that answer without a key: they are the operator's, not AgentOS's.
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# `/openapi.json` is open in AgentOS too (its AuthMiddleware and JWT middleware exclude it).
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 # The level of the access lines (logging.INFO unless the app says otherwise: the gateway runs
 # this app in-process with DEBUG, as its own access line covers the client's request).
 ACCESS_LOG_LEVEL = web.AppKey("access_log_level", int)
