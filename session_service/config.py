@@ -12,6 +12,9 @@ can be pointed at the same database as the AgentOS it replaces:
 | `AGNO_DB_SCHEMA`, `AGNO_SESSION_TABLE`, `AGNO_RUNS_TABLE` | agno's table options | `ai`, `agno_sessions`, `agno_runs` |
 | `OS_SECURITY_KEY` | bearer key, as AgentOS | open |
 | `AGNO_CORS_ORIGINS`, `CORS_ORIGIN_LIST`, `AGNO_CORS_ORIGIN_REGEX` | browser origins allowed by CORS, as AgentOS | agno's domains |
+| `AGNO_REQUEST_TIMEOUT_S` | a request's deadline (504 after it; the database timeouts are half of it) | 60 |
+| `AGNO_IDLE_TIMEOUT_S` | time to send a complete request head, and keep-alive idle time | 15 |
+| `AGNO_MAX_CONNECTIONS` | open connections; past it a new one gets 503 and is closed | 1000 |
 | `AGNO_EMBEDDED_PG_DIR` | data directory of the embedded Postgres (used when no DSN is set) | `~/.local/share/agentos-session/pgdata` |
 
 `settings_from_env()` is the one way every entry point (`serve`, `create_app()` under
@@ -88,6 +91,12 @@ class Settings:
     # How often the background readiness check refreshes `agno_session_db_up` (each /readyz
     # call refreshes it too). Not an environment variable: the default suits a scrape every 15 s.
     readiness_interval_s: float = 5.0
+    # Slow and idle clients (session_service/serving.py): the time a connection has to send a
+    # complete request head (and may stay idle between requests), and the connection ceiling.
+    idle_timeout_s: float = 15.0
+    max_connections: int = 1000
+    # How long SIGTERM waits for requests in flight before they are cancelled.
+    shutdown_timeout_s: float = 10.0
 
     @property
     def database_timeout_s(self) -> float:
@@ -121,6 +130,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {value}")
+    return value
 
 
 def _trusted(raw: str) -> tuple[IPNetwork, ...]:
@@ -186,6 +202,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, embedded_dsn: str | N
         request_timeout_s=float(_int(env, "AGNO_REQUEST_TIMEOUT_S", 60)),
         max_body_bytes=_int(env, "AGNO_MAX_BODY_BYTES", 1024 * 1024),
         trusted_proxies=_trusted(env.get("AGNO_TRUSTED_PROXIES", "")),
+        idle_timeout_s=float(_positive(env, "AGNO_IDLE_TIMEOUT_S", 15)),
+        max_connections=_positive(env, "AGNO_MAX_CONNECTIONS", 1000),
         embedded=embedded,
         cors=policy_from_env(env),
     )
