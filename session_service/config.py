@@ -11,6 +11,7 @@ can be pointed at the same database as the AgentOS it replaces:
 | `AGNO_SERVICE_PORT` | listening port | 8080 |
 | `AGNO_DB_SCHEMA`, `AGNO_SESSION_TABLE`, `AGNO_RUNS_TABLE` | agno's table options | `ai`, `agno_sessions`, `agno_runs` |
 | `OS_SECURITY_KEY` | bearer key, as AgentOS | open |
+| `JWT_VERIFICATION_KEY`, `JWT_JWKS_FILE`, `AGNO_JWT_ALGORITHM` | agno's JWT mode with its sessions scopes (auth_jwt.py) | off; RS256 |
 | `AGNO_CORS_ORIGINS`, `CORS_ORIGIN_LIST`, `AGNO_CORS_ORIGIN_REGEX` | browser origins allowed by CORS, as AgentOS | agno's domains |
 | `AGNO_REQUEST_TIMEOUT_S` | a request's deadline (504 after it; the database timeouts are half of it) | 60 |
 | `AGNO_IDLE_TIMEOUT_S` | time to send a complete request head, and keep-alive idle time | 15 |
@@ -34,6 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .auth_jwt import JwtConfig, JwtConfigError, jwt_config_from_env
 from .cors import CorsPolicy, policy_from_env
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -80,6 +82,8 @@ class Settings:
     host: str = "0.0.0.0"
     port: int = 8080
     security_key: str | None = None
+    # agno's JWT mode (auth_jwt.py): set by JWT_VERIFICATION_KEY / JWT_JWKS_FILE; wins over the key.
+    jwt: JwtConfig | None = None
     pool_min_size: int = 2
     pool_max_size: int = 10
     request_timeout_s: float = 60.0
@@ -186,6 +190,10 @@ def load_settings(env: Mapping[str, str] | None = None, *, embedded_dsn: str | N
         db_id = env.get("AGNO_DEFAULT_DB_ID") or agno_default_db_id(dsn, tables.schema)
         databases = (Database(db_id, dsn, tables),)
         default_db_id = route_default = db_id
+    try:
+        jwt_config = jwt_config_from_env(env)
+    except JwtConfigError as exc:
+        raise ConfigError(str(exc)) from None
     pool_min = _int(env, "AGNO_POOL_MIN_SIZE", 2)
     pool_max = _int(env, "AGNO_POOL_MAX_SIZE", 10)
     if pool_min < 0 or pool_max < 1 or pool_min > pool_max:
@@ -197,6 +205,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, embedded_dsn: str | N
         host=env.get("AGNO_SERVICE_HOST", "0.0.0.0"),
         port=_int(env, "AGNO_SERVICE_PORT", 8080),
         security_key=env.get("OS_SECURITY_KEY") or None,
+        jwt=jwt_config,
         pool_min_size=pool_min,
         pool_max_size=pool_max,
         request_timeout_s=float(_int(env, "AGNO_REQUEST_TIMEOUT_S", 60)),

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from . import auth_jwt
 from .appkeys import DATABASES, METRICS, REQUEST_ID, ROUTE_MATCH, SETTINGS
 from .config import IPNetwork
 from .errors import RETRY_AFTER_S, database_unavailable, unavailable_detail
@@ -170,10 +171,19 @@ def bearer_token(header: str) -> str:
 
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    key = request.app[SETTINGS].security_key
-    if not key or request.method == "OPTIONS" or request.path in OPEN_PATHS:
+    """agno's AuthMiddleware: JWT mode when configured (it wins over the key, as in agno),
+    else the security key compared in constant time, else open."""
+    settings = request.app[SETTINGS]
+    key, jwt_config = settings.security_key, settings.jwt
+    if (not key and jwt_config is None) or request.method == "OPTIONS" or request.path in OPEN_PATHS:
         return await handler(request)
     token = bearer_token(request.headers.get("Authorization", ""))
+    if jwt_config is not None:
+        refusal = auth_jwt.check(jwt_config, token, request.method, request.path)
+        if refusal is not None:
+            return _refused(request, refusal[1], refusal[0])
+        return await handler(request)
+    assert key is not None
     if not token:
         return _refused(request, "Authorization header required")
     if not hmac.compare_digest(token.encode(), key.encode()):
@@ -181,10 +191,10 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     return await handler(request)
 
 
-def _refused(request: web.Request, detail: str) -> web.Response:
-    """agno's auth middleware writes CORS headers into its own 401 for an allowed origin,
+def _refused(request: web.Request, detail: str, status: int = 401) -> web.Response:
+    """agno's auth middleware writes CORS headers into its own 401/403 for an allowed origin,
     wildcard methods and headers included; the CORS middleware around it adds the rest."""
-    response = error_response(401, detail)
+    response = error_response(status, detail)
     origin = request.headers.get("Origin")
     if origin and request.app[SETTINGS].cors.allows(origin):
         response.headers["Access-Control-Allow-Methods"] = "*"
