@@ -20,6 +20,7 @@ aiohttp bounds none of these by default in a way an internet-facing service need
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -105,8 +106,31 @@ async def _serve(app: web.Application, settings: Settings, on_listening: Callabl
 
 
 def run(app: web.Application, settings: Settings, on_listening: Callable[[], None] = lambda: None) -> None:
-    """Serve `app` until SIGINT/SIGTERM, with the bounds above."""
+    """Serve `app` until SIGINT/SIGTERM, with the bounds above.
+
+    The loop is driven as `web.run_app` drives it, not by `asyncio.run`: the signal's
+    GracefulExit escapes the loop, and `asyncio.run` would then cancel every task at once,
+    requests in flight included (their clients would see the connection drop). Here only the
+    serving task is cancelled, and its clean-up (`runner.cleanup()`) drains the requests in
+    flight for up to `shutdown_timeout_s` before the pools close."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    main = loop.create_task(_serve(app, settings, on_listening))
     try:
-        asyncio.run(_serve(app, settings, on_listening))
+        loop.run_until_complete(main)
     except (web.GracefulExit, KeyboardInterrupt):
         pass
+    finally:
+        try:
+            if not main.done():
+                main.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    loop.run_until_complete(main)
+        finally:
+            rest = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in rest:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*rest, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            asyncio.set_event_loop(None)
+            loop.close()

@@ -171,3 +171,40 @@ async def test_the_classes_decide_not_the_text(own_pg: StoppablePg) -> None:
 def _running(own_pg: StoppablePg) -> None:
     """Each test starts with the database up, whatever the one before did."""
     own_pg.start()
+
+
+def test_a_request_in_flight_at_sigterm_gets_a_json_answer(own_pg: StoppablePg, stalling_proxy: StallingProxy) -> None:
+    """SIGTERM while a request waits on a stalled database: the service drains it (an answer in
+    JSON, not a 500 and not a dropped connection, which `asyncio.run` gave) and exits 0."""
+    import concurrent.futures
+    import signal
+
+    import httpx
+
+    from tests.reliability.conftest import ServiceProcess
+
+    proc = ServiceProcess(
+        {
+            "AGNO_PG_DSN": stalling_proxy.dsn,
+            "AGNO_DEFAULT_DB_ID": "main-db",
+            "AGNO_REQUEST_TIMEOUT_S": "4",
+            "AGNO_LOG_LEVEL": "WARNING",
+        },
+        name="native-sigterm",
+    )
+    try:
+        stalling_proxy.stall()
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(httpx.get, proc.url + "/sessions/in-flight", timeout=30)
+            time.sleep(0.5)
+            assert not pending.done()
+            proc.proc.send_signal(signal.SIGTERM)
+            resp = pending.result(timeout=30)
+        # The database's timeout (503) or the request deadline (504): JSON either way.
+        assert resp.status_code in (503, 504), resp.text
+        assert set(resp.json()) == {"detail"}
+        assert proc.proc.wait(timeout=30) == 0, proc.output()[-2000:]
+    finally:
+        stalling_proxy.resume()
+        proc.stop()
+    assert "unhandled error" not in proc.output()
