@@ -5,18 +5,21 @@ closed under a request at shutdown. Real Postgres (its own embedded server), the
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
+import signal
 import time
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 
 from session_service.app import create_app
 from session_service.appkeys import DATABASES
 from session_service.config import load_settings
 from session_service.errors import RETRY_AFTER_S, database_unavailable
-from tests.reliability.conftest import StallingProxy, StoppablePg
+from tests.reliability.conftest import ServiceProcess, StallingProxy, StoppablePg
 
 # Every kind of route: list, read, create, rename, patch, delete, bulk delete.
 REQUESTS: tuple[tuple[str, str, Any], ...] = (
@@ -176,13 +179,6 @@ def _running(own_pg: StoppablePg) -> None:
 def test_a_request_in_flight_at_sigterm_gets_a_json_answer(own_pg: StoppablePg, stalling_proxy: StallingProxy) -> None:
     """SIGTERM while a request waits on a stalled database: the service drains it (an answer in
     JSON, not a 500 and not a dropped connection, which `asyncio.run` gave) and exits 0."""
-    import concurrent.futures
-    import signal
-
-    import httpx
-
-    from tests.reliability.conftest import ServiceProcess
-
     proc = ServiceProcess(
         {
             "AGNO_PG_DSN": stalling_proxy.dsn,
