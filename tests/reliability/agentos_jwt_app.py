@@ -9,7 +9,7 @@ from typing import Any
 
 from agno.os import AgentOS
 
-from tests.legacy.agentos_app import OS_ID, build_components
+from harness.agentos_app import OS_ID, build_components
 
 _app: Any = None
 

@@ -6,8 +6,6 @@ CORS headers. Tokens are made here with an RSA key generated for the run."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,26 +29,20 @@ OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 ORIGIN = "https://os.agno.com"  # allowed by agno's default CORS origins
 
 
-class JwtAgentOS(AgentOSProcess):
-    """AgentOSProcess serving tests.reliability.agentos_jwt_app with the verification key."""
-
-    def _spawn(self, env: dict, port: int) -> None:
-        env = dict(env, JWT_VERIFICATION_KEY=PUBLIC_PEM)
-        cmd = [sys.executable, "-m", "uvicorn", "tests.reliability.agentos_jwt_app:app"]
-        cmd += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"]
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                cmd, cwd=str(Path(__file__).resolve().parents[2]), env=env, stdout=log, stderr=subprocess.STDOUT
-            )
-
-
 @pytest.fixture(scope="module")
 def legacy_jwt_url(seeded: None, pg_dsn: str, fake_openai_url: str) -> Iterator[str]:
-    server = JwtAgentOS(pg_dsn, fake_openai_url, name="agentos-legacy-jwt")
+    """A real AgentOS in agno's JWT mode (tests.reliability.agentos_jwt_app) with the key."""
+    server = AgentOSProcess(
+        pg_dsn,
+        fake_openai_url,
+        name="agentos-legacy-jwt",
+        app="tests.reliability.agentos_jwt_app:app",
+        extra_env={"JWT_VERIFICATION_KEY": PUBLIC_PEM},
+    )
     try:
         yield server.url
     finally:
-        server.close()
+        server.stop()
 
 
 def token(key: Any = KEY, algorithm: str = "RS256", headers: dict[str, Any] | None = None, **claims: Any) -> str:
