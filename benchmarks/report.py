@@ -221,6 +221,7 @@ def markdown(results: dict[str, Any]) -> str:
             "gateway_primary_0": "gateway, stage primary, 0 % mirrored",
             "gateway_primary_100": "gateway, stage primary, 100 % mirrored to legacy",
         }
+        notes: list[str] = []
         for ep in results["gateway"]:
             for name, s in ep["servers"].items():
                 r = ep["ratios"].get(f"{name}/native")
@@ -230,13 +231,9 @@ def markdown(results: dict[str, Any]) -> str:
                     f"| {s['errors']} | {_ratio(r, 'rps') if r else '1.00x'} | {_num(added, 2) if added is not None else '–'} |"
                 )
             if ep.get("mirror_metrics"):
-                out += [
-                    "",
-                    f"{ep['label']}, 100 % mirrored gateway's counters at the end: `"
-                    + "`, `".join(ep["mirror_metrics"])
-                    + "`",
-                    "",
-                ]
+                counted = "`, `".join(ep["mirror_metrics"])
+                notes.append(f"After {ep['label']}, the 100 % mirrored gateway had counted: `{counted}`.")
+        out += ["", *notes] if notes else []
     if results.get("comparator"):
         c = results["comparator"]
         out += [

@@ -192,7 +192,8 @@ def bench_gateway(
             gateways.append(start_gateway(name, pg.main_dsn, store, legacy.url, stage, rate, logs))
         pin_all(gateways, server_cpus)
         out = []
-        for i, ep_name in enumerate(GATEWAY_ENDPOINTS):
+        # Quick mode: only the detail (the list is the slowest, so the least informative per second).
+        for i, ep_name in enumerate(GATEWAY_ENDPOINTS[-1:] if plan.warmup_once else GATEWAY_ENDPOINTS):
             ep = next(e for e in READS if e.name == ep_name)
             targets = [native, *gateways]
             check_answers(targets, ep.path)
@@ -241,6 +242,29 @@ def bench_comparator(seconds: float) -> dict[str, Any]:
     }
 
 
+def header(args: argparse.Namespace, argv: list[str] | None, cores: Cores, started: float) -> dict[str, Any]:
+    """The results' first keys: what ran, how, where (the measurements are added to it)."""
+    return {
+        "schema": report.SCHEMA_ID,
+        "mode": args.mode,
+        "command": shlex.join(["python", "-m", "benchmarks.suite", *(sys.argv[1:] if argv is None else argv)]),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "machine": report.machine(),
+        "settings": {
+            "sessions": args.sessions,
+            "seconds": args.seconds,
+            "warmup_s": args.warmup,
+            "warmup_once_per_part": args.quick,
+            "rounds": args.rounds,
+            "connections": args.connections,
+            "wrk_threads": 1,
+            "generator_cpus": cores.generator,
+            "server_cpus": cores.server,
+            "shared_core": cores.generator == cores.server,
+        },
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not wrk_available():
@@ -254,24 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     pg = _harness.PgServer()
     openai_url, stop_openai = _harness.start_fake_openai()
     servers: list[Server] = []
-    results: dict[str, Any] = {
-        "schema": report.SCHEMA_ID,
-        "mode": args.mode,
-        "command": shlex.join([sys.executable.rsplit("/", 1)[-1], "-m", "benchmarks.suite", *(argv or sys.argv[1:])]),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "machine": report.machine(),
-        "settings": {
-            "sessions": args.sessions,
-            "seconds": args.seconds,
-            "warmup_s": args.warmup,
-            "rounds": args.rounds,
-            "connections": args.connections,
-            "wrk_threads": 1,
-            "generator_cpus": cores.generator,
-            "server_cpus": cores.server,
-            "shared_core": cores.generator == cores.server,
-        },
-    }
+    results = header(args, argv, cores, started)
     try:
         print("[bench] seeding through agno", file=sys.stderr, flush=True)
         _harness.seed(pg.main_dsn, openai_url)
