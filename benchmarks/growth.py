@@ -96,7 +96,7 @@ def _cell(ep: dict[str, Any]) -> str:
 
 def markdown(growth: dict[str, Any]) -> list[str]:
     out = [
-        "### Growth: p50 ms AgentOS / native (p99 in brackets)",
+        "#### Growth: p50 ms AgentOS / native (p99 in brackets)",
         "",
         "| sessions | runs | " + " | ".join(SIZE_ENDPOINTS) + " |",
         "|---|---|" + "---|" * len(SIZE_ENDPOINTS),

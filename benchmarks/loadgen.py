@@ -154,9 +154,3 @@ def peak_rss_mib(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmHWM for pid {pid}")
-
-
-def rss_mib(pid: int) -> float:
-    import psutil
-
-    return float(psutil.Process(pid).memory_info().rss) / (1024 * 1024)

@@ -167,7 +167,7 @@ def _endpoint_table(eps: list[dict[str, Any]], servers: tuple[str, ...], with_fl
 def markdown(results: dict[str, Any]) -> str:
     m, st, ds = results["machine"], results["settings"], results["dataset"]
     out = [
-        f"## Side-by-side suite ({results['mode']}, {results['started_at']})",
+        f"### Last run: {results['mode']}, {results['started_at']}",
         "",
         f"Command: `{results['command']}` (after `make install` and `make tools`), {results['seconds_total']} s in all.",
         "",
@@ -188,9 +188,9 @@ def markdown(results: dict[str, Any]) -> str:
     if results.get("note"):
         out += ["", f"**Note:** {results['note']}"]
     if results.get("reads"):
-        out += ["", "### Reads", ""] + _endpoint_table(results["reads"], ("legacy", "native", "floor"), True)
+        out += ["", "#### Reads", ""] + _endpoint_table(results["reads"], ("legacy", "native", "floor"), True)
     if results.get("writes"):
-        out += ["", "### Writes (on pre-created ids)", ""] + _endpoint_table(
+        out += ["", "#### Writes (on pre-created ids)", ""] + _endpoint_table(
             results["writes"], ("legacy", "native"), False
         )
         exhausted = [
@@ -210,7 +210,7 @@ def markdown(results: dict[str, Any]) -> str:
     if results.get("gateway"):
         out += [
             "",
-            "### Gateway (native direct vs through the gateway)",
+            "#### Gateway (native direct vs through the gateway)",
             "",
             "| endpoint | path | req/s (min–max) | p50 / p99 ms | errors | req/s vs direct | p50 added ms |",
             "|---|---|---|---|---|---|---|",

@@ -14,9 +14,13 @@ Results go to benchmarks/results/<mode>.json and between the markers of docs/ben
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import contextlib
+import functools
 import shlex
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +56,7 @@ READS = (
 WRITES = ("create", "rename", "patch", "delete")
 WRITE_LABELS = {"create": "create", "rename": "rename", "patch": "PATCH", "delete": "delete"}
 GATEWAY_ENDPOINTS = ("list", "detail")
+QUICK_NO_FLOOR = ("run_by_id", "run_previews")
 RENAME_POOL = 1000  # rename and PATCH cycle over these ids
 
 
@@ -69,6 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", default="reads,writes,gateway,comparator", help="parts to run")
     parser.add_argument("--out", type=Path, help="results JSON (default benchmarks/results/<mode>.json)")
     parser.add_argument("--docs", type=Path, default=_harness.REPO_ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--note", help="a sentence printed next to the figures (e.g. what else ran on the machine)")
     parser.add_argument("--no-docs", action="store_true", help="do not touch docs/benchmarks.md")
     args = parser.parse_args(argv)
     if args.quick and args.growth:
@@ -80,6 +86,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.mode = mode
     args.out = args.out or _harness.REPO_ROOT / "benchmarks" / "results" / f"{mode}.json"
     return args
+
+
+def started_together(*starts: Callable[[], Server]) -> list[Server]:
+    """Start servers in parallel (each start waits for its health check), in the given order;
+    if one fails, the others are stopped and the error raised."""
+    with concurrent.futures.ThreadPoolExecutor(len(starts)) as pool:
+        futures = [pool.submit(start) for start in starts]
+        concurrent.futures.wait(futures)
+    failed = [f.exception() for f in futures if f.exception() is not None]
+    if failed:
+        for f in futures:
+            if f.exception() is None:
+                f.result().stop()
+        raise RuntimeError(f"a server did not start: {failed[0]!r}") from failed[0]
+    return [f.result() for f in futures]
 
 
 def check_answers(servers: list[Server], path: str) -> dict[str, int]:
@@ -103,7 +124,9 @@ def read_runner(path: str, plan: Plan) -> Any:
 def bench_reads(servers: list[Server], plan: Plan) -> list[dict[str, Any]]:
     out = []
     for i, ep in enumerate(READS):
-        targets = [s for s in servers if ep.floor or s.name != "floor"]
+        # Quick mode: the floor only where the issue's targets compare with it (list..runs).
+        with_floor = ep.floor and not (plan.warmup_once and ep.name in QUICK_NO_FLOOR)
+        targets = [s for s in servers if with_floor or s.name != "floor"]
         check_answers(targets, ep.path)
         print(f"[bench] GET {ep.path}", file=sys.stderr, flush=True)
         results = alternate(targets, plan, read_runner(ep.path, plan), warm=i == 0 or not plan.warmup_once)
@@ -187,9 +210,13 @@ def bench_gateway(
     )
     gateways: list[Server] = []
     try:
-        for name, stage, rate in configs:
-            store = create_store_database(pg.admin_dsn, f"bench_{name}")
-            gateways.append(start_gateway(name, pg.main_dsn, store, legacy.url, stage, rate, logs))
+        stores = {name: create_store_database(pg.admin_dsn, f"bench_{name}") for name, _stage, _rate in configs}
+        gateways += started_together(
+            *(
+                functools.partial(start_gateway, name, pg.main_dsn, stores[name], legacy.url, stage, rate, logs)
+                for name, stage, rate in configs
+            )
+        )
         pin_all(gateways, server_cpus)
         out = []
         # Quick mode: only the detail (the list is the slowest, so the least informative per second).
@@ -242,6 +269,19 @@ def bench_comparator(seconds: float) -> dict[str, Any]:
     }
 
 
+def note(given: str | None, machine: dict[str, Any]) -> str | None:
+    """What the reader must know next to the figures: the given note, and a busy machine."""
+    notes = [given] if given else []
+    load = machine.get("load_average_at_start") or [0.0]
+    if load[0] > 0.5 * (machine.get("cpus") or 1):
+        notes.append(
+            f"the machine was busy when the suite started (1-minute load average {load[0]:.1f} on "
+            f"{machine.get('cpus')} CPUs): other work competed for the cores, so absolute figures are low "
+            "and noisy; compare ratios within this run only, and rerun on a quiet machine."
+        )
+    return " ".join(notes) or None
+
+
 def header(args: argparse.Namespace, argv: list[str] | None, cores: Cores, started: float) -> dict[str, Any]:
     """The results' first keys: what ran, how, where (the measurements are added to it)."""
     return {
@@ -279,31 +319,50 @@ def main(argv: list[str] | None = None) -> int:
     openai_url, stop_openai = _harness.start_fake_openai()
     servers: list[Server] = []
     results = header(args, argv, cores, started)
+    phases: dict[str, float] = {}
+    results["phase_seconds"] = phases
+
+    @contextlib.contextmanager
+    def phase(name: str) -> Iterator[None]:
+        t0 = time.monotonic()
+        try:
+            yield
+        finally:
+            phases[name] = round(time.monotonic() - t0, 1)
+
     try:
         print("[bench] seeding through agno", file=sys.stderr, flush=True)
-        _harness.seed(pg.main_dsn, openai_url)
+        with phase("seed"):
+            _harness.seed(pg.main_dsn, openai_url)
         sizes = (20, 1000) if not args.growth else tuple(sorted({20, 1000, *map(int, args.growth_runs.split(","))}))
-        counts = dataset.build(pg.main_dsn, args.sessions, sizes)
+        with phase("copy"):
+            counts = dataset.build(pg.main_dsn, args.sessions, sizes)
         results["dataset"] = {"sessions": counts.sessions, "runs": counts.runs, "runs_sessions": list(sizes)}
-        servers = [
-            start_legacy(pg.main_dsn, openai_url),
-            start_native_server(pg.main_dsn),
-            start_floor(pg.main_dsn, logs),
-        ]
+        with phase("start"):
+            servers = started_together(
+                lambda: start_legacy(pg.main_dsn, openai_url),
+                lambda: start_native_server(pg.main_dsn),
+                lambda: start_floor(pg.main_dsn, logs),
+            )
         pin_all(servers, cores.server)
         legacy, native, floor = servers
         if "reads" in parts:
-            results["reads"] = bench_reads(servers, plan)
+            with phase("reads"):
+                results["reads"] = bench_reads(servers, plan)
         if "gateway" in parts:
-            results["gateway"] = bench_gateway(pg, native, legacy, plan, logs, cores.server)
+            with phase("gateway"):
+                results["gateway"] = bench_gateway(pg, native, legacy, plan, logs, cores.server)
         if "writes" in parts:
-            results["writes"] = bench_writes(pg.main_dsn, [legacy, native], plan)
+            with phase("writes"):
+                results["writes"] = bench_writes(pg.main_dsn, [legacy, native], plan)
         if "comparator" in parts:
-            results["comparator"] = bench_comparator(0.5 if args.quick else 2.0)
+            with phase("comparator"):
+                results["comparator"] = bench_comparator(0.5 if args.quick else 2.0)
         if args.growth:  # last: it grows the table past --sessions
             from . import growth
 
-            results["growth"] = growth.run(pg.main_dsn, legacy, native, plan, args)
+            with phase("growth"):
+                results["growth"] = growth.run(pg.main_dsn, legacy, native, plan, args)
         results["peak_rss_mib"] = report.peak_rss(results)
     finally:
         for server in reversed(servers):
@@ -311,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         stop_openai()
         pg.stop()
     results["seconds_total"] = round(time.time() - started, 1)
+    results["note"] = note(args.note, results["machine"])
     report.validate(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report.dumps(results))

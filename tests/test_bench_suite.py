@@ -24,7 +24,7 @@ from typing import Any
 
 import asyncpg
 import httpx
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]  # jsonschema ships no type stubs
 import psycopg
 import pytest
 
@@ -128,7 +128,7 @@ def test_dataset_copies_agno_rows_with_consistent_ids(bench_dsn: str) -> None:
             "SELECT run_index, run_id FROM ai.agno_runs WHERE session_id = %s ORDER BY run_index",
             (dataset.runs_session_id(20),),
         ).fetchall()
-        types = dict(
+        types: dict[str, int] = dict(
             conn.execute(
                 "SELECT session_type, count(*) FROM ai.agno_sessions WHERE session_id LIKE 'bench-s-%' GROUP BY 1"
             ).fetchall()
@@ -254,7 +254,7 @@ def test_results_follow_the_schema_and_render(floor_server: Server, tmp_path: Pa
     docs = tmp_path / "benchmarks.md"
     docs.write_text("# Benchmarks\n\nkept before\n")
     report.write_docs(docs, report.markdown(results))
-    report.write_docs(docs, report.markdown(results).replace("### Reads", "### Reads again"))
+    report.write_docs(docs, report.markdown(results).replace("#### Reads", "#### Reads again"))
     text = docs.read_text()
     assert text.count(report.BEGIN) == 1 and text.count(report.END) == 1
-    assert "kept before" in text and "### Reads again" in text and "### Reads\n" not in text
+    assert "kept before" in text and "#### Reads again" in text and "#### Reads\n" not in text
