@@ -201,6 +201,15 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         if exhausted:
             out += ["", f"Delete ran out of pre-created ids (later deletes hit missing ids): {', '.join(exhausted)}."]
+    empty = [
+        f"{ep['label']} on {name}"
+        for part in ("reads", "writes", "gateway")
+        for ep in results.get(part, [])
+        for name, srv in ep["servers"].items()
+        if any(r["requests"] == 0 for r in srv["rounds"])
+    ]
+    if empty:
+        out += ["", "Rounds in which no request was answered (rounds too short for that server): " + ", ".join(empty)]
     peaks = peak_rss(results)
     if peaks:
         out += [
