@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report.markdown(results)
     print(text)
     if not args.no_docs:
-        report.write_docs(args.docs, text)
+        report.write_docs(args.docs, text, args.mode)
     print(f"[bench] results: {args.out}; {args.seconds} s rounds, {results['seconds_total']} s in all", file=sys.stderr)
     return 0
 

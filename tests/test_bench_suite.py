@@ -253,8 +253,11 @@ def test_results_follow_the_schema_and_render(floor_server: Server, tmp_path: Pa
 
     docs = tmp_path / "benchmarks.md"
     docs.write_text("# Benchmarks\n\nkept before\n")
-    report.write_docs(docs, report.markdown(results))
-    report.write_docs(docs, report.markdown(results).replace("#### Reads", "#### Reads again"))
+    report.write_docs(docs, "the growth section", "growth")
+    report.write_docs(docs, report.markdown(results), "quick")
+    report.write_docs(docs, report.markdown(results).replace("#### Reads", "#### Reads again"), "quick")
     text = docs.read_text()
-    assert text.count(report.BEGIN) == 1 and text.count(report.END) == 1
+    begin, end = report.markers("quick")
+    assert text.count(begin) == 1 and text.count(end) == 1
+    assert "the growth section" in text  # another mode's section is left alone
     assert "kept before" in text and "#### Reads again" in text and "#### Reads\n" not in text
