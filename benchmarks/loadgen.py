@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -137,6 +138,28 @@ def pin(pid: int, cpus: str) -> None:
     """Every thread of `pid` onto `cpus` (threads made later inherit it)."""
     if shutil.which("taskset"):
         subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(pid)], capture_output=True, check=False)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of `pid` and its threads so far (from /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def settle(pid: int, timeout_s: float = 60.0, step_s: float = 0.1, idle_share: float = 0.05) -> float:
+    """Wait until `pid` is idle (under `idle_share` of a core over `step_s`); seconds waited.
+
+    When wrk stops, a slow server still works through the requests it had accepted; the next
+    server's round must not pay for that on the shared core."""
+    waited, last = 0.0, cpu_seconds(pid)
+    while waited < timeout_s:
+        time.sleep(step_s)
+        waited += step_s
+        now = cpu_seconds(pid)
+        if now - last < idle_share * step_s:
+            return waited
+        last = now
+    return waited
 
 
 def reset_peak_rss(pid: int) -> bool:

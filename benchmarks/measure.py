@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .loadgen import WrkResult, peak_rss_mib, reset_peak_rss
+from .loadgen import WrkResult, peak_rss_mib, reset_peak_rss, settle
 from .servers import Server
 
 
@@ -53,10 +53,12 @@ def alternate(servers: Sequence[Server], plan: Plan, run: Runner, *, warm: bool 
     for server in servers:
         if warm and plan.warmup_s > 0:
             run(server, plan.warmup_s, -1)
+            settle(server.pid)
     for i in range(plan.rounds):
         order = list(servers[i % len(servers) :]) + list(servers[: i % len(servers)])
         for server in order:
             rounds[server.name].append(run(server, plan.seconds, i))
+            settle(server.pid)  # its backlog must not run into the next server's round
     for server in servers:
         peaks[server.name] = peak_rss_mib(server.pid)
     return {

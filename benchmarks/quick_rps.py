@@ -15,10 +15,7 @@ import time
 
 import aiohttp
 
-from tests.conftest import NativeProcess
-from tests.legacy.fake_openai import start_fake_openai
-from tests.legacy.fixtures import AgentOSProcess, PgServer
-from tests.legacy.seed import seed
+from benchmarks._harness import AgentOSProcess, NativeProcess, PgServer, seed, start_fake_openai
 
 ROUTES = ["/sessions", "/sessions/s-agent-1", "/sessions/s-team-2/runs", "/sessions/s-agent-1/runs/run-s-agent-1-a"]
 
