@@ -57,6 +57,7 @@ WRITES = ("create", "rename", "patch", "delete")
 WRITE_LABELS = {"create": "create", "rename": "rename", "patch": "PATCH", "delete": "delete"}
 GATEWAY_ENDPOINTS = ("list", "detail")
 QUICK_NO_FLOOR = ("run_by_id", "run_previews")
+PARTS = ("reads", "writes", "gateway", "comparator")
 RENAME_POOL = 1000  # rename and PATCH cycle over these ids
 
 
@@ -64,14 +65,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short rounds, under 2 minutes in all")
     parser.add_argument("--sessions", type=int, default=10_000, help="sessions in the table during the reads")
-    parser.add_argument("--seconds", type=float, help="per round (default 10, quick 1)")
+    parser.add_argument("--seconds", type=float, help="per round, whole seconds for wrk (default 10, quick 1)")
     parser.add_argument("--warmup", type=float, help="seconds of warm-up per server and endpoint (default 3)")
     parser.add_argument("--rounds", type=int, help="rounds per server and endpoint (default 3, quick 2)")
     parser.add_argument("--connections", type=int, help="wrk connections, closed loop (default 32, quick 8)")
     parser.add_argument("--growth", action="store_true", help="also measure growth (not with --quick)")
     parser.add_argument("--growth-sizes", default="10000,100000", help="session counts for --growth")
     parser.add_argument("--growth-runs", default="1,10,100,1000", help="runs per session for --growth")
-    parser.add_argument("--only", default="reads,writes,gateway,comparator", help="parts to run")
+    parser.add_argument("--only", default=",".join(PARTS), help="comma-separated parts to run, or `none`")
     parser.add_argument("--out", type=Path, help="results JSON (default benchmarks/results/<mode>.json)")
     parser.add_argument("--docs", type=Path, default=_harness.REPO_ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--note", help="a sentence printed next to the figures (e.g. what else ran on the machine)")
@@ -79,6 +80,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick and args.growth:
         parser.error("--growth is not part of --quick")
+    unknown = set(args.only.split(",")) - {*PARTS, "none"}
+    if unknown:
+        parser.error(f"--only: unknown parts {sorted(unknown)}; known: {', '.join(PARTS)}, none")
     args.seconds = args.seconds if args.seconds is not None else (1.0 if args.quick else 10.0)
     args.warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 3.0)
     args.rounds = args.rounds if args.rounds is not None else (2 if args.quick else 3)

@@ -261,3 +261,15 @@ def test_results_follow_the_schema_and_render(floor_server: Server, tmp_path: Pa
     assert text.count(begin) == 1 and text.count(end) == 1
     assert "the growth section" in text  # another mode's section is left alone
     assert "kept before" in text and "#### Reads again" in text and "#### Reads\n" not in text
+
+
+def test_modes_and_their_defaults() -> None:
+    quick = suite.parse_args(["--quick"])
+    full = suite.parse_args([])
+    assert (quick.mode, quick.seconds, quick.rounds, quick.connections) == ("quick", 1.0, 2, 8)
+    assert (full.mode, full.seconds, full.rounds, full.connections) == ("full", 10.0, 3, 32)
+    assert quick.out.name == "quick.json" and full.out.name == "full.json"
+    assert suite.parse_args(["--growth"]).mode == "growth"
+    for bad in (["--quick", "--growth"], ["--only", "reads,nonsense"]):
+        with pytest.raises(SystemExit):
+            suite.parse_args(bad)
