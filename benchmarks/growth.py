@@ -94,7 +94,14 @@ def _cell(ep: dict[str, Any]) -> str:
     legacy, native = ep.get("legacy"), ep.get("native")
     if not legacy or not native:
         return "–"
-    return f"{legacy['p50_ms']:.1f} / {native['p50_ms']:.1f} ({legacy['p99_ms']:.0f} / {native['p99_ms']:.0f})"
+
+    def p50(side: dict[str, Any]) -> str:
+        return f"{side['p50_ms']:.1f}" if side["rps"] else "no answer within a round"
+
+    def p99(side: dict[str, Any]) -> str:
+        return f"{side['p99_ms']:.0f}" if side["rps"] else "–"
+
+    return f"{p50(legacy)} / {p50(native)} ({p99(legacy)} / {p99(native)})"
 
 
 def markdown(growth: dict[str, Any]) -> list[str]:

@@ -282,7 +282,7 @@ def note(given: str | None, machine: dict[str, Any]) -> str | None:
     load = machine.get("load_average_at_start") or [0.0]
     if load[0] > 0.5 * (machine.get("cpus") or 1):
         notes.append(
-            f"the machine was busy when the suite started (1-minute load average {load[0]:.1f} on "
+            f"The machine was busy when the suite started (1-minute load average {load[0]:.1f} on "
             f"{machine.get('cpus')} CPUs): other work competed for the cores, so absolute figures are low "
             "and noisy; compare ratios within this run only, and rerun on a quiet machine."
         )
