@@ -6,9 +6,10 @@ import argparse
 import dataclasses
 import logging
 import os
-import sys
 
 from aiohttp import web
+
+from agentos_session.logs import add_log_level_argument, start_logging
 
 from . import replay
 from .config import GatewayConfigError, load_config
@@ -35,24 +36,15 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument(
         "--port", type=int, default=None, help="listen port (default: $AGNO_GATEWAY_PORT, else listen.port of --config)"
     )
-    p.add_argument(
-        "--log-level",
-        default=os.environ.get("AGNO_LOG_LEVEL", "INFO"),
-        help="DEBUG, INFO, WARNING or ERROR (default: $AGNO_LOG_LEVEL or INFO)",
-    )
+    add_log_level_argument(p)
     p.set_defaults(run=run_gateway)
     replay.add_commands(sub)
 
 
 def run_gateway(args: argparse.Namespace) -> int:
-    from agentos_session.logs import configure_logging
-
     from .app import create_app
 
-    try:
-        configure_logging(args.log_level)
-    except ValueError as exc:  # before logging exists: said plainly, as argparse says its errors
-        print(f"gateway: {exc}", file=sys.stderr)
+    if not start_logging("gateway", args.log_level):
         return 2
     try:
         config = load_config(args.config)

@@ -42,7 +42,7 @@ from urllib.parse import urlencode, urlsplit
 from agentos_session.routing import SAFE_METHODS
 from agentos_session.sessions_api import route_label
 from comparator import Request, Rules, RulesError, Side, compare_async
-from comparator.cli import parse_headers, use_color
+from comparator.cli import add_color_option, add_header_option, add_rules_option, parse_headers, use_color
 from comparator.fetch import UrlTarget
 from comparator.report import Check, render_text, report_json, report_markdown, summary
 
@@ -117,30 +117,14 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         default="legacy",
         help="the side playing the primary (default legacy)",
     )
-    p.add_argument(
-        "--rules",
-        metavar="FILE",
-        help="comparator rules YAML, with the known differences it names (default: %(default)s)",
-    )
+    add_rules_option(p, "comparator rules YAML, with the known differences it names")
     p.add_argument("--report", metavar="FILE", help="write a report: Markdown if FILE ends in .md, else JSON")
     p.add_argument("--concurrency", type=int, default=4, help="requests in flight at once (default 4)")
-    p.add_argument(
-        "-H",
-        "--header",
-        action="append",
-        default=[],
-        metavar="'NAME: VALUE'",
-        help="header for every request, replacing the recorded one; repeatable",
-    )
+    add_header_option(p, "header for every request, replacing the recorded one; repeatable")
     p.add_argument("--limit", type=int, help="only the first N requests of the source")
     p.add_argument("--reads-only", action="store_true", help="send only GET, HEAD and OPTIONS; the rest are skipped")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per request and side (default 30)")
-    p.add_argument(
-        "--color",
-        choices=("auto", "always", "never"),
-        default="auto",
-        help="color the diffs: auto (a terminal without NO_COLOR), always or never",
-    )
+    add_color_option(p, "color the diffs")
     p.set_defaults(run=run_replay)
 
 

@@ -124,15 +124,6 @@ class GatewayStore:
         )
         return [{"route": r["route"], "path": r["path"], "samples": r["n"]} for r in rows]
 
-    async def counts_by_route(self) -> dict[str, dict[str, int]]:
-        rows = await self.pool.fetch(
-            "SELECT route, result, count(*) AS n FROM shadow_mismatches GROUP BY route, result"
-        )
-        out: dict[str, dict[str, int]] = {}
-        for r in rows:
-            out.setdefault(r["route"], {})[r["result"]] = r["n"]
-        return out
-
     # ---- rollout stages -----------------------------------------------------------------------
 
     async def seed_stages(self, initial: dict[str, str]) -> None:
