@@ -147,7 +147,7 @@ class KnownDifference:
 def _body_has_keys(body: bytes, keys: Sequence[str]) -> bool:
     try:
         parsed = json.loads(body or b"null")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a body nested past Python's limit
         return False
     return isinstance(parsed, dict) and all(k in parsed for k in keys)
 
