@@ -24,13 +24,14 @@ from .health import healthz, readiness_ctx, readyz
 from .metrics import ServiceMetrics
 from .middleware import ACCESS_LOG_LEVEL, authenticate, observe
 from .store import Store, init_connection
+from .validation import starlette_path
 
 log = logging.getLogger("session_service")
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
     """Every non-operational path: the Starlette-style match `observe` made, then the view."""
-    found = request.get(ROUTE_MATCH) or routes.match(request.method, request.path)
+    found = request.get(ROUTE_MATCH) or routes.match(request.method, starlette_path(request.raw_path))
     if found.status == 404:
         return views.error_response(404, "Not Found")
     if found.status == 405:
@@ -121,5 +122,6 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)
-    app.router.add_route("*", "/{tail:.*}", dispatch)
+    # `(?s:...)`: aiohttp's `.` stops at a newline, and an id may hold one (agno routes it).
+    app.router.add_route("*", "/{tail:(?s:.*)}", dispatch)
     return app

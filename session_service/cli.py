@@ -34,8 +34,22 @@ def serve(host: str | None, port: int | None) -> int:
         log.info("session service listening on %s:%d", settings.host, settings.port)
 
     app.on_startup.append(announce)
-    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None, handle_signals=True)
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        access_log=None,
+        handle_signals=True,
+        **HEAD_LIMITS,
+    )
     return 0
+
+
+# uvicorn's h11 parser accepts a request head of up to 16 KiB (h11's max_incomplete_event_size);
+# aiohttp's defaults (8,190 bytes a line) would answer a long query string with a plain-text 400
+# that agno routes and answers in JSON.
+HEAD_LIMITS = {"max_line_size": 16 * 1024, "max_field_size": 16 * 1024}
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

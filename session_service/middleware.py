@@ -26,6 +26,7 @@ from aiohttp import web
 from .appkeys import METRICS, REQUEST_ID, ROUTE_MATCH, SETTINGS
 from .config import IPNetwork
 from .routes import match
+from .validation import starlette_path
 from .views import error_response
 
 access_log = logging.getLogger("session_service.access")
@@ -89,7 +90,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path in OPEN_PATHS:
         route = request.path
     else:
-        found = request[ROUTE_MATCH] = match(request.method, request.path)
+        found = request[ROUTE_MATCH] = match(request.method, starlette_path(request.raw_path))
         route = found.template
     started = time.perf_counter()
     deadline = asyncio.timeout(settings.request_timeout_s)

@@ -36,6 +36,8 @@ from .validation import (
     parse_embedded_str,
     parse_model,
     parse_query,
+    storable,
+    unstorable,
 )
 
 JSON = "application/json"
@@ -298,6 +300,9 @@ async def create_session(request: web.Request, path: dict[str, str]) -> web.Resp
     )
     db = await resolve_db(request, q["db_id"], None)
     session_type: str = q["type"]
+    # What Postgres cannot store: agno sends it anyway and answers 500; see known differences.
+    raw_fields = ("session_id", "user_id", "agent_id", "team_id", "workflow_id")
+    _refuse_unstorable(body, raw=raw_fields, stored=("session_name", "session_state", "metadata"))
     metadata = _strip_reserved(body.metadata)
     session_id = body.session_id or str(uuid4())
     session_data: dict[str, Any] = {}
@@ -335,6 +340,8 @@ async def rename_session(request: web.Request, path: dict[str, str]) -> web.Resp
         lambda: parse_embedded_str(raw, "session_name"),
     )
     db = await resolve_db(request, q["db_id"], q["table"])
+    if not storable(name):
+        raise RequestInvalid(unstorable(name, ("body", "session_name"), sanitized=True))
     session_id = path["session_id"]
     async with db.pool.acquire() as conn:
         async with conn.transaction():
@@ -362,6 +369,31 @@ def _deserialized_fields(row: dict[str, Any], as_type: str) -> dict[str, Any]:
     return fields
 
 
+def _summary_of(summary: dict[str, Any] | None) -> dict[str, Any] | None:
+    if summary is None:
+        return None
+    try:
+        return render.normalize_summary(summary)
+    except render.SummaryError as exc:
+        # agno answers 500 (TypeError/ValueError) here. See known differences.
+        raise RequestInvalid(
+            [{"type": "value_error", "loc": ["body", "summary"], "msg": f"Value error, {exc}", "input": summary}]
+        ) from None
+
+
+def _refuse_unstorable(body: Any, *, raw: tuple[str, ...], stored: tuple[str, ...]) -> None:
+    """A 422 naming each body field Postgres cannot store: `raw` fields are stored as sent
+    (ids), `stored` ones after agno's control-character stripping (JSON values, names)."""
+    errors: list[dict[str, Any]] = []
+    for names, sanitized in ((raw, False), (stored, True)):
+        for name in names:
+            value = getattr(body, name)
+            if value is not None:
+                errors.extend(unstorable(value, ("body", name), sanitized=sanitized))
+    if errors:
+        raise RequestInvalid(errors)
+
+
 async def update_session(request: web.Request, path: dict[str, str]) -> web.Response:
     raw = await _body(request)
     q, body = _collect(
@@ -370,22 +402,6 @@ async def update_session(request: web.Request, path: dict[str, str]) -> web.Resp
     )
     db = await resolve_db(request, q["db_id"], q["table"])
     metadata = _strip_reserved(body.metadata)
-    new_summary = None
-    if body.summary is not None:
-        try:
-            new_summary = render.normalize_summary(body.summary)
-        except render.SummaryError as exc:
-            # agno answers 500 (TypeError/ValueError) here. See known differences.
-            raise RequestInvalid(
-                [
-                    {
-                        "type": "value_error",
-                        "loc": ["body", "summary"],
-                        "msg": f"Value error, {exc}",
-                        "input": body.summary,
-                    }
-                ]
-            ) from None
     session_id = path["session_id"]
     async with db.pool.acquire() as conn:
         async with conn.transaction():
@@ -393,6 +409,9 @@ async def update_session(request: web.Request, path: dict[str, str]) -> web.Resp
             row = await db.store.get_session(conn, session_id, q["user_id"], for_update=True)
             if row is None:
                 raise HTTPError(404, f"Session with id '{session_id}' not found")
+            # agno looks the session up first, then parses the summary: a missing session is a 404.
+            new_summary = _summary_of(body.summary)
+            _refuse_unstorable(body, raw=(), stored=("session_name", "session_state", "metadata", "summary"))
             as_type = q["type"] or render.detect_session_type(row)
             fields = _deserialized_fields(row, as_type)
             if body.session_name is not None or body.session_state is not None:
