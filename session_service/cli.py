@@ -41,7 +41,8 @@ def serve(host: str | None, port: int | None) -> int:
         print=None,
         access_log=None,
         handle_signals=True,
-        **HEAD_LIMITS,
+        max_line_size=HEAD_LIMIT,
+        max_field_size=HEAD_LIMIT,
     )
     return 0
 
@@ -49,7 +50,7 @@ def serve(host: str | None, port: int | None) -> int:
 # uvicorn's h11 parser accepts a request head of up to 16 KiB (h11's max_incomplete_event_size);
 # aiohttp's defaults (8,190 bytes a line) would answer a long query string with a plain-text 400
 # that agno routes and answers in JSON.
-HEAD_LIMITS = {"max_line_size": 16 * 1024, "max_field_size": 16 * 1024}
+HEAD_LIMIT = 16 * 1024
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
