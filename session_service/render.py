@@ -33,6 +33,14 @@ def dumps(body: Any) -> bytes:
     return pydantic_core.to_json(body)
 
 
+def dumps_page(page: dict[str, Any]) -> bytes:
+    """A `session_page` as FastAPI writes it: each item serialized on its own, as pydantic-core
+    serializes each `SessionSchema` model, so nesting inside an item counts from the item (the
+    envelope's two levels would otherwise make a deeply nested row unrenderable here only)."""
+    items = b",".join(dumps(item) for item in page["data"])
+    return b'{"data":[' + items + b'],"meta":' + dumps(page["meta"]) + b"}"
+
+
 def dumps_error(body: Any) -> bytes:
     """Error bytes exactly as Starlette's JSONResponse writes them (json.dumps, compact, UTF-8)."""
     return json.dumps(body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()

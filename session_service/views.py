@@ -36,6 +36,7 @@ from .validation import (
     parse_embedded_str,
     parse_model,
     parse_query,
+    sanitize_string,
     storable,
     unstorable,
 )
@@ -191,7 +192,8 @@ async def list_sessions(request: web.Request, path: dict[str, str]) -> web.Respo
         render.session_list_item(row, render.merge_runs(runs.get(row["session_id"], []), row.get("runs")))
         for row in rows
     ]
-    return json_response(render.session_page(items, query.page, query.limit, total))
+    page = render.session_page(items, query.page, query.limit, total)
+    return web.Response(body=render.dumps_page(page), content_type=JSON)
 
 
 async def _load_session(
@@ -301,7 +303,7 @@ async def create_session(request: web.Request, path: dict[str, str]) -> web.Resp
     db = await resolve_db(request, q["db_id"], None)
     session_type: str = q["type"]
     # What Postgres cannot store: agno sends it anyway and answers 500; see known differences.
-    raw_fields = ("session_id", "user_id", "agent_id", "team_id", "workflow_id")
+    raw_fields = ("session_id", "user_id", f"{session_type}_id")  # agno ignores the other types' ids
     _refuse_unstorable(body, raw=raw_fields, stored=("session_name", "session_state", "metadata"))
     metadata = _strip_reserved(body.metadata)
     session_id = body.session_id or str(uuid4())
@@ -340,7 +342,7 @@ async def rename_session(request: web.Request, path: dict[str, str]) -> web.Resp
         lambda: parse_embedded_str(raw, "session_name"),
     )
     db = await resolve_db(request, q["db_id"], q["table"])
-    if not storable(name):
+    if not storable(sanitize_string(name)):
         raise RequestInvalid(unstorable(name, ("body", "session_name"), sanitized=True))
     session_id = path["session_id"]
     async with db.pool.acquire() as conn:
