@@ -392,8 +392,15 @@ def _refuse_unstorable(body: Any, *, raw: tuple[str, ...], stored: tuple[str, ..
             value = getattr(body, name)
             if value is not None:
                 errors.extend(unstorable(value, ("body", name), sanitized=sanitized))
+    for name in ("session_state", "metadata", "summary"):
+        value = getattr(body, name, None)
+        if value is not None and not render.renderable(value):
+            errors.append({"type": "value_error", "loc": ["body", name], "msg": _TOO_DEEP})
     if errors:
         raise RequestInvalid(errors)
+
+
+_TOO_DEEP = "Value error, nested too deeply for a session to be rendered (pydantic-core stops at 255 levels)"
 
 
 async def update_session(request: web.Request, path: dict[str, str]) -> web.Response:
