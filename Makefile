@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install tools run serve demo lint test contract-test clean
+.PHONY: install tools run serve demo lint test contract-test fuzz clean
 
 install: $(STAMP)
 
@@ -49,6 +49,13 @@ test: install tools lint
 
 contract-test: install
 	$(BIN)/pytest -q -m contract --parity-report parity-report.md
+
+# The differential fuzzer with another seed or length (`make test` runs seed 20261201, 1,500
+# operations): `make fuzz SEED=7 N=5000`. Prints the findings table; fails listing them.
+SEED ?= 1
+N ?= 1500
+fuzz: install
+	FUZZ_SEED=$(SEED) FUZZ_N=$(N) $(BIN)/pytest -q -s tests/fuzz/test_fuzz.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

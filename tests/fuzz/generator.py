@@ -126,7 +126,7 @@ class Generator:
         if self.twins == 0 or self.r.random() < 0.18:
             return self.create()
         roll = self.r.random()
-        if roll < 0.55:
+        if roll < 0.7:
             return self.read()
         return self.r.choice([self.rename, self.patch, self.patch, self.delete, self.bulk_delete, self.create])()
 

@@ -48,6 +48,7 @@ class Report:
     results: dict[str, int] = field(default_factory=dict)
     expected: dict[str, int] = field(default_factory=dict)  # known-difference id -> count
     findings: dict[tuple[str, int, int], Finding] = field(default_factory=dict)
+    ties: int = 0  # list pages differing only in the order of rows with equal sort keys
 
     def add(self, comparison: Comparison, request: Request, legacy: Response, native: Response) -> None:
         self.comparisons += 1
@@ -73,6 +74,8 @@ class Report:
             f"{self.operations} operations, {self.comparisons} comparisons: "
             + ", ".join(f"{k} {v}" for k, v in sorted(self.results.items())),
         ]
+        if self.ties:
+            lines.append(f"pages differing only in the order of equal sort keys (not findings): {self.ties}")
         if self.expected:
             lines.append("known differences: " + ", ".join(f"{k} {v}" for k, v in sorted(self.expected.items())))
         if self.findings:
@@ -144,6 +147,11 @@ class Runner:
 
     def judge(self, request: Request, legacy: Response, native: Response) -> Comparison:
         comparison = compare(legacy, native, self.rules, request=request)
+        if comparison.result == "mismatch" and _tie_order_only(request, legacy, native):
+            # Sessions with equal sort keys (twins created in one second) in another order:
+            # left to the rollout issue, counted apart so that nothing else hides among them.
+            self.report.ties += 1
+            return comparison
         self.report.add(comparison, request, legacy, native)
         return comparison
 
@@ -220,6 +228,27 @@ class Runner:
 
 def _as(response: Response, side: str) -> Response:
     return Response(response.status, response.headers, response.body, side, response.error)  # type: ignore[arg-type]
+
+
+def _tie_order_only(request: Request, legacy: Response, native: Response) -> bool:
+    """Both pages hold the same rows, and the sort key reads the same at every position: only
+    rows with equal keys changed places."""
+    if request.method != "GET" or request.path.rstrip("/") != "/sessions" or legacy.status != 200:
+        return False
+    try:
+        left, right = json.loads(legacy.body), json.loads(native.body)
+    except ValueError:
+        return False
+    if left.get("meta") != right.get("meta"):
+        return False
+    rows_l, rows_r = left.get("data") or [], right.get("data") or []
+    canon = lambda rows: sorted(json.dumps(r, sort_keys=True) for r in rows)  # noqa: E731
+    if canon(rows_l) != canon(rows_r):
+        return False
+    key = (request.query.get("sort_by") or ["created_at"])[-1]
+    if not all(key in r for r in rows_l + rows_r):
+        return False
+    return [r[key] for r in rows_l] == [r[key] for r in rows_r]
 
 
 def _encodable(text: str) -> bool:
