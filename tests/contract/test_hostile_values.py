@@ -242,3 +242,10 @@ def test_list_renders_deep_rows_as_agno(pair: Pair, depth: int) -> None:
     pair.same(legacy, native)
     assert native.status == (200 if depth <= 255 else 500)
     pair.same(*pair.both("DELETE", f"/sessions/{lid}", f"/sessions/{lid}"))
+
+
+@pytest.mark.parametrize("sort_by", ["__doc__", "_index", "__class__", "_colset"])
+def test_sort_by_any_collection_attribute(pair: Pair, sort_by: str) -> None:
+    path = f"/sessions?sort_by={sort_by}"
+    legacy, native = pair.both("GET", path, path)
+    pair.known("list-sort-by-collection-attribute", legacy, native, Request("GET", path))
