@@ -211,7 +211,10 @@ class Runner:
         comparison = self.judge(request, _norm(legacy, swap[0], "legacy"), _norm(native, swap[1], "native"), diverged)
         if comparison.result != "match":
             self.diverged.add(op.twin)
-        self.cross_read(op.twin)
+        if not (400 <= legacy.status < 500 and 400 <= native.status < 500) or op.twin in self.diverged:
+            # Both sides refusing alike (a 4xx each) is read back only when the twins already
+            # differ; every write that went through, failed (5xx) or answered apart is.
+            self.cross_read(op.twin)
 
     def cross_read(self, twin: int) -> None:
         """Each side reads each twin the same; the twins read the same (ids swapped)."""
