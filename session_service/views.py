@@ -173,6 +173,7 @@ async def list_sessions(request: web.Request, path: dict[str, str]) -> web.Respo
                 }
             ]
         )
+    _refuse_out_of_range(request, q["limit"], q["page"])
     query = SessionQuery(
         session_type=q["type"],
         component_id=q["component_id"],
@@ -194,6 +195,37 @@ async def list_sessions(request: web.Request, path: dict[str, str]) -> web.Respo
     ]
     page = render.session_page(items, query.page, query.limit, total)
     return web.Response(body=render.dumps_page(page), content_type=JSON)
+
+
+_BIGINT_MAX = 2**63 - 1  # Postgres LIMIT and OFFSET are bigint
+
+
+def _refuse_out_of_range(request: web.Request, limit: int, page: int) -> None:
+    """A LIMIT or OFFSET past bigint is a 500 (DataError) in agno; a client mistake here, a 422
+    (see known differences)."""
+    if limit > _BIGINT_MAX:
+        raise RequestInvalid(
+            [
+                {
+                    "type": "less_than_equal",
+                    "loc": ["query", "limit"],
+                    "msg": f"Input should be less than or equal to {_BIGINT_MAX}",
+                    "input": request.query.getall("limit")[-1],
+                    "ctx": {"le": _BIGINT_MAX},
+                }
+            ]
+        )
+    if (page - 1) * limit > _BIGINT_MAX:
+        raise RequestInvalid(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ["query", "page"],
+                    "msg": f"Value error, (page - 1) * limit should be at most {_BIGINT_MAX}",
+                    "input": request.query.getall("page")[-1],
+                }
+            ]
+        )
 
 
 async def _load_session(

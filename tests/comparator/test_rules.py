@@ -466,6 +466,7 @@ def test_real_config_loads(real):
     assert [k.id for k in real.known] == [
         "list-page-zero",
         "list-page-zero-spelled",
+        "list-limit-or-offset-out-of-range",
         "list-sort-by-collection-attribute",
         "rename-json-null-session-data",
         "rename-sql-null-session-data",

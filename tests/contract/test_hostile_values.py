@@ -249,3 +249,18 @@ def test_sort_by_any_collection_attribute(pair: Pair, sort_by: str) -> None:
     path = f"/sessions?sort_by={sort_by}"
     legacy, native = pair.both("GET", path, path)
     pair.known("list-sort-by-collection-attribute", legacy, native, Request("GET", path))
+
+
+@pytest.mark.parametrize(
+    "query,loc",
+    [
+        ("limit=99999999999999999999", ["query", "limit"]),
+        ("page=9223372036854775807", ["query", "page"]),
+        ("page=4611686018427387904&limit=4", ["query", "page"]),
+    ],
+)
+def test_limit_or_offset_past_bigint(pair: Pair, query: str, loc: list) -> None:
+    path = f"/sessions?{query}"
+    legacy, native = pair.both("GET", path, path)
+    pair.known("list-limit-or-offset-out-of-range", legacy, native, Request("GET", path))
+    assert [e["loc"] for e in body_of(native)["detail"]] == [loc]
