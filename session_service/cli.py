@@ -47,10 +47,11 @@ def serve(host: str | None, port: int | None) -> int:
     return 0
 
 
-# uvicorn's h11 parser accepts a request head of up to 16 KiB (h11's max_incomplete_event_size);
-# aiohttp's defaults (8,190 bytes a line) would answer a long query string with a plain-text 400
-# that agno routes and answers in JSON.
-HEAD_LIMIT = 16 * 1024
+# uvicorn's h11 parser refuses a request head only when 16 KiB of it (max_incomplete_event_size)
+# arrive without its end; uvicorn reads 64 KiB at a time, so a head that arrives whole is
+# routed up to about that size. aiohttp's defaults (8,190 bytes a line) would answer a long
+# query string with a plain-text 400 that agno routes and answers in JSON.
+HEAD_LIMIT = 64 * 1024
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
