@@ -29,6 +29,9 @@ def twins_removed(pg_dsn: str) -> Iterator[None]:
             conn.execute(f"DELETE FROM {table} WHERE session_id LIKE 'L-fz%%' OR session_id LIKE 'N-fz%%'")
 
 
+# 1,500 operations take about a minute alone and up to four on a loaded machine; pytest-timeout
+# (main's global 300 s) must not cut a slow run short. The marker is a no-op without the plugin.
+@pytest.mark.timeout(900)
 def test_fuzz_parity(legacy_url: str, native_url: str, twins_removed: None) -> None:
     runner = Runner(legacy_url, native_url, SEED)
     try:
