@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install tools run serve demo lint test contract-test bench bench-quick clean
+.PHONY: install tools run serve demo lint test contract-test bench bench-quick fuzz clean
 
 install: $(STAMP)
 
@@ -53,13 +53,20 @@ contract-test: install
 
 # The side-by-side benchmark suite (benchmarks/suite.py): AgentOS vs native vs a bare floor, the
 # gateway's stages and the comparator, written to benchmarks/results/*.json and docs/benchmarks.md.
-# `make bench BENCH_ARGS="--growth"` adds growth to 100k sessions; bench-quick is under 2 minutes.
+# `make bench BENCH_ARGS="--growth"` adds growth to 100k sessions; bench-quick takes about 2 minutes.
 BENCH_ARGS ?=
 bench: install tools
 	$(BIN)/python -m benchmarks.suite $(BENCH_ARGS)
 
 bench-quick: install tools
 	$(BIN)/python -m benchmarks.suite --quick $(BENCH_ARGS)
+
+# The differential fuzzer with another seed or length (`make test` runs seed 20261201, 1,500
+# operations): `make fuzz SEED=7 N=5000`. Prints the findings table; fails listing them.
+SEED ?= 1
+N ?= 1500
+fuzz: install
+	FUZZ_SEED=$(SEED) FUZZ_N=$(N) $(BIN)/pytest -q -s tests/fuzz/test_fuzz.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

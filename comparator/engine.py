@@ -295,6 +295,11 @@ def compare(
             try:
                 parsed.append(json.loads(response.body))
             except ValueError:
+                # A known difference may name a side whose answer has no JSON body (a 204):
+                # its statuses alone explain the pair when it bounds no body paths.
+                known = rules.explain(route, request, primary, shadow, differences)
+                if known is not None and not known.paths and any(d.kind == "status" for d in differences):
+                    return Comparison("expected", tuple(sorted(differences, key=_sort_key)), route, known=known.id)
                 return Comparison("error", tuple(differences), route, reason=f"{label} body is not JSON")
         if route_rules.sorted is not None and request is not None:
             aligned = align_ties(parsed[0], parsed[1], route_rules.sorted, request.query)

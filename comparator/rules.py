@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote
 
 import pydantic
 import yaml
@@ -199,6 +200,13 @@ class KnownDifference:
     legacy: SideSpec
     native: SideSpec
     query: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # `query: {name: {pattern: REGEX}}`: some value of the parameter, decoded, contains a match.
+    query_patterns: Mapping[str, re.Pattern[str]] = field(default_factory=dict)
+    # `target: REGEX`: the decoded path and query (`/sessions/a\nb?user_id=\x00`) contain a match.
+    target: re.Pattern[str] | None = None
+    # `body_text: REGEX`: the body as sent (UTF-8, undecodable bytes replaced) contains a match;
+    # for what a JSON parser cannot be asked about (NaN, 1e400, lone surrogate escapes).
+    body_text: re.Pattern[str] | None = None
     body_keys: tuple[str, ...] = ()
     data: str | None = None
     paths: tuple[str, ...] = ()
@@ -218,6 +226,13 @@ class KnownDifference:
         for name, allowed in self.query.items():
             if not any(value in allowed for value in query.get(name, ())):
                 return False
+        for name, pattern in self.query_patterns.items():
+            if not any(pattern.search(value) for value in query.get(name, ())):
+                return False
+        if self.target is not None and not self.target.search(_decoded_target(request.target)):
+            return False
+        if self.body_text is not None and not self.body_text.search(request.body.decode("utf-8", "replace")):
+            return False
         if self.body_keys and not _body_has_keys(request.body, self.body_keys):
             return False
         if not (self.legacy.holds_for(legacy) and self.native.holds_for(native)):
@@ -229,10 +244,16 @@ class KnownDifference:
         return True
 
 
+def _decoded_target(target: str) -> str:
+    """Path and query percent-decoded as Starlette does (UTF-8, errors replaced)."""
+    path, sep, query = target.partition("?")
+    return unquote(path) + sep + unquote(query.replace("+", " "))
+
+
 def _body_has_keys(body: bytes, keys: Sequence[str]) -> bool:
     try:
         parsed = json.loads(body or b"null")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a body nested past Python's limit
         return False
     return isinstance(parsed, dict) and all(k in parsed for k in keys)
 
@@ -422,9 +443,28 @@ class _RulesFile:
 _Scalar = Annotated[str, Strict()] | Annotated[int, Strict()] | Annotated[float, Strict()]
 
 
+def _a_regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression: {exc}") from None
+    return value
+
+
+_Regex = Annotated[NonEmptyText, pydantic.AfterValidator(_a_regex)]
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=_FILE_MODEL)
+class _PatternFile:
+    pattern: _Regex
+
+
 @pydantic.dataclasses.dataclass(frozen=True, config=_FILE_MODEL)
 class _TriggerFile:
-    query: dict[NonEmptyText, _Scalar | list[_Scalar]] | None = None  # any of the values
+    # any of the values, or a value containing a match of `{pattern: REGEX}`
+    query: dict[NonEmptyText, _Scalar | list[_Scalar] | _PatternFile] | None = None
+    target: _Regex | None = None  # searched in the decoded path and query
+    body_text: _Regex | None = None  # searched in the body as sent
     body: NonEmptyText | tuple[NonEmptyText, ...] | None = None  # top-level JSON keys present
     data: Text | None = None  # a stored-data trigger, in words (the comparator cannot see it)
 
@@ -455,6 +495,12 @@ class _KnownFile:
         query = {
             name: tuple(str(v) for v in (values if isinstance(values, list) else [values]))
             for name, values in (trigger.query or {}).items()
+            if not isinstance(values, _PatternFile)
+        }
+        patterns = {
+            name: re.compile(values.pattern)
+            for name, values in (trigger.query or {}).items()
+            if isinstance(values, _PatternFile)
         }
         body = trigger.body or ()
         return KnownDifference(
@@ -463,6 +509,9 @@ class _KnownFile:
             legacy=self.legacy.spec(),
             native=self.native.spec(),
             query=query,
+            query_patterns=patterns,
+            target=re.compile(trigger.target) if trigger.target else None,
+            body_text=re.compile(trigger.body_text) if trigger.body_text else None,
             body_keys=(body,) if isinstance(body, str) else body,
             data=trigger.data,
             paths=self.paths or (),

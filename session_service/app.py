@@ -26,13 +26,14 @@ from .metrics import ServiceMetrics
 from .middleware import ACCESS_LOG_LEVEL, authenticate, observe
 from .openapi import document_bytes, openapi_view
 from .store import Store, init_connection
+from .validation import starlette_path
 
 log = logging.getLogger("session_service")
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
     """Every non-operational path: the Starlette-style match `observe` made, then the view."""
-    found = request.get(ROUTE_MATCH) or routes.match(request.method, request.path)
+    found = request.get(ROUTE_MATCH) or routes.match(request.method, starlette_path(request.raw_path))
     if found.status == 404:
         return views.error_response(404, "Not Found")
     if found.status == 405:
@@ -133,5 +134,6 @@ def create_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)
     app.router.add_get("/openapi.json", openapi_view(document_bytes()))  # open, as in AgentOS
-    app.router.add_route("*", "/{tail:.*}", dispatch)
+    # `(?s:...)`: aiohttp's `.` stops at a newline, and an id may hold one (agno routes it).
+    app.router.add_route("*", "/{tail:(?s:.*)}", dispatch)
     return app

@@ -29,6 +29,7 @@ from .appkeys import DATABASES, METRICS, REQUEST_ID, ROUTE_MATCH, SETTINGS
 from .config import IPNetwork
 from .errors import RETRY_AFTER_S, database_unavailable, unavailable_detail
 from .routes import match
+from .validation import starlette_path
 from .views import error_response
 
 access_log = logging.getLogger("session_service.access")
@@ -108,7 +109,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path in OPEN_PATHS:
         route = request.path
     else:
-        found = request[ROUTE_MATCH] = match(request.method, request.path)
+        found = request[ROUTE_MATCH] = match(request.method, starlette_path(request.raw_path))
         route = found.template
     started = time.perf_counter()
     deadline = asyncio.timeout(settings.request_timeout_s)

@@ -33,6 +33,34 @@ def dumps(body: Any) -> bytes:
     return pydantic_core.to_json(body)
 
 
+def renderable(value: Any) -> bool:
+    """Whether a session holding `value` as a field (session_state, metadata, summary) can be
+    written as a detail answer: pydantic-core refuses 255 levels of nesting, counted from the
+    detail object. agno stores such a value and then answers 500 on every read of the row;
+    native refuses it before writing (see known differences)."""
+    try:
+        dumps({"field": value})
+    except pydantic_core.PydanticSerializationError:
+        return False
+    return True
+
+
+def dumps_page(page: dict[str, Any]) -> bytes:
+    """A `session_page` as FastAPI writes it. pydantic-core refuses values nested 255 deep
+    (PydanticSerializationError); agno's `PaginatedResponse[SessionSchema]` counts that depth
+    from inside each item's dict fields (a `session_state` or `metadata` nested 255 levels
+    still lists, 256 does not), so each item and its dict fields are written level by level
+    and only what lies below is handed to pydantic-core. The bytes are the same."""
+    items = b",".join(_dumps_levels(item, 2) for item in page["data"])
+    return b'{"data":[' + items + b'],"meta":' + dumps(page["meta"]) + b"}"
+
+
+def _dumps_levels(value: Any, levels: int) -> bytes:
+    if levels and isinstance(value, dict):
+        return b"{" + b",".join(dumps(str(k)) + b":" + _dumps_levels(v, levels - 1) for k, v in value.items()) + b"}"
+    return dumps(value)
+
+
 def dumps_error(body: Any) -> bytes:
     """Error bytes exactly as Starlette's JSONResponse writes them (json.dumps, compact, UTF-8)."""
     return json.dumps(body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()

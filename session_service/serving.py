@@ -87,6 +87,13 @@ class LimitedSite(web.TCPSite):
         )
 
 
+# uvicorn's h11 parser refuses a request head only when 16 KiB of it (max_incomplete_event_size)
+# arrive without its end; uvicorn reads 64 KiB at a time, so a head that arrives whole is
+# routed up to about that size. aiohttp's defaults (8,190 bytes a line) would answer a long
+# query string with a plain-text 400 that agno routes and answers in JSON.
+HEAD_LIMIT = 64 * 1024
+
+
 async def _serve(app: web.Application, settings: Settings, on_listening: Callable[[], None]) -> None:
     runner = web.AppRunner(
         app,
@@ -94,6 +101,8 @@ async def _serve(app: web.Application, settings: Settings, on_listening: Callabl
         access_log=None,
         keepalive_timeout=settings.idle_timeout_s,
         shutdown_timeout=settings.shutdown_timeout_s,
+        max_line_size=HEAD_LIMIT,
+        max_field_size=HEAD_LIMIT,
     )
     await runner.setup()
     try:

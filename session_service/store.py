@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 
 from .config import Tables
+from .validation import sanitize_string, sanitize_strings, storable
 
 # Where agno's JSON columns come from: the 2.x `runs` blob is read only to be merged.
 JSON_COLUMNS = ("session_data", "agent_data", "team_data", "workflow_data", "metadata", "summary", "runs")
@@ -29,17 +30,6 @@ def quote_ident(name: str) -> str:
 def _text(value: Any) -> str:
     """A Python value as JSON text for a `$n::text::jsonb` parameter (None becomes JSON null)."""
     return json.dumps(value, ensure_ascii=False)
-
-
-def _strip_nul(value: Any) -> Any:
-    """agno's `sanitize_postgres_strings`: Postgres text cannot hold NUL, so agno drops it."""
-    if isinstance(value, str):
-        return value.replace("\x00", "")
-    if isinstance(value, dict):
-        return {k: _strip_nul(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_strip_nul(v) for v in value]
-    return value
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
@@ -204,6 +194,8 @@ class Store:
 
     async def list_sessions(self, conn: asyncpg.Connection, q: SessionQuery) -> tuple[list[dict[str, Any]], int]:
         """One page of session rows and the filtered total, the statement shapes agno runs."""
+        if not all(storable(v) for v in (q.user_id, q.component_id, q.session_name) if v is not None):
+            return [], 0  # a filter no stored text can equal or contain: agno answers 500 here
         where, args = self._list_where(q)
         total = await conn.fetchval(f"SELECT count(*) FROM (SELECT * FROM {self.sessions}{where}) AS filtered", *args)
         n = len(args)
@@ -240,6 +232,8 @@ class Store:
         self, conn: asyncpg.Connection, session_id: str, user_id: str | None, *, for_update: bool = False
     ) -> dict[str, Any] | None:
         """`SELECT * ... WHERE session_id [AND user_id]`; agno never filters on type here."""
+        if not storable(session_id) or (user_id is not None and not storable(user_id)):
+            return None  # no row can have it (agno's query fails: a 500; see known differences)
         sql = f"SELECT * FROM {self.sessions} WHERE session_id = $1"
         args: list[Any] = [session_id]
         if user_id is not None:
@@ -251,6 +245,8 @@ class Store:
         return dict(row) if row is not None else None
 
     async def session_exists(self, conn: asyncpg.Connection, session_id: str) -> bool:
+        if not storable(session_id):
+            return False
         return bool(await conn.fetchval(f"SELECT 1 FROM {self.sessions} WHERE session_id = $1", session_id))
 
     # ---- writes ------------------------------------------------------------------------------
@@ -289,7 +285,7 @@ class Store:
         for column, value in values.items():
             columns.append(quote_ident(column))
             if column in JSON_COLUMNS:
-                args.append(_text(_strip_nul(value)))
+                args.append(_text(sanitize_strings(value)))
                 params.append(f"${len(args)}::text::jsonb")
             else:
                 args.append(value)
@@ -309,7 +305,9 @@ class Store:
         agno's `jsonb_set` fails on JSON-null `session_data` (a 500) and silently stores nothing
         on SQL NULL; here both become `{"session_name": name}` (see known differences).
         """
-        args: list[Any] = [session_id, _text(name.replace("\x00", ""))]
+        if not storable(session_id) or (user_id is not None and not storable(user_id)):
+            return None  # no row can have it
+        args: list[Any] = [session_id, _text(sanitize_string(name))]
         sql = (
             f"UPDATE {self.sessions} SET session_data = CASE "
             "WHEN jsonb_typeof(session_data) = 'object' THEN jsonb_set(session_data, '{session_name}', $2::text::jsonb) "
@@ -327,6 +325,8 @@ class Store:
 
     async def delete_session(self, conn: asyncpg.Connection, session_id: str, user_id: str | None) -> bool:
         """agno's `delete_session`: the row (owner-scoped), then its runs and side tables."""
+        if not storable(session_id) or (user_id is not None and not storable(user_id)):
+            return False
         async with conn.transaction():
             sql = f"DELETE FROM {self.sessions} WHERE session_id = $1"
             args: list[Any] = [session_id]
@@ -345,6 +345,9 @@ class Store:
 
     async def delete_sessions(self, conn: asyncpg.Connection, session_ids: list[str], user_id: str | None) -> None:
         """agno's `delete_sessions`: only the ids the owner filter allows; runs of all given ids."""
+        session_ids = [sid for sid in session_ids if storable(sid)]  # the others name no row
+        if not session_ids or (user_id is not None and not storable(user_id)):
+            return
         async with conn.transaction():
             if user_id is None:
                 deletable = session_ids

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import email.message
 import json
+import re
 from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import Annotated, Any, Optional
+from urllib.parse import unquote
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
@@ -62,6 +64,82 @@ class RequestInvalid(Exception):
 
 class BodyUnreadable(Exception):
     """Starlette could not decode the body at all: FastAPI answers 400."""
+
+
+# --------------------------------------------------------------------------------------------
+# Paths and stored strings
+# --------------------------------------------------------------------------------------------
+
+
+def starlette_path(raw_path: str) -> str:
+    """The request path as uvicorn hands it to Starlette: the raw path (before `?`)
+    percent-decoded as UTF-8 with errors replaced (`%FF` is U+FFFD, `%0A` a newline). aiohttp's
+    `request.path` leaves undecodable escapes as written, so an id like `%ED%A0%80` or one with
+    a newline would name another session than agno's."""
+    return unquote(raw_path.split("?", 1)[0])
+
+
+# agno.utils.string.POSTGRES_INVALID_CHARS_REGEX: what agno removes from every string value of
+# the JSON it stores (session_data, metadata, summary, ...; not keys) and from a new name.
+POSTGRES_INVALID_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def sanitize_string(value: str) -> str:
+    """agno's `sanitize_postgres_string`."""
+    return POSTGRES_INVALID_CHARS.sub("", value)
+
+
+def sanitize_strings(data: Any) -> Any:
+    """agno's `sanitize_postgres_strings`: every string value in a JSON structure, recursively
+    (keys kept as they are), so a row written by native reads back as agno's would."""
+    if isinstance(data, dict):
+        return {key: sanitize_strings(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [sanitize_strings(item) for item in data]
+    if isinstance(data, str):
+        return sanitize_string(data)
+    return data
+
+
+def storable(text: str) -> bool:
+    """Whether Postgres can hold `text`: no NUL (text and jsonb refuse it) and no lone surrogate
+    (not encodable as UTF-8). An id or filter that is not storable cannot match any row."""
+    return "\x00" not in text and not _SURROGATE.search(text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_UNSTORABLE_MSG = "Value error, PostgreSQL cannot store a NUL character or a lone surrogate"
+
+
+def unstorable(value: Any, loc: tuple[Any, ...], *, sanitized: bool) -> list[dict[str, Any]]:
+    """422 errors for what Postgres would refuse in `value` (already through `sanitize_strings`
+    when `sanitized`): a non-finite number (`NaN`, `Infinity`, `1e400`), a key or string with a
+    NUL or a lone surrogate. agno sends such values to Postgres and answers 500, sometimes after
+    part of the work; native refuses them first (see known differences)."""
+    errors: list[dict[str, Any]] = []
+
+    def walk(v: Any, at: tuple[Any, ...]) -> None:
+        if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+            errors.append({"type": "finite_number", "loc": list(at), "msg": "Input should be a finite number"})
+        elif isinstance(v, str):
+            if not storable(v):
+                errors.append({"type": "value_error", "loc": list(at), "msg": _UNSTORABLE_MSG})
+        elif isinstance(v, dict):
+            for key, item in v.items():
+                if not storable(key):
+                    errors.append({"type": "value_error", "loc": [*at, _printable(key)], "msg": _UNSTORABLE_MSG})
+                walk(item, (*at, _printable(key)))
+        elif isinstance(v, list):
+            for i, item in enumerate(v):
+                walk(item, (*at, i))
+
+    walk(sanitize_strings(value) if sanitized else value, loc)
+    return errors
+
+
+def _printable(key: str) -> str:
+    """A key as it can appear in an error body (lone surrogates and NULs replaced)."""
+    return _SURROGATE.sub("\ufffd", key).replace("\x00", "\ufffd")
 
 
 # --------------------------------------------------------------------------------------------
@@ -213,7 +291,9 @@ def decode_body(raw: bytes, content_type: str | None) -> Any:
                 }
             ]
         ) from None
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        # RecursionError: nested past Python's limit (agno's json.loads fails the same way and
+        # FastAPI answers 400 "There was an error parsing the body").
         raise BodyUnreadable() from None
 
 

@@ -36,6 +36,9 @@ from .validation import (
     parse_embedded_str,
     parse_model,
     parse_query,
+    sanitize_string,
+    storable,
+    unstorable,
 )
 
 JSON = "application/json"
@@ -170,6 +173,7 @@ async def list_sessions(request: web.Request, path: dict[str, str]) -> web.Respo
                 }
             ]
         )
+    _refuse_out_of_range(request, q["limit"], q["page"])
     query = SessionQuery(
         session_type=q["type"],
         component_id=q["component_id"],
@@ -189,7 +193,39 @@ async def list_sessions(request: web.Request, path: dict[str, str]) -> web.Respo
         render.session_list_item(row, render.merge_runs(runs.get(row["session_id"], []), row.get("runs")))
         for row in rows
     ]
-    return json_response(render.session_page(items, query.page, query.limit, total))
+    page = render.session_page(items, query.page, query.limit, total)
+    return web.Response(body=render.dumps_page(page), content_type=JSON)
+
+
+_BIGINT_MAX = 2**63 - 1  # Postgres LIMIT and OFFSET are bigint
+
+
+def _refuse_out_of_range(request: web.Request, limit: int, page: int) -> None:
+    """A LIMIT or OFFSET past bigint is a 500 (DataError) in agno; a client mistake here, a 422
+    (see known differences)."""
+    if limit > _BIGINT_MAX:
+        raise RequestInvalid(
+            [
+                {
+                    "type": "less_than_equal",
+                    "loc": ["query", "limit"],
+                    "msg": f"Input should be less than or equal to {_BIGINT_MAX}",
+                    "input": request.query.getall("limit")[-1],
+                    "ctx": {"le": _BIGINT_MAX},
+                }
+            ]
+        )
+    if (page - 1) * limit > _BIGINT_MAX:
+        raise RequestInvalid(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ["query", "page"],
+                    "msg": f"Value error, (page - 1) * limit should be at most {_BIGINT_MAX}",
+                    "input": request.query.getall("page")[-1],
+                }
+            ]
+        )
 
 
 async def _load_session(
@@ -298,6 +334,9 @@ async def create_session(request: web.Request, path: dict[str, str]) -> web.Resp
     )
     db = await resolve_db(request, q["db_id"], None)
     session_type: str = q["type"]
+    # What Postgres cannot store: agno sends it anyway and answers 500; see known differences.
+    raw_fields = ("session_id", "user_id", f"{session_type}_id")  # agno ignores the other types' ids
+    _refuse_unstorable(body, raw=raw_fields, stored=("session_name", "session_state", "metadata"))
     metadata = _strip_reserved(body.metadata)
     session_id = body.session_id or str(uuid4())
     session_data: dict[str, Any] = {}
@@ -335,6 +374,8 @@ async def rename_session(request: web.Request, path: dict[str, str]) -> web.Resp
         lambda: parse_embedded_str(raw, "session_name"),
     )
     db = await resolve_db(request, q["db_id"], q["table"])
+    if not storable(sanitize_string(name)):
+        raise RequestInvalid(unstorable(name, ("body", "session_name"), sanitized=True))
     session_id = path["session_id"]
     async with db.pool.acquire() as conn:
         async with conn.transaction():
@@ -362,6 +403,38 @@ def _deserialized_fields(row: dict[str, Any], as_type: str) -> dict[str, Any]:
     return fields
 
 
+def _summary_of(summary: dict[str, Any] | None) -> dict[str, Any] | None:
+    if summary is None:
+        return None
+    try:
+        return render.normalize_summary(summary)
+    except render.SummaryError as exc:
+        # agno answers 500 (TypeError/ValueError) here. See known differences.
+        raise RequestInvalid(
+            [{"type": "value_error", "loc": ["body", "summary"], "msg": f"Value error, {exc}", "input": summary}]
+        ) from None
+
+
+def _refuse_unstorable(body: Any, *, raw: tuple[str, ...], stored: tuple[str, ...]) -> None:
+    """A 422 naming each body field Postgres cannot store: `raw` fields are stored as sent
+    (ids), `stored` ones after agno's control-character stripping (JSON values, names)."""
+    errors: list[dict[str, Any]] = []
+    for names, sanitized in ((raw, False), (stored, True)):
+        for name in names:
+            value = getattr(body, name)
+            if value is not None:
+                errors.extend(unstorable(value, ("body", name), sanitized=sanitized))
+    for name in ("session_state", "metadata", "summary"):
+        value = getattr(body, name, None)
+        if value is not None and not render.renderable(value):
+            errors.append({"type": "value_error", "loc": ["body", name], "msg": _TOO_DEEP})
+    if errors:
+        raise RequestInvalid(errors)
+
+
+_TOO_DEEP = "Value error, nested too deeply for a session to be rendered (pydantic-core stops at 255 levels)"
+
+
 async def update_session(request: web.Request, path: dict[str, str]) -> web.Response:
     raw = await _body(request)
     q, body = _collect(
@@ -370,22 +443,6 @@ async def update_session(request: web.Request, path: dict[str, str]) -> web.Resp
     )
     db = await resolve_db(request, q["db_id"], q["table"])
     metadata = _strip_reserved(body.metadata)
-    new_summary = None
-    if body.summary is not None:
-        try:
-            new_summary = render.normalize_summary(body.summary)
-        except render.SummaryError as exc:
-            # agno answers 500 (TypeError/ValueError) here. See known differences.
-            raise RequestInvalid(
-                [
-                    {
-                        "type": "value_error",
-                        "loc": ["body", "summary"],
-                        "msg": f"Value error, {exc}",
-                        "input": body.summary,
-                    }
-                ]
-            ) from None
     session_id = path["session_id"]
     async with db.pool.acquire() as conn:
         async with conn.transaction():
@@ -393,6 +450,9 @@ async def update_session(request: web.Request, path: dict[str, str]) -> web.Resp
             row = await db.store.get_session(conn, session_id, q["user_id"], for_update=True)
             if row is None:
                 raise HTTPError(404, f"Session with id '{session_id}' not found")
+            # agno looks the session up first, then parses the summary: a missing session is a 404.
+            new_summary = _summary_of(body.summary)
+            _refuse_unstorable(body, raw=(), stored=("session_name", "session_state", "metadata", "summary"))
             as_type = q["type"] or render.detect_session_type(row)
             fields = _deserialized_fields(row, as_type)
             if body.session_name is not None or body.session_state is not None:

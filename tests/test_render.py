@@ -6,14 +6,16 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import pydantic_core
 import pytest
 from agno.db.utils import merge_runs_table_with_legacy_blob
 from agno.models.message import Message
 from agno.os.schema import _agent_metadata
 from agno.os.utils import get_run_input, get_session_name, stringify_input_content
 from agno.session.summary import SessionSummary
+from agno.utils.string import sanitize_postgres_string, sanitize_postgres_strings
 
-from session_service import render
+from session_service import render, validation
 
 USER = {"role": "user", "content": "hello", "id": "m1", "created_at": 1}
 ASSISTANT = {
@@ -219,3 +221,88 @@ def test_filters_keep_runs_without_created_at_and_drop_runs_without_status() -> 
     schemas = [{"status": "COMPLETED"}, {"status": None}, {"status": "error"}]
     assert render.filter_status(schemas, {"ERROR"}) == [{"status": "error"}]
     assert render.filter_status(schemas, None) is schemas
+
+
+# ---- hostile values (what the differential fuzzer found) --------------------------------------
+
+HOSTILE_TEXT = ["", "plain", "N\r\x1a0", "\x00a\x01\x08\t\n\x0b\x0c\r\x0e\x1f\x7f", "\ufffe\uffff\u2028", "é東\x1b"]
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXT)
+def test_sanitize_string_is_agnos(text: str) -> None:
+    assert validation.sanitize_string(text) == sanitize_postgres_string(text)
+
+
+def test_sanitize_strings_is_agnos_keys_kept() -> None:
+    value = {"k\x01": ["v\x02", {"n": "\x00x", "i": 1, "f": 1.5, "z": None, "b": True}], "s": "\uffffok"}
+    assert validation.sanitize_strings(value) == sanitize_postgres_strings(value)
+    assert "k\x01" in validation.sanitize_strings(value)
+
+
+@pytest.mark.parametrize(
+    "raw,path",
+    [
+        ("/sessions/%FF", "/sessions/\ufffd"),
+        ("/sessions/%ED%A0%80/runs", "/sessions/\ufffd\ufffd\ufffd/runs"),
+        ("/sessions/a%0Ab?x=%00", "/sessions/a\nb"),
+        ("/sessions/a%2Fb", "/sessions/a/b"),
+    ],
+)
+def test_starlette_path_decodes_as_uvicorn(raw: str, path: str) -> None:
+    assert validation.starlette_path(raw) == path
+
+
+@pytest.mark.parametrize(
+    "value,loc",
+    [
+        ({"x": float("nan")}, [["body", "f", "x"]]),
+        ({"x": [float("-inf")]}, [["body", "f", "x", 0]]),
+        ({"\ud800": 1}, [["body", "f", "\ufffd"]]),
+        ({"k": "a\udfff"}, [["body", "f", "k"]]),
+        ({"k\x00": 1}, [["body", "f", "k\ufffd"]]),
+        ({"k": "a\x00"}, []),  # a NUL in a value is stripped, as agno does: storable
+        ({"k": 1e308, "s": "\u2028"}, []),
+    ],
+)
+def test_unstorable_names_each_value_postgres_refuses(value, loc) -> None:
+    assert [e["loc"] for e in validation.unstorable(value, ("body", "f"), sanitized=True)] == loc
+
+
+def test_unstorable_raw_fields_keep_their_nul() -> None:
+    assert validation.unstorable("a\x00", ("body", "user_id"), sanitized=False)[0]["loc"] == ["body", "user_id"]
+    assert validation.storable("a") and not validation.storable("a\x00") and not validation.storable("\ud800")
+
+
+def _nested(depth: int) -> dict:
+    value: dict = {"a": 1}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+def test_dumps_page_is_the_same_bytes() -> None:
+    page = render.session_page([{"session_id": "s", "metadata": {"a": [1, {"b": None}]}, "x": 0.1}], 1, 20, 1)
+    assert render.dumps_page(page) == render.dumps(page)
+
+
+@pytest.mark.parametrize("depth,ok", [(255, True), (256, False)])
+def test_dumps_page_renders_as_deep_as_agnos_list(depth: int, ok: bool) -> None:
+    page = render.session_page([{"session_id": "s", "metadata": _nested(depth)}], 1, 20, 1)
+    if ok:
+        assert json.loads(render.dumps_page(page))["data"][0]["metadata"] == _nested(depth)
+    else:
+        with pytest.raises(pydantic_core.PydanticSerializationError, match="depth exceeded"):
+            render.dumps_page(page)
+
+
+@pytest.mark.parametrize("depth,ok", [(253, True), (254, False)])
+def test_renderable_is_the_detail_limit(depth: int, ok: bool) -> None:
+    assert render.renderable(_nested(depth)) is ok
+    if not ok:
+        with pytest.raises(pydantic_core.PydanticSerializationError, match="depth exceeded"):
+            render.dumps({"session_state": _nested(depth)})
+
+
+def test_body_nested_past_the_recursion_limit_is_unreadable() -> None:
+    with pytest.raises(validation.BodyUnreadable):
+        validation.decode_body(('{"a":' * 10_000 + "1" + "}" * 10_000).encode(), "application/json")

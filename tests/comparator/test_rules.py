@@ -448,7 +448,7 @@ LIST_PAGE = b'{"data":[],"meta":{"page":1,"limit":20,"total_pages":0,"total_coun
 
 def test_real_config_loads(real):
     """The shipped config: strict defaults, content-type, allow and the CORS headers compared,
-    five known differences."""
+    the known differences in their order (the first five, then the fuzzer's finds)."""
     assert real.defaults == RouteRules(
         headers=(
             "content-type",
@@ -465,10 +465,29 @@ def test_real_config_loads(real):
     assert list(real.routes) == ["GET /sessions"] and real.routes["GET /sessions"].sorted is not None
     assert [k.id for k in real.known] == [
         "list-page-zero",
+        "list-page-zero-spelled",
+        "list-limit-or-offset-out-of-range",
         "list-sort-by-collection-attribute",
         "rename-json-null-session-data",
         "rename-sql-null-session-data",
         "patch-malformed-summary",
+        "nul-in-session-id",
+        "nul-in-session-id-runs",
+        "nul-in-session-id-run-previews",
+        "nul-in-session-id-run",
+        "nul-in-session-id-patch",
+        "nul-in-session-id-rename",
+        "nul-in-session-id-delete",
+        "nul-in-list-filter",
+        "bulk-delete-unstorable-ids",
+        "bulk-delete-nul-user-id",
+        "create-unstorable-text",
+        "patch-unstorable-text",
+        "rename-unstorable-name",
+        "create-non-finite-number",
+        "patch-non-finite-number",
+        "create-unrenderable-nesting",
+        "patch-unrenderable-nesting",
     ]
     assert load_known_differences(REPO / "config" / "known_differences.yaml") == real.known
 
