@@ -172,7 +172,7 @@ class Judge:
         """Count a comparison (under the job's route), feed the gate, store what differs."""
         primary, shadow, comparison = pair
         self.tally.count(job.route, comparison)
-        windows.observe_comparison(comparison.result)
+        windows.observe_comparison(comparison.result, job.stage)
         if comparison.ok:
             return
         sample = Sample(
@@ -292,7 +292,7 @@ class Mirror:
         copy = replace(job.request, headers={**job.request.headers, "X-Shadow-Request": "1"})
         answer = await self._call(job, job.shadow_side, copy)
         if job.shadow_side == "native":
-            self.windows[job.group.name].observe_native(answer.failed)
+            self.windows[job.group.name].observe_native(answer.failed, job.stage)
         if self.recorder is not None:
             self.recorder.write(job.at, job.request_id, job.route, job.request)
         if answer.response.error is not None:
