@@ -219,3 +219,56 @@ def decide(group: str, stage: Stage, windows: Evidence, policy: Gate) -> Decisio
         f"(mismatch rate upper bound {high:.2%} <= {policy.promote_max_mismatch_rate:.2%})",
         "gate",
     )
+
+
+def clean_pairs_needed(failures: int, total: int, policy: Gate, limit: int = 10_000_000) -> int | None:
+    """How many more agreeing pairs would let the group be promoted (the window not yet full),
+    or None when no number of them would (`limit` reached: the mismatches already seen keep the
+    upper bound over the target)."""
+
+    def passes(n: int) -> bool:
+        return n >= policy.min_samples and wilson(failures, n, policy.z)[1] <= policy.promote_max_mismatch_rate
+
+    if passes(total):
+        return 0
+    low, high = total, max(total, policy.min_samples, 1)
+    while not passes(high):  # doubling, then bisection: bounded by `limit`
+        if high >= limit:
+            return None
+        low, high = high, min(limit, high * 2)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if passes(middle) else (middle, high)
+    return high - total
+
+
+def progress(stage: str, evidence: Evidence, policy: Gate) -> dict[str, object]:
+    """Where a group stands against the policy, for the report: what `decide` would need to
+    promote it and what would roll it back, with the bounds as they are now."""
+    comparisons, calls = evidence.comparisons, evidence.native_calls
+    _, upper = wilson(comparisons.failures, comparisons.total, policy.z)
+    mismatch_low, _ = wilson(comparisons.failures, comparisons.total, policy.z)
+    error_low, _ = wilson(calls.failures, calls.total, policy.z)
+    promotes_to = {"shadow": "primary", "primary": "native" if policy.allow_native else None}.get(stage)
+    out: dict[str, object] = {
+        "pairs": comparisons.total,
+        "mismatches": comparisons.failures,
+        "native_calls": calls.total,
+        "native_errors": calls.failures,
+        "min_samples": policy.min_samples,
+        "upper_bound": upper,
+        "target": policy.promote_max_mismatch_rate,
+        "promotes_to": promotes_to,
+        "clean_pairs_needed": (
+            clean_pairs_needed(comparisons.failures, comparisons.total, policy) if promotes_to else None
+        ),
+    }
+    if stage in ("primary", "native"):
+        out["rollback"] = {
+            "min_samples": policy.min_rollback_samples,
+            "mismatch_lower_bound": mismatch_low,
+            "mismatch_limit": policy.rollback_mismatch_rate,
+            "error_lower_bound": error_low,
+            "error_limit": policy.rollback_error_rate,
+        }
+    return out

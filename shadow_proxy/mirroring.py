@@ -110,11 +110,14 @@ class Tally:
         self.metrics = metrics
         self.windows: dict[str, Window] = {}
         self.counts: dict[str, Counter[str]] = {}
+        self.known: dict[str, Counter[str]] = {}  # per route, the known difference behind each `expected`
         self.path_labels: dict[str, set[str]] = {}
 
     def count(self, route: str, comparison: Comparison) -> None:
         self.metrics.comparisons.labels(route, comparison.result).inc()
         self.counts.setdefault(route, Counter())[comparison.result] += 1
+        if comparison.result == "expected" and comparison.known:
+            self.known.setdefault(route, Counter())[comparison.known] += 1
         if comparison.result in ("match", "expected", "mismatch"):
             window = self.windows.setdefault(route, Window(self.window))
             window.add(comparison.result == "mismatch")
@@ -129,7 +132,8 @@ class Tally:
         for route, counts in sorted(self.counts.items()):
             window = self.windows.get(route)
             parity = 1 - window.failures / window.total if window and window.total else None
-            routes[route] = {r: counts.get(r, 0) for r in RESULTS} | {"parity": parity}
+            known = dict(sorted(self.known.get(route, Counter()).items()))
+            routes[route] = {r: counts.get(r, 0) for r in RESULTS} | {"parity": parity, "known": known}
         return routes
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import asyncpg
 
 from .config import GatewayConfig, Group, Stage
-from .gate import Combined, Evidence, GroupWindows, Pending, combine, decide
+from .gate import Combined, Evidence, GroupWindows, Pending, combine, decide, progress
 from .metrics import GatewayMetrics
 from .model import Decision
 from .store import CHANNEL, GatewayStore
@@ -165,6 +165,11 @@ class Rollout:
                     "native_errors": self.windows[g.name].native_calls.failures,
                 },
                 "combined": self._combined_view(g.name),
+                # Toward promotion (or rollback), on every replica's evidence once judged.
+                "progress": progress(
+                    self.stages[g.name].to_stage, self.combined.get(g.name) or self.windows[g.name], self.config.gate
+                )
+                | {"evidence": "all replicas" if g.name in self.combined else "this replica"},
             }
             for g in self.config.groups
         }
