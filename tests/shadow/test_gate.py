@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from shadow_proxy.config import Gate
-from shadow_proxy.gate import Bucket, GroupWindows, Pending, combine, decide, wilson
+from shadow_proxy.gate import Bucket, GroupWindows, Pending, clean_pairs_needed, combine, decide, progress, wilson
 
 POLICY = Gate(
     window=100,
@@ -116,3 +116,28 @@ def test_pending_counts_by_group_stage_and_bucket_and_survives_a_failed_flush() 
     assert pending.counts[shadow_key] == [3, 0, 2, 1]
     pending.add("reads", "shadow", (0,), at=25.0)
     assert pending.counts[("reads", "shadow", 20.0)] == [1, 0, 0, 0]
+
+
+# ---- progress toward promotion (for the report) -------------------------------------------------
+
+
+def test_clean_pairs_needed_is_the_first_count_that_passes() -> None:
+    policy = dataclasses.replace(POLICY, min_samples=20, promote_max_mismatch_rate=0.01)
+    needed = clean_pairs_needed(0, 100, policy)
+    assert needed == 281  # 0 of 381 is the first with an upper bound under 1 % (z 1.96)
+    assert wilson(0, 100 + needed, 1.96)[1] <= 0.01 < wilson(0, 100 + needed - 1, 1.96)[1]
+    assert clean_pairs_needed(0, 381, policy) == 0
+    assert clean_pairs_needed(0, 5, POLICY) == 15  # min_samples binds first
+    assert clean_pairs_needed(3, 10, dataclasses.replace(POLICY, promote_max_mismatch_rate=0.0)) is None
+
+
+def test_progress_says_what_promotes_and_what_rolls_back() -> None:
+    at_shadow = progress("shadow", windows(matches=10), POLICY)
+    assert (at_shadow["pairs"], at_shadow["min_samples"], at_shadow["promotes_to"]) == (10, 20, "primary")
+    assert at_shadow["clean_pairs_needed"] == 10 and "rollback" not in at_shadow
+    at_primary = progress("primary", windows(matches=8, mismatches=2, calls=10, errors=1), POLICY)
+    assert at_primary["promotes_to"] is None and at_primary["clean_pairs_needed"] is None
+    rollback = at_primary["rollback"]
+    assert isinstance(rollback, dict)
+    assert rollback["mismatch_lower_bound"] == pytest.approx(wilson(2, 10, POLICY.z)[0])
+    assert rollback["error_limit"] == POLICY.rollback_error_rate
