@@ -163,6 +163,12 @@ async def test_three_replicas_promote_on_the_evidence_one_gateway_needs(
         assert decisions[0]["reason"].startswith(f"{MIN_SAMPLES}/{MIN_SAMPLES} pairs agree")
         assert await decisions_counted(session, replicas, "primary") == 1  # taken once, by one replica
 
+        async def fresh() -> bool:  # the pairs judged at shadow do not count for the next step
+            views = [await get_json(session, r.url + "/shadow/stage") for r in replicas]
+            return all((v["groups"]["reads"]["combined"] or {}).get("comparisons") == 0 for v in views)
+
+        await wait_for(fresh)
+
 
 async def test_three_replicas_roll_back_when_only_one_sees_the_faults(
     start_replica: Start, legacy_url: str, tmp_path: Path
