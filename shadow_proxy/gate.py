@@ -246,8 +246,7 @@ def progress(stage: str, evidence: Evidence, policy: Gate) -> dict[str, object]:
     """Where a group stands against the policy, for the report: what `decide` would need to
     promote it and what would roll it back, with the bounds as they are now."""
     comparisons, calls = evidence.comparisons, evidence.native_calls
-    _, upper = wilson(comparisons.failures, comparisons.total, policy.z)
-    mismatch_low, _ = wilson(comparisons.failures, comparisons.total, policy.z)
+    mismatch_low, upper = wilson(comparisons.failures, comparisons.total, policy.z)
     error_low, _ = wilson(calls.failures, calls.total, policy.z)
     promotes_to = {"shadow": "primary", "primary": "native" if policy.allow_native else None}.get(stage)
     out: dict[str, object] = {
