@@ -125,6 +125,8 @@ async def reset_gateway_tables(dsn: str) -> None:
 
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute("DROP TABLE IF EXISTS shadow_mismatches, shadow_rollout, shadow_rollout_events")
+        await conn.execute(
+            "DROP TABLE IF EXISTS shadow_mismatches, shadow_rollout, shadow_rollout_events, shadow_gate_counts"
+        )
     finally:
         await conn.close()

@@ -160,6 +160,10 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         # Let the copies already queued be compared and counted, for at most one shadow timeout.
         await gateway.mirror.drain(config.shadow.timeout_s)
+        try:  # this replica's last verdicts join the shared evidence before it goes
+            await gateway.rollout.flush()
+        except Exception:
+            log.warning("the gate's last counts could not be stored", exc_info=True)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

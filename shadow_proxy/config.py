@@ -136,7 +136,14 @@ class Gate:
     """The parity gate's policy (see shadow_proxy/gate.py: rates are judged by Wilson bounds)."""
 
     enabled: Flag = True
+    # The window judged: the last `window` comparisons (and, apart, native calls) of all replicas,
+    # and none older than `window_s`, since the group's stage last changed. With a store the
+    # counts are kept per `bucket_s` bucket, whole buckets (so up to one bucket more than `window`),
+    # and each replica adds its own every `flush_s`.
     window: Count = 2000
+    window_s: Seconds = 24 * 3600.0
+    bucket_s: Seconds = 10.0
+    flush_s: Seconds = 2.0
     min_samples: Count = 500
     promote_max_mismatch_rate: Rate = 0.01
     allow_native: Flag = False

@@ -110,11 +110,14 @@ class Tally:
         self.metrics = metrics
         self.windows: dict[str, Window] = {}
         self.counts: dict[str, Counter[str]] = {}
+        self.known: dict[str, Counter[str]] = {}  # per route, the known difference behind each `expected`
         self.path_labels: dict[str, set[str]] = {}
 
     def count(self, route: str, comparison: Comparison) -> None:
         self.metrics.comparisons.labels(route, comparison.result).inc()
         self.counts.setdefault(route, Counter())[comparison.result] += 1
+        if comparison.result == "expected" and comparison.known:
+            self.known.setdefault(route, Counter())[comparison.known] += 1
         if comparison.result in ("match", "expected", "mismatch"):
             window = self.windows.setdefault(route, Window(self.window))
             window.add(comparison.result == "mismatch")
@@ -129,7 +132,8 @@ class Tally:
         for route, counts in sorted(self.counts.items()):
             window = self.windows.get(route)
             parity = 1 - window.failures / window.total if window and window.total else None
-            routes[route] = {r: counts.get(r, 0) for r in RESULTS} | {"parity": parity}
+            known = dict(sorted(self.known.get(route, Counter()).items()))
+            routes[route] = {r: counts.get(r, 0) for r in RESULTS} | {"parity": parity, "known": known}
         return routes
 
 
@@ -172,7 +176,7 @@ class Judge:
         """Count a comparison (under the job's route), feed the gate, store what differs."""
         primary, shadow, comparison = pair
         self.tally.count(job.route, comparison)
-        windows.observe_comparison(comparison.result)
+        windows.observe_comparison(comparison.result, job.stage)
         if comparison.ok:
             return
         sample = Sample(
@@ -292,7 +296,7 @@ class Mirror:
         copy = replace(job.request, headers={**job.request.headers, "X-Shadow-Request": "1"})
         answer = await self._call(job, job.shadow_side, copy)
         if job.shadow_side == "native":
-            self.windows[job.group.name].observe_native(answer.failed)
+            self.windows[job.group.name].observe_native(answer.failed, job.stage)
         if self.recorder is not None:
             self.recorder.write(job.at, job.request_id, job.route, job.request)
         if answer.response.error is not None:

@@ -11,8 +11,10 @@ comes from traffic and is escaped; nothing in a body or a path can add markup.
 
 - `generated_at`: epoch seconds;
 - `note`: a line shown under the title (e.g. that no store is configured);
-- `groups`: {name: {stage, routes, decided_by, reason}};
-- `routes`: {route template: {match, mismatch, expected, error, parity}} (parity 0..1 or None);
+- `groups`: {name: {stage, routes, decided_by, reason, progress}} (`progress`: `gate.progress()`,
+  where the group stands against the gate's policy on every replica's evidence);
+- `routes`: {route template: {match, mismatch, expected, error, parity, known}} (parity 0..1 or
+  None; `known`: {known difference id: expected answers it made});
 - `top_paths`: [{route, path, samples}];
 - `samples`: sample dicts as `GatewayStore.mismatches()` returns them;
 - `decisions`: `Decision.to_dict()`s, newest first.
@@ -68,7 +70,9 @@ def render_report(data: Mapping[str, Any]) -> str:
         [
             _header(data.get("generated_at"), data.get("note")),
             _section("Stages", "stages", _stages(groups, decisions)),
+            _section("Progress toward promotion", "progress", _progress(groups)),
             _section("Parity per route", "parity", _parity(data.get("routes") or {})),
+            _section("Known differences", "known", _known(data.get("routes") or {})),
             _section("Top differing paths", "top-paths", _top_paths(data.get("top_paths") or [])),
             _section("Recent samples", "samples", _samples(data.get("samples") or [])),
         ]
@@ -160,6 +164,77 @@ def _history(decisions: Sequence[Mapping[str, Any]]) -> str:
         for d in decisions
     ]
     return "<h3>Recent stage changes</h3>" + _table(["at", "group", "from", "to", "by", "reason"], rows, "decisions")
+
+
+# ---- progress ----------------------------------------------------------------------------------
+
+
+def _pct(value: Any) -> str:
+    return f"{value:.2%}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "n/a"
+
+
+def _promotion(p: Mapping[str, Any]) -> str:
+    """What the gate needs before it promotes: pairs against min_samples, bound against target."""
+    if not p.get("promotes_to"):
+        return '<span class="meta">no promotion from this stage</span>'
+    needed = p.get("clean_pairs_needed")
+    if needed == 0:
+        verdict = f"ready: promotes to {_e(p.get('promotes_to'))} at the next gate round"
+    elif needed is None:
+        verdict = "no number of clean pairs would: the mismatches seen keep the bound over the target"
+    else:
+        verdict = f"at least {_e(needed)} more clean pairs"
+    return (
+        f'pairs <span class="pairs">{_e(p.get("pairs"))}</span> / min {_e(p.get("min_samples"))}; '
+        f'upper bound <span class="upper">{_e(_pct(p.get("upper_bound")))}</span> vs target '
+        f"{_e(_pct(p.get('target')))}<br>"
+        f'<span class="needed">{verdict}</span>'
+    )
+
+
+def _rollback(p: Mapping[str, Any]) -> str:
+    """What would roll the group back (only at primary and native)."""
+    r = p.get("rollback")
+    if not isinstance(r, Mapping):
+        return '<span class="meta">no rollback at this stage</span>'
+    return (
+        f"once {_e(r.get('min_samples'))} samples: mismatch rate lower bound {_e(_pct(r.get('mismatch_lower_bound')))}"
+        f" over {_e(_pct(r.get('mismatch_limit')))}, or native error rate lower bound "
+        f"{_e(_pct(r.get('error_lower_bound')))} over {_e(_pct(r.get('error_limit')))}"
+    )
+
+
+def _progress(groups: Mapping[str, Mapping[str, Any]]) -> str:
+    rows = []
+    for name, entry in sorted(groups.items()):
+        p = entry.get("progress")
+        if not isinstance(p, Mapping):
+            continue
+        seen = f"{_e(p.get('mismatches'))} mismatches; native {_e(p.get('native_errors'))}/{_e(p.get('native_calls'))}"
+        rows.append(
+            f'<tr data-group="{_e(name)}"><td>{_e(name)}</td><td>{_stage(entry.get("stage"))}</td>'
+            f"<td>{_e(p.get('evidence'))}<br>{seen}</td><td>{_promotion(p)}</td><td>{_rollback(p)}</td></tr>"
+        )
+    if not rows:
+        return _empty("no gate progress known")
+    return _table(["group", "stage", "evidence", "promotion", "rollback"], rows, "progress")
+
+
+# ---- known differences -------------------------------------------------------------------------
+
+
+def _known(routes: Mapping[str, Mapping[str, Any]]) -> str:
+    rows = [
+        f'<tr><td><code>{_e(known)}</code></td><td><code>{_e(route)}</code></td><td class="num">{_e(n)}</td></tr>'
+        for route, counts in sorted(routes.items())
+        for known, n in sorted((counts.get("known") or {}).items())
+    ]
+    if not rows:
+        return _empty("no known difference has made an expected answer")
+    return (
+        _table(["known difference", "route", "expected answers"], rows, "known")
+        + '<p class="meta">Counted by this replica since it started.</p>'
+    )
 
 
 # ---- parity ------------------------------------------------------------------------------------

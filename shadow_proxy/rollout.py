@@ -4,7 +4,10 @@ decisions that move it, shared by every replica through the store.
 - the stage of each group, from the configuration until the store holds one (any replica's
   decision wins, adopted by polling every `rollout.poll_s` and at once on a NOTIFY);
 - `set_stage`: a change by hand (the admin view) or by the gate, stored first, then applied;
-- `gate_step`: one round of the parity gate (shadow_proxy/gate.py) over every group.
+- `gate_step`: one round of the parity gate (shadow_proxy/gate.py) over every group, judged on
+  the evidence of every replica: each adds its verdicts to the store's buckets (`flush`, every
+  `gate.flush_s` and before each round) and judges their sum over the window. Every replica
+  may reach the same decision; the compare-and-set on the stage applies it once.
 
 Without a legacy side every group is at `native`, whatever is configured or stored.
 """
@@ -21,7 +24,7 @@ from typing import Any
 import asyncpg
 
 from .config import GatewayConfig, Group, Stage
-from .gate import GroupWindows, decide
+from .gate import Combined, Evidence, GroupWindows, Pending, combine, decide, progress
 from .metrics import GatewayMetrics
 from .model import Decision
 from .store import CHANNEL, GatewayStore
@@ -51,10 +54,15 @@ class Rollout:
         self.stages: dict[str, Decision] = {
             g.name: Decision(g.name, None, self.allowed(g.stage), why, "config") for g in config.groups
         }
-        # What the gate judges: fed by the hot path (native's failures) and the mirror (verdicts).
-        self.windows = {g.name: GroupWindows.sized(config.gate.window) for g in config.groups}
+        # What the gate judges: fed by the hot path (native's failures) and the mirror (verdicts);
+        # with a store, the same verdicts also go to `pending`, this replica's share of the evidence.
+        self.pending = Pending(config.gate.bucket_s) if store is not None else None
+        self.windows = {g.name: GroupWindows.sized(config.gate.window, g.name, self.pending) for g in config.groups}
+        # The last evidence of all replicas judged per group (for the views).
+        self.combined: dict[str, Combined] = {}
         for group in config.groups:
             metrics.set_stage(group.routes, self.stages[group.name].to_stage)
+            self.windows[group.name].stage = self.stages[group.name].to_stage
 
     def allowed(self, stage: Stage) -> Stage:
         return stage if self.has_legacy else "native"
@@ -80,8 +88,10 @@ class Rollout:
                     decision.by,
                 )
                 self.windows[group.name].reset()
+                self.combined.pop(group.name, None)
                 self.metrics.set_stage(group.routes, decision.to_stage)
             self.stages[group.name] = decision
+            self.windows[group.name].stage = decision.to_stage
 
     async def refresh(self) -> None:
         if self.store is not None:
@@ -99,12 +109,40 @@ class Rollout:
         self.apply({group: decision})
         return True
 
+    async def flush(self) -> None:
+        """Add this replica's pending verdicts to the store's shared buckets. On failure they
+        are kept for the next flush (and the error counted): evidence is delayed, not lost."""
+        if self.pending is None or self.store is None or not self.pending.counts:
+            return
+        taken = self.pending.take()
+        gate = self.config.gate
+        try:
+            await self.store.add_counts(taken, keep_s=gate.window_s + 2 * gate.bucket_s)
+        except BaseException:
+            self.pending.restore(taken)
+            self.metrics.store_errors.inc()
+            raise
+
+    async def evidence(self, group: str) -> Evidence:
+        """What the gate judges for `group`: every replica's buckets at its current stage since
+        that stage was decided (and within `gate.window_s`), or this replica's windows when there
+        is no store."""
+        if self.store is None:
+            return self.windows[group]
+        gate, decision = self.config.gate, self.stages[group]
+        since = max(decision.at, time.time() - gate.window_s)
+        combined = combine(await self.store.buckets(group, decision.to_stage, since, gate.bucket_s), gate.window)
+        self.combined[group] = combined
+        return combined
+
     async def gate_step(self) -> list[Decision]:
-        """One round of the parity gate over every group; returns the decisions applied."""
+        """One round of the parity gate over every group (this replica's verdicts flushed first,
+        so they are part of it); returns the decisions applied here."""
+        await self.flush()
         applied = []
         for group in self.config.groups:
             current = self.stages[group.name].to_stage
-            decision = decide(group.name, current, self.windows[group.name], self.config.gate)
+            decision = decide(group.name, current, await self.evidence(group.name), self.config.gate)
             if decision is None or (decision.to_stage != "native" and not self.has_legacy):
                 continue
             if await self.set_stage(group.name, decision.to_stage, decision.reason, "gate", expect=current):
@@ -126,8 +164,26 @@ class Rollout:
                     "native_calls": self.windows[g.name].native_calls.total,
                     "native_errors": self.windows[g.name].native_calls.failures,
                 },
+                "combined": self._combined_view(g.name),
+                # Toward promotion (or rollback), on every replica's evidence once judged.
+                "progress": progress(
+                    self.stages[g.name].to_stage, self.combined.get(g.name) or self.windows[g.name], self.config.gate
+                )
+                | {"evidence": "all replicas" if g.name in self.combined else "this replica"},
             }
             for g in self.config.groups
+        }
+
+    def _combined_view(self, group: str) -> dict[str, int] | None:
+        """Every replica's evidence as the gate last judged it (None before its first round)."""
+        combined = self.combined.get(group)
+        if combined is None:
+            return None
+        return {
+            "comparisons": combined.comparisons.total,
+            "mismatches": combined.comparisons.failures,
+            "native_calls": combined.native_calls.total,
+            "native_errors": combined.native_calls.failures,
         }
 
     async def listen(self, dsn: str) -> asyncpg.Connection | None:
@@ -149,6 +205,8 @@ class Rollout:
         rounds: list[Callable[[], Coroutine[Any, Any, None]]] = [
             lambda: every(self.config.rollout.poll_s, self.refresh, "stage poll")
         ]
+        if self.pending is not None:  # a replica without the gate still adds its evidence
+            rounds.append(lambda: every(self.config.gate.flush_s, self.flush, "gate counts flush"))
         if self.config.gate.enabled:
             rounds.append(lambda: every(self.config.gate.interval_s, self._gate_round, "parity gate"))
         return rounds

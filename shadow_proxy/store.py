@@ -1,5 +1,7 @@
-"""All of the gateway's SQL: the mismatch samples (`shadow_mismatches`) and the rollout stage
-of each route group (`shadow_rollout`, with its history in `shadow_rollout_events`). Bound
+"""All of the gateway's SQL: the mismatch samples (`shadow_mismatches`), the rollout stage
+of each route group (`shadow_rollout`, with its history in `shadow_rollout_events`), and the
+parity gate's evidence (`shadow_gate_counts`: per group, stage and time bucket, the sums of every
+replica's verdicts, so one decision is taken on all of the traffic). Bound
 parameters only. Every replica of the gateway shares these tables: a stage written by one is
 announced to the others with NOTIFY on `shadow_rollout` (and they poll as well)."""
 
@@ -12,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from .gate import Bucket
 from .model import Decision, Sample
 
 CHANNEL = "shadow_rollout"
@@ -46,6 +49,16 @@ CREATE TABLE IF NOT EXISTS shadow_rollout_events (
     reason      text NOT NULL,
     decided_by  text NOT NULL,
     at          timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS shadow_gate_counts (
+    route_group   text NOT NULL,
+    stage         text NOT NULL,
+    bucket        timestamptz NOT NULL,
+    agreed        bigint NOT NULL DEFAULT 0,
+    mismatches    bigint NOT NULL DEFAULT 0,
+    native_calls  bigint NOT NULL DEFAULT 0,
+    native_errors bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (route_group, stage, bucket)
 );
 """
 
@@ -194,5 +207,39 @@ class GatewayStore:
             Decision(
                 r["route_group"], r["from_stage"], r["to_stage"], r["reason"], r["decided_by"], r["at"].timestamp()
             )
+            for r in rows
+        ]
+
+    # ---- the gate's evidence ------------------------------------------------------------------
+
+    async def add_counts(self, counts: dict[tuple[str, str, float], list[int]], keep_s: float) -> None:
+        """Add one replica's increments to the shared buckets (an upsert that adds), then drop
+        buckets older than `keep_s`. Rows in key order, so replicas flushing at once take the
+        row locks in the same order (no deadlock)."""
+        rows = [(g, st, _ts(start), *values) for (g, st, start), values in sorted(counts.items())]
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.executemany(
+                "INSERT INTO shadow_gate_counts (route_group, stage, bucket, agreed, mismatches, native_calls, "
+                "native_errors) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (route_group, stage, bucket) DO UPDATE "
+                "SET agreed = shadow_gate_counts.agreed + EXCLUDED.agreed, "
+                "mismatches = shadow_gate_counts.mismatches + EXCLUDED.mismatches, "
+                "native_calls = shadow_gate_counts.native_calls + EXCLUDED.native_calls, "
+                "native_errors = shadow_gate_counts.native_errors + EXCLUDED.native_errors",
+                rows,
+            )
+            await conn.execute("DELETE FROM shadow_gate_counts WHERE bucket < $1", _ts(time.time() - keep_s))
+
+    async def buckets(self, group: str, stage: str, since: float, bucket_s: float) -> list[Bucket]:
+        """A group's buckets at `stage` that end after `since` (its stage's decision, or the
+        window's time limit), newest first."""
+        rows = await self.pool.fetch(
+            "SELECT bucket, agreed, mismatches, native_calls, native_errors FROM shadow_gate_counts "
+            "WHERE route_group = $1 AND stage = $2 AND bucket > $3 ORDER BY bucket DESC",
+            group,
+            stage,
+            _ts(since - bucket_s),
+        )
+        return [
+            Bucket(r["bucket"].timestamp(), r["agreed"], r["mismatches"], r["native_calls"], r["native_errors"])
             for r in rows
         ]

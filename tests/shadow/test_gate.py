@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from shadow_proxy.config import Gate
-from shadow_proxy.gate import GroupWindows, decide, wilson
+from shadow_proxy.gate import Bucket, GroupWindows, Pending, clean_pairs_needed, combine, decide, progress, wilson
 
 POLICY = Gate(
     window=100,
@@ -72,3 +72,72 @@ def test_rolls_back_on_mismatches_or_native_errors(stage: str) -> None:
 
 def test_no_promotion_while_native_errors_are_high() -> None:
     assert decide("reads", "shadow", windows(matches=30, calls=30, errors=10), POLICY) is None
+
+
+# ---- the evidence of every replica: buckets, pending counts, the combined window ----------------
+
+
+def test_combine_sums_every_replica_newest_buckets_first_up_to_the_window() -> None:
+    buckets = [Bucket(0.0, agreed=50, mismatches=50), Bucket(10.0, agreed=60), Bucket(20.0, agreed=40, mismatches=1)]
+    whole = combine(buckets, 1000)
+    assert (whole.comparisons.total, whole.comparisons.failures) == (201, 51)
+    # A window of 100: the two newest buckets (whole buckets: 101), the oldest one's 50 mismatches left out.
+    recent = combine(list(reversed(buckets)), 100)
+    assert (recent.comparisons.total, recent.comparisons.failures) == (101, 1)
+    assert decide("reads", "shadow", recent, POLICY) is not None
+    assert decide("reads", "shadow", whole, POLICY) is None
+
+
+def test_combine_keeps_native_calls_apart_from_comparisons() -> None:
+    combined = combine([Bucket(0.0, native_calls=30, native_errors=10), Bucket(10.0, agreed=5)], 20)
+    assert (combined.comparisons.total, combined.native_calls.total, combined.native_calls.failures) == (5, 30, 10)
+    decision = decide("reads", "primary", combined, POLICY)
+    assert decision is not None and "native error rate 10/30" in decision.reason
+
+
+def test_pending_counts_by_group_stage_and_bucket_and_survives_a_failed_flush() -> None:
+    pending = Pending(10.0)
+    w = GroupWindows.sized(100, "reads", pending)
+    w.stage = "shadow"
+    w.observe_comparison("match")
+    w.observe_comparison("expected")
+    w.observe_comparison("mismatch", "primary")  # served at primary: counted there
+    w.observe_comparison("error")  # not a comparison
+    w.observe_native(True)
+    w.observe_native(False)
+    (shadow_key, shadow), (primary_key, primary) = sorted(pending.counts.items(), key=lambda kv: kv[0][1], reverse=True)
+    assert shadow_key[:2] == ("reads", "shadow") and shadow == [2, 0, 2, 1]
+    assert primary_key[:2] == ("reads", "primary") and primary == [0, 1, 0, 0]
+    assert shadow_key[2] % 10.0 == 0.0
+    taken = pending.take()
+    assert pending.counts == {}
+    w.observe_comparison("match")
+    pending.restore(taken)
+    assert pending.counts[shadow_key] == [3, 0, 2, 1]
+    pending.add("reads", "shadow", (0,), at=25.0)
+    assert pending.counts[("reads", "shadow", 20.0)] == [1, 0, 0, 0]
+
+
+# ---- progress toward promotion (for the report) -------------------------------------------------
+
+
+def test_clean_pairs_needed_is_the_first_count_that_passes() -> None:
+    policy = dataclasses.replace(POLICY, min_samples=20, promote_max_mismatch_rate=0.01)
+    needed = clean_pairs_needed(0, 100, policy)
+    assert needed == 281  # 0 of 381 is the first with an upper bound under 1 % (z 1.96)
+    assert wilson(0, 100 + needed, 1.96)[1] <= 0.01 < wilson(0, 100 + needed - 1, 1.96)[1]
+    assert clean_pairs_needed(0, 381, policy) == 0
+    assert clean_pairs_needed(0, 5, POLICY) == 15  # min_samples binds first
+    assert clean_pairs_needed(3, 10, dataclasses.replace(POLICY, promote_max_mismatch_rate=0.0)) is None
+
+
+def test_progress_says_what_promotes_and_what_rolls_back() -> None:
+    at_shadow = progress("shadow", windows(matches=10), POLICY)
+    assert (at_shadow["pairs"], at_shadow["min_samples"], at_shadow["promotes_to"]) == (10, 20, "primary")
+    assert at_shadow["clean_pairs_needed"] == 10 and "rollback" not in at_shadow
+    at_primary = progress("primary", windows(matches=8, mismatches=2, calls=10, errors=1), POLICY)
+    assert at_primary["promotes_to"] is None and at_primary["clean_pairs_needed"] is None
+    rollback = at_primary["rollback"]
+    assert isinstance(rollback, dict)
+    assert rollback["mismatch_lower_bound"] == pytest.approx(wilson(2, 10, POLICY.z)[0])
+    assert rollback["error_limit"] == POLICY.rollback_error_rate

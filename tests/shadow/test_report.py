@@ -191,3 +191,25 @@ def test_empty_data_renders_every_empty_state():
 
 def test_note_is_shown():
     assert "no store configured" in render_report({"note": "no store configured", "generated_at": AT})
+
+
+def test_progress_and_known_differences_are_shown_per_group():
+    from shadow_proxy.config import Gate
+    from shadow_proxy.gate import Combined, Counts, progress
+
+    policy = Gate(min_samples=500, promote_max_mismatch_rate=0.01)
+    groups = {
+        "reads": {"stage": "shadow", "progress": progress("shadow", Combined(Counts(120, 0), Counts(120, 0)), policy)},
+        "writes": {"stage": "primary", "progress": progress("primary", Combined(Counts(60, 3), Counts(60, 0)), policy)},
+    }
+    groups["reads"]["progress"]["evidence"] = "all replicas"
+    routes = {"GET /sessions": {"match": 5, "expected": 7, "parity": 1.0, "known": {"list-page-zero": 7}}}
+    page = Page(render_report({"groups": groups, "routes": routes}))
+    progress_text, known_text = page.text_by_section["progress"], page.text_by_section["known"]
+    assert "all replicas" in progress_text and "pairs 120 / min 500" in progress_text
+    assert "at least 380 more clean pairs" in progress_text  # min_samples binds: 500 in all
+    assert "no promotion from this stage" in progress_text  # writes at primary, allow_native off
+    assert "once 50 samples: mismatch rate lower bound 1.71% over 2.00%" in progress_text
+    assert "list-page-zero" in known_text and "7" in known_text
+    empty = render_report({})
+    assert "no gate progress known" in empty and "no known difference has made an expected answer" in empty

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from shadow_proxy.config import Gate
 from shadow_proxy.store import GatewayStore
 from tests.legacy.fixtures import free_port
 from tests.shadow.conftest import GatewayFactory, gateway_config
@@ -120,3 +121,29 @@ async def test_browser_finds_a_mismatch_the_real_gateway_found(
     assert f'id="sample-{stored["id"]}"' in dom
     assert 'data-path="session_name"' in dom
     assert "(changed) " in dom  # the legacy side's altered value, shown beside native's
+
+
+async def test_browser_shows_progress_and_known_differences(
+    make_gateway: GatewayFactory, legacy_url: str, tmp_path: Path
+) -> None:
+    """The real gateway at stage shadow with its gate on: after clean reads and `page=0` lists
+    (an `expected` answer by the shipped known difference `list-page-zero`), Chromium reads in
+    its report how far the group is from promotion, on the stored evidence, and which known
+    difference made the expected answers."""
+    browser = chromium()
+    gate = Gate(min_samples=1000, interval_s=60.0)  # judged by hand below, never promoted here
+    client = await make_gateway(at_stage(gateway_config(legacy_url, gate=gate), "shadow"))
+    for _ in range(4):
+        assert (await client.get("/sessions/s-agent-1")).status == 200
+    for _ in range(2):  # legacy answers (agno fails on page 0); native's different answer is expected
+        await client.get("/sessions?page=0")
+    await settled(client)
+    assert await gw(client).gate_step() == []  # flushes this replica's counts and judges the stored sum
+    dom = await dump_dom(browser, str(client.make_url("/shadow/report")), tmp_path / "profile")
+    row = dom[dom.index('data-group="reads"') :]
+    row = row[: row.index("</tr>")]
+    assert "all replicas" in row
+    assert '<span class="pairs">6</span> / min 1000' in row
+    assert "at least 994 more clean pairs" in row
+    known = dom[dom.index('id="known"') :]
+    assert "list-page-zero" in known[: known.index("</section>")]
