@@ -544,6 +544,22 @@ def _response_format(run: dict[str, Any]) -> str:
     return "text" if run.get("content_type", "str") == "str" else "json"
 
 
+# The last fields of agno's AgentRunSchema and TeamRunSchema, in the same order in both (the
+# schemas differ before them, and key order is part of byte parity).
+_LINEAGE_FIELDS = (
+    "followups",
+    "forked_from_run_id",
+    "forked_from_message_index",
+    "forked_from_session_id",
+    "regenerated_from",
+    "last_checkpoint_at_message_index",
+)
+
+
+def _followups_and_lineage(run: dict[str, Any]) -> dict[str, Any]:
+    return {name: run.get(name) for name in _LINEAGE_FIELDS}
+
+
 def agent_run(run: dict[str, Any], session: dict[str, Any] | None = None) -> dict[str, Any]:
     """`RunSchema.from_dict(run, session=session)` (all fields, None included)."""
     agent_data = None
@@ -582,12 +598,7 @@ def agent_run(run: dict[str, Any], session: dict[str, Any] | None = None) -> dic
         "files": g("files", []),
         "response_audio": g("response_audio"),
         "input_media": extract_input_media(run),
-        "followups": g("followups"),
-        "forked_from_run_id": g("forked_from_run_id"),
-        "forked_from_message_index": g("forked_from_message_index"),
-        "forked_from_session_id": g("forked_from_session_id"),
-        "regenerated_from": g("regenerated_from"),
-        "last_checkpoint_at_message_index": g("last_checkpoint_at_message_index"),
+        **_followups_and_lineage(run),
     }
 
 
@@ -621,12 +632,7 @@ def team_run(run: dict[str, Any]) -> dict[str, Any]:
         "audio": g("audio", []),
         "files": g("files", []),
         "response_audio": g("response_audio"),
-        "followups": g("followups"),
-        "forked_from_run_id": g("forked_from_run_id"),
-        "forked_from_message_index": g("forked_from_message_index"),
-        "forked_from_session_id": g("forked_from_session_id"),
-        "regenerated_from": g("regenerated_from"),
-        "last_checkpoint_at_message_index": g("last_checkpoint_at_message_index"),
+        **_followups_and_lineage(run),
     }
 
 
