@@ -21,6 +21,7 @@ can be pointed at the same database as the AgentOS it replaces:
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import logging
@@ -85,6 +86,32 @@ class Settings:
     # How often the background readiness check refreshes `agno_session_db_up` (each /readyz
     # call refreshes it too). Not an environment variable: the default suits a scrape every 15 s.
     readiness_interval_s: float = 5.0
+    # Other ids under which a configured database answers: `{alias: db_id}`. Not an environment
+    # variable: the gateway learns its legacy AgentOS's ids (`GET /config`) and registers them
+    # here (`with_db_aliases`), so that `db_id=main-db` reaches the one DSN it was given.
+    db_aliases: Mapping[str, str] = field(default_factory=dict)
+
+    def database_for(self, db_id: str) -> Database | None:
+        """The configured database answering `db_id`, by its own id or an alias."""
+        target = self.db_aliases.get(db_id, db_id)
+        return next((db for db in self.databases if db.db_id == target), None)
+
+
+def with_db_aliases(settings: Settings, aliases: Mapping[str, str]) -> Settings:
+    """`settings` with more `{alias: db_id}` entries. An alias naming a configured database's
+    own id is dropped (it already answers); one pointing at no configured database, or at
+    another alias, is a ConfigError: an alias must never silently route nowhere."""
+    ids = {db.db_id for db in settings.databases}
+    merged = dict(settings.db_aliases)
+    for alias, target in aliases.items():
+        if alias in ids:
+            continue
+        if target not in ids:
+            raise ConfigError(f"db alias {alias!r} names {target!r}, which is not a configured database")
+        if merged.get(alias, target) != target:
+            raise ConfigError(f"db alias {alias!r} already names {merged[alias]!r}, not {target!r}")
+        merged[alias] = target
+    return dataclasses.replace(settings, db_aliases=merged)
 
 
 def agno_default_db_id(dsn: str, schema: str) -> str:
