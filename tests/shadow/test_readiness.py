@@ -77,7 +77,13 @@ async def test_ready_when_every_dependency_answers(start_gateway: Factory, legac
     status, body = await readyz(client)
     assert (status, body) == (
         200,
-        {"status": "ready", "checks": {"store": "ok", "native": "ok", "legacy": "ok"}, "legacy_required": True},
+        {
+            "status": "ready",
+            "checks": {"store": "ok", "native": "ok", "legacy": "ok"},
+            "legacy_required": True,
+            # what the gateway learned from the AgentOS's GET /config (shadow_proxy/dbids.py)
+            "db_ids": {"legacy": ["main-db"], "mapped": {"main-db": "main-db"}, "unmapped": {}},
+        },
     )
     assert await ready_gauges(client) == {"store": 1.0, "native": 1.0, "legacy": 1.0}
     text = await (await client.get("/metrics")).text()
