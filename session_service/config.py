@@ -14,6 +14,11 @@ can be pointed at the same database as the AgentOS it replaces:
 | `AGNO_CORS_ORIGINS`, `CORS_ORIGIN_LIST`, `AGNO_CORS_ORIGIN_REGEX` | browser origins allowed by CORS, as AgentOS | agno's domains |
 | `AGNO_EMBEDDED_PG_DIR` | data directory of the embedded Postgres (used when no DSN is set) | `~/.local/share/agentos-session/pgdata` |
 
+To find the ids your AgentOS uses, ask it: `curl -s http://<agentos>:7777/config | jq '.session.dbs[].db_id'`
+(also `.databases`); set that id as `AGNO_DEFAULT_DB_ID` (one DSN) or as the keys of
+`AGNO_SESSION_DSN_MAP`. The gateway does this itself: it registers the ids it reads from its
+legacy AgentOS as `Settings.db_aliases` of the native databases (shadow_proxy/dbids.py).
+
 `settings_from_env()` is the one way every entry point (`serve`, `create_app()` under
 `python -m aiohttp.web`, the gateway's in-process native service) turns the environment into
 `Settings`, so they cannot disagree about where the embedded Postgres lives.

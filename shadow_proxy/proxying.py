@@ -11,6 +11,17 @@ Stages, per route group:
 | `primary` | native | legacy | yes |
 | `native` | native | - | yes |
 
+"Fails" means no answer, a 5xx, or a "cannot serve" answer (native is not set up for the
+request: an unknown database or table, a database that is away; the list is data,
+`agentos_session.sessions_api.SESSION_CANNOT_SERVE`), counted as
+`shadow_fallbacks_total{reason="cannot_serve"}`. A genuine `404 Session not found` is native's
+answer. A refused write is sent to legacy too, since native refused before touching any data
+(except for a database that went away mid-request).
+
+A CORS preflight (`OPTIONS`) belongs to the route its `Access-Control-Request-Method` names at
+its path (route label `OPTIONS <template>`), so it follows that group's stage, with the same
+fallback; outside every group it is legacy's.
+
 Each client request writes one access line (`shadow_proxy.access`): method, route label, status,
 duration, request id, client address, `group` (`unrouted` outside every group), `stage`, the
 `side` that answered and the `fallback` reason, if any. Mirrored copies write none; header

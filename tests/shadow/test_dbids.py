@@ -20,8 +20,9 @@ from harness.seed import S_AGENT_1
 from harness.services import reset_gateway_tables
 from session_service.config import ConfigError, Database, Settings, load_settings, with_db_aliases
 from shadow_proxy.app import create_app
-from shadow_proxy.config import Gate, GatewayConfig, load_config
+from shadow_proxy.config import Gate, GatewayConfig, Legacy, load_config
 from shadow_proxy.dbids import map_ids, parse_config
+from tests.shadow.faults import FaultyLegacy
 
 # ---------------------------------------------------------------------------------------------
 # pure: parsing agno's /config, mapping ids, aliases, the cannot-serve table
@@ -137,7 +138,7 @@ async def test_the_cannot_serve_table_against_both_real_sides(legacy_url: str, n
         assert cannot_serve(status, body) is not None, (url, status, body)
 
 
-GatewayOf = Callable[[str, str], Awaitable[TestClient]]
+GatewayOf = Callable[..., Awaitable[TestClient]]
 
 
 @pytest.fixture
@@ -146,14 +147,16 @@ async def bare_gateway(pg_dsn: str, seeded: None) -> AsyncIterator[GatewayOf]:
     AGNO_DEFAULT_DB_ID: native's id for the DSN is agno's uuid default, not `main-db`)."""
     clients: list[TestClient] = []
 
-    async def make(legacy: str, stage: str) -> TestClient:
+    async def make(legacy: str, stage: str, legacy_timeout_s: float = 10.0, interval_s: float = 60.0) -> TestClient:
         await reset_gateway_tables(pg_dsn)
         config = load_config(None, env={"AGNO_LEGACY_URL": legacy, "AGNO_GATEWAY_STAGE": stage})
-        config = dataclasses.replace(config, gate=Gate(enabled=False))
+        config = dataclasses.replace(
+            config, gate=Gate(enabled=False), legacy=Legacy(url=legacy, timeout_s=legacy_timeout_s)
+        )
         assert isinstance(config, GatewayConfig)
         settings = load_settings({"AGNO_PG_DSN": pg_dsn})
         assert settings.default_db_id != MAIN_DB_ID
-        client = TestClient(TestServer(create_app(config, native_settings=settings)))
+        client = TestClient(TestServer(create_app(config, native_settings=settings, db_ids_interval_s=interval_s)))
         await client.start_server()
         clients.append(client)
         return client
@@ -237,3 +240,31 @@ async def test_at_shadow_the_learned_id_makes_native_agree(bare_gateway: Gateway
             break
         await asyncio.sleep(0.05)
     assert _metric(metrics, "shadow_comparisons_total", result="match") == 1, metrics
+
+
+async def test_an_agentos_away_at_start_is_learned_from_later(bare_gateway: GatewayOf, legacy_url: str) -> None:
+    """Legacy stalls while the gateway starts: nothing is learned (the reason is in /readyz),
+    `db_id=main-db` is a cannot-serve answer and goes to legacy; once legacy answers again the
+    next reading (every RETRY_S while the last failed) maps the id and native answers."""
+    path = f"/sessions?type=agent&component_id={AGENT_ID}&db_id={MAIN_DB_ID}"
+    async with FaultyLegacy(legacy_url) as faulty:
+        faulty.mode = "hold"
+        gw = await bare_gateway(faulty.url, "primary", legacy_timeout_s=0.5, interval_s=0.2)
+        body = await (await gw.get("/readyz")).json()
+        assert body["db_ids"]["mapped"] == {} and "GET /config did not answer (timeout)" in body["db_ids"]["error"]
+        assert (await gw.get(path)).status == 504  # cannot serve -> legacy, which is stalled
+        faulty.mode = "pass"
+        faulty.release.set()
+        for _ in range(200):  # bounded: at most 10 s (the retry comes every RETRY_S = 5 s)
+            body = await (await gw.get("/readyz")).json()
+            if body["db_ids"]["mapped"]:
+                break
+            await asyncio.sleep(0.05)
+        assert list(body["db_ids"]["mapped"]) == [MAIN_DB_ID] and "error" not in body["db_ids"], body
+        faulty.mode = "hold"
+        faulty.release.clear()
+        r = await gw.get(path)  # native's answer now, with legacy stalled again
+        assert (r.status, await r.read()) == await _get(legacy_url, path)
+        metrics = await (await gw.get("/metrics")).text()
+        assert _metric(metrics, "shadow_fallbacks_total", reason="cannot_serve") == 1
+        faulty.release.set()
