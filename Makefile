@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install tools run serve demo lint test contract-test clean
+.PHONY: install tools run serve demo lint test contract-test bench bench-quick clean
 
 install: $(STAMP)
 
@@ -31,9 +31,10 @@ demo: install
 
 # Tests drive curl and jq (smoke script), headless Chromium (the report page), Prometheus
 # (promtool, and a real server for the dashboards and alerts) and docker-compose (`config` of
-# docker-compose.session.yml, no daemon needed); install them from Debian's packages where missing.
-TOOLS := curl jq chromium prometheus promtool docker-compose
-TOOL_PACKAGES := curl jq chromium prometheus docker-compose
+# docker-compose.session.yml, no daemon needed), and wrk (the benchmark suite's load generator);
+# install them from Debian's packages where missing.
+TOOLS := curl jq chromium prometheus promtool docker-compose wrk
+TOOL_PACKAGES := curl jq chromium prometheus docker-compose wrk
 tools:
 	@for t in $(TOOLS); do command -v $$t >/dev/null || missing=1; done; \
 		[ -z "$$missing" ] || (apt-get update -qq && apt-get install -y -qq $(TOOL_PACKAGES) >/dev/null)
@@ -49,6 +50,16 @@ test: install tools lint
 
 contract-test: install
 	$(BIN)/pytest -q -m contract --parity-report parity-report.md
+
+# The side-by-side benchmark suite (benchmarks/suite.py): AgentOS vs native vs a bare floor, the
+# gateway's stages and the comparator, written to benchmarks/results/*.json and docs/benchmarks.md.
+# `make bench BENCH_ARGS="--growth"` adds growth to 100k sessions; bench-quick is under 2 minutes.
+BENCH_ARGS ?=
+bench: install tools
+	$(BIN)/python -m benchmarks.suite $(BENCH_ARGS)
+
+bench-quick: install tools
+	$(BIN)/python -m benchmarks.suite --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -107,8 +107,7 @@ def main() -> None:
         services.append(native)
         rows = []
         if args.only == "native":
-            assert native.proc is not None
-            native_rounds(pg.main_dsn, legacy.url, (native.url, native.proc.pid), log_dir, args)
+            native_rounds(pg.main_dsn, legacy.url, (native.url, native.pid), log_dir, args)
             return
 
         def measure(name: str, url: str) -> tuple[float, float, float]:

@@ -65,6 +65,10 @@ class Process:
         self.url = url
 
     @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
     def running(self) -> bool:
         return self.popen.poll() is None
 

@@ -49,9 +49,13 @@ def start_legacy(
     security_key: str | None = None,
     timeout_s: float = START_TIMEOUT_S,
     name: str = "agentos",
+    app: str = "harness.agentos_app:app",
+    extra_env: Mapping[str, str] | None = None,
 ) -> Process:
-    """`python -m uvicorn harness.agentos_app:app` on a free port, ready once agno's `/health`
-    answers 200 (it is open whatever the security key). `db_url` in either DSN spelling."""
+    """`python -m uvicorn <app>` (the harness's AgentOS by default; another module builds one
+    configured otherwise, e.g. in agno's JWT mode) on a free port, ready once agno's `/health`
+    answers 200 (it is open whatever the security key). `db_url` in either DSN spelling;
+    `extra_env` is added last (e.g. `JWT_VERIFICATION_KEY`)."""
     overrides = {
         "AGNO_DB_URL": sqlalchemy_url(libpq_dsn(db_url)),
         "FAKE_OPENAI_URL": openai_url,
@@ -65,10 +69,11 @@ def start_legacy(
         overrides["AGNO_SECOND_DB_URL"] = sqlalchemy_url(libpq_dsn(second_db_url))
     if security_key:
         overrides["OS_SECURITY_KEY"] = security_key
+    overrides.update(extra_env or {})
     env = environ(overrides, scrub=LEGACY_SCRUBBED)
 
     def command(port: int) -> tuple[list[str], dict[str, str]]:
-        argv = [sys.executable, "-m", "uvicorn", "harness.agentos_app:app", "--host", "127.0.0.1"]
+        argv = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1"]
         return [*argv, "--port", str(port), "--no-access-log", "--log-level", "warning"], env
 
     return start_on_free_port(command, ready_path="/health", log_path=temp_log(name), name=name, timeout_s=timeout_s)

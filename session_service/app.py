@@ -1,7 +1,8 @@
 """The app factory. `create_app(settings)` builds the aiohttp app; pools open and close through
 `cleanup_ctx`, so `python -m aiohttp.web session_service.app:create_app` works as well.
 
-Operational routes (open, no key): `/healthz`, `/readyz` (session_service/health.py) and `/metrics`.
+Operational routes (open, no key): `/healthz`, `/readyz` (session_service/health.py), `/metrics`,
+and `/openapi.json` (agno's document for the sessions routes: session_service/openapi.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .cors import cors_middleware
 from .health import healthz, readiness_ctx, readyz
 from .metrics import ServiceMetrics
 from .middleware import ACCESS_LOG_LEVEL, authenticate, observe
+from .openapi import document_bytes, openapi_view
 from .store import Store, init_connection
 
 log = logging.getLogger("session_service")
@@ -60,8 +62,15 @@ async def _open_database(db: Database, settings: Settings, metrics: ServiceMetri
         await init_connection(conn)
         conn.add_query_logger(record)
 
+    # Timeouts from the request timeout (Settings.database_timeout_s): a stalled database is
+    # then answered 503 (session_service/errors.py), never a request that hangs.
     pool = await asyncpg.create_pool(
-        db.dsn, min_size=settings.pool_min_size, max_size=settings.pool_max_size, init=init
+        db.dsn,
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        init=init,
+        timeout=settings.database_timeout_s,
+        command_timeout=settings.database_timeout_s,
     )
     try:
         async with pool.acquire() as conn:
@@ -86,8 +95,10 @@ async def _databases_ctx(app: web.Application) -> AsyncIterator[None]:
         app[DATABASES].update({alias: handles[db_id] for alias, db_id in settings.db_aliases.items()})
         yield
     finally:
+        # The handles stay (closed): a request still in flight at shutdown then meets a closed
+        # pool, an InterfaceError under a closing pool, which is a 503 (errors.py), where a
+        # missing handle would be a KeyError and a 500.
         await asyncio.gather(*(h.pool.close() for h in handles.values()), return_exceptions=True)
-        app[DATABASES].clear()
 
 
 def create_app(
@@ -123,6 +134,7 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)
+    app.router.add_get("/openapi.json", openapi_view(document_bytes()))  # open, as in AgentOS
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app
 

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from agentos_session.logs import add_log_level_argument, start_logging
 
+from . import serving
 from .config import ConfigError, settings_from_env
 
 log = logging.getLogger("session_service")
@@ -32,7 +33,8 @@ def serve(host: str | None, port: int | None) -> int:
         log.info("session service listening on %s:%d", settings.host, settings.port)
 
     app.on_startup.append(announce)
-    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None, handle_signals=True)
+    # web.run_app, with bounds on slow, idle and too many clients (serving.py).
+    serving.run(app, settings)
     return 0
 
 

@@ -11,7 +11,11 @@ can be pointed at the same database as the AgentOS it replaces:
 | `AGNO_SERVICE_PORT` | listening port | 8080 |
 | `AGNO_DB_SCHEMA`, `AGNO_SESSION_TABLE`, `AGNO_RUNS_TABLE` | agno's table options | `ai`, `agno_sessions`, `agno_runs` |
 | `OS_SECURITY_KEY` | bearer key, as AgentOS | open |
+| `JWT_VERIFICATION_KEY`, `JWT_JWKS_FILE`, `AGNO_JWT_ALGORITHM` | agno's JWT mode with its sessions scopes (auth_jwt.py) | off; RS256 |
 | `AGNO_CORS_ORIGINS`, `CORS_ORIGIN_LIST`, `AGNO_CORS_ORIGIN_REGEX` | browser origins allowed by CORS, as AgentOS | agno's domains |
+| `AGNO_REQUEST_TIMEOUT_S` | a request's deadline (504 after it; the database timeouts are half of it) | 60 |
+| `AGNO_IDLE_TIMEOUT_S` | time to send a complete request head, and keep-alive idle time | 15 |
+| `AGNO_MAX_CONNECTIONS` | open connections; past it a new one gets 503 and is closed | 1000 |
 | `AGNO_EMBEDDED_PG_DIR` | data directory of the embedded Postgres (used when no DSN is set) | `~/.local/share/agentos-session/pgdata` |
 
 To find the ids your AgentOS uses, ask it: `curl -s http://<agentos>:7777/config | jq '.session.dbs[].db_id'`
@@ -36,6 +40,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .auth_jwt import JwtConfig, JwtConfigError, jwt_config_from_env
 from .cors import CorsPolicy, policy_from_env
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -82,6 +87,8 @@ class Settings:
     host: str = "0.0.0.0"
     port: int = 8080
     security_key: str | None = None
+    # agno's JWT mode (auth_jwt.py): set by JWT_VERIFICATION_KEY / JWT_JWKS_FILE; wins over the key.
+    jwt: JwtConfig | None = None
     pool_min_size: int = 2
     pool_max_size: int = 10
     request_timeout_s: float = 60.0
@@ -91,10 +98,23 @@ class Settings:
     # How often the background readiness check refreshes `agno_session_db_up` (each /readyz
     # call refreshes it too). Not an environment variable: the default suits a scrape every 15 s.
     readiness_interval_s: float = 5.0
+    # Slow and idle clients (session_service/serving.py): the time a connection has to send a
+    # complete request head (and may stay idle between requests), and the connection ceiling.
+    idle_timeout_s: float = 15.0
+    max_connections: int = 1000
+    # How long SIGTERM waits for requests in flight before they are cancelled.
+    shutdown_timeout_s: float = 10.0
     # Other ids under which a configured database answers: `{alias: db_id}`. Not an environment
     # variable: the gateway learns its legacy AgentOS's ids (`GET /config`) and registers them
     # here (`with_db_aliases`), so that `db_id=main-db` reaches the one DSN it was given.
     db_aliases: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def database_timeout_s(self) -> float:
+        """asyncpg's connect timeout and `command_timeout`: half the request timeout, so that a
+        database that stalls instead of refusing is a 503 from the pool well before the request
+        deadline's 504 (a request makes one or two round trips)."""
+        return max(0.1, self.request_timeout_s / 2)
 
     def database_for(self, db_id: str) -> Database | None:
         """The configured database answering `db_id`, by its own id or an alias."""
@@ -137,6 +157,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {value}")
+    return value
 
 
 def _trusted(raw: str) -> tuple[IPNetwork, ...]:
@@ -184,6 +211,10 @@ def load_settings(env: Mapping[str, str] | None = None, *, embedded_dsn: str | N
         db_id = env.get("AGNO_DEFAULT_DB_ID") or agno_default_db_id(dsn, tables.schema)
         databases = (Database(db_id, dsn, tables),)
         default_db_id = route_default = db_id
+    try:
+        jwt_config = jwt_config_from_env(env)
+    except JwtConfigError as exc:
+        raise ConfigError(str(exc)) from None
     pool_min = _int(env, "AGNO_POOL_MIN_SIZE", 2)
     pool_max = _int(env, "AGNO_POOL_MAX_SIZE", 10)
     if pool_min < 0 or pool_max < 1 or pool_min > pool_max:
@@ -195,11 +226,14 @@ def load_settings(env: Mapping[str, str] | None = None, *, embedded_dsn: str | N
         host=env.get("AGNO_SERVICE_HOST", "0.0.0.0"),
         port=_int(env, "AGNO_SERVICE_PORT", 8080),
         security_key=env.get("OS_SECURITY_KEY") or None,
+        jwt=jwt_config,
         pool_min_size=pool_min,
         pool_max_size=pool_max,
-        request_timeout_s=float(_int(env, "AGNO_REQUEST_TIMEOUT_S", 60)),
+        request_timeout_s=float(_positive(env, "AGNO_REQUEST_TIMEOUT_S", 60)),
         max_body_bytes=_int(env, "AGNO_MAX_BODY_BYTES", 1024 * 1024),
         trusted_proxies=_trusted(env.get("AGNO_TRUSTED_PROXIES", "")),
+        idle_timeout_s=float(_positive(env, "AGNO_IDLE_TIMEOUT_S", 15)),
+        max_connections=_positive(env, "AGNO_MAX_CONNECTIONS", 1000),
         cors=policy_from_env(env),
     )
 

@@ -24,8 +24,10 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from .appkeys import METRICS, REQUEST_ID, ROUTE_MATCH, SETTINGS
+from . import auth_jwt
+from .appkeys import DATABASES, METRICS, REQUEST_ID, ROUTE_MATCH, SETTINGS
 from .config import IPNetwork
+from .errors import RETRY_AFTER_S, database_unavailable, unavailable_detail
 from .routes import match
 from .views import error_response
 
@@ -37,7 +39,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 # Routes that answer without a key: they are the operator's, not AgentOS's.
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# `/openapi.json` is open in AgentOS too (its AuthMiddleware and JWT middleware exclude it).
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 # The level of the access lines (logging.INFO unless the app says otherwise: the gateway runs
 # this app in-process with DEBUG, as its own access line covers the client's request).
 ACCESS_LOG_LEVEL = web.AppKey("access_log_level", int)
@@ -121,9 +124,8 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     except TimeoutError as exc:
         if deadline.expired():
             response = error_response(504, f"Request timed out after {settings.request_timeout_s:g} s")
-        else:  # the handler's own timeout (a database one, say) is a crash like any other
-            error_log.exception("unhandled error", extra={"request_id": rid})
-            response = error_response(500, f"Internal server error ({type(exc).__name__})")
+        else:  # the database's own timeouts (connect, command): it is away, not a bug
+            response = _unavailable(request, route, exc, rid)
     except web.HTTPRequestEntityTooLarge:
         response = error_response(413, f"Request body too large (limit {settings.max_body_bytes} bytes)")
     except web.HTTPException as exc:  # aiohttp's own (should not happen: routing is ours)
@@ -131,9 +133,12 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     except asyncio.CancelledError:
         raise
     except Exception as exc:
-        # Crash recovery: the client gets agno's generic 500, the log gets the traceback.
-        error_log.exception("unhandled error", extra={"request_id": rid})
-        response = error_response(500, f"Internal server error ({type(exc).__name__})")
+        if database_unavailable(exc, (h.pool for h in request.app[DATABASES].values())):
+            response = _unavailable(request, route, exc, rid)
+        else:
+            # Crash recovery: the client gets agno's generic 500, the log gets the traceback.
+            error_log.exception("unhandled error", extra={"request_id": rid})
+            response = error_response(500, f"Internal server error ({type(exc).__name__})")
     response.headers[REQUEST_ID_HEADER] = rid
     elapsed = time.perf_counter() - started
     metrics.requests.labels(request.method, route, str(response.status)).inc()
@@ -160,6 +165,19 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
+def _unavailable(request: web.Request, route: str, exc: BaseException, rid: str) -> web.Response:
+    """503 with Retry-After for a database that is away (session_service/errors.py decides
+    which failures those are). One warning line, no traceback: it is an outage, not a bug."""
+    error_log.warning(
+        "database unavailable (%s) on %s %s",
+        type(exc).__name__,
+        request.method,
+        route,
+        extra={"request_id": rid},
+    )
+    return error_response(503, unavailable_detail(exc), headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
 def bearer_token(header: str) -> str:
     """AgentOS accepts `Bearer <key>` (any case) and a bare `<key>`."""
     if header.lower().startswith("bearer "):
@@ -169,10 +187,19 @@ def bearer_token(header: str) -> str:
 
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    key = request.app[SETTINGS].security_key
-    if not key or request.method == "OPTIONS" or request.path in OPEN_PATHS:
+    """agno's AuthMiddleware: JWT mode when configured (it wins over the key, as in agno),
+    else the security key compared in constant time, else open."""
+    settings = request.app[SETTINGS]
+    key, jwt_config = settings.security_key, settings.jwt
+    if (not key and jwt_config is None) or request.method == "OPTIONS" or request.path in OPEN_PATHS:
         return await handler(request)
     token = bearer_token(request.headers.get("Authorization", ""))
+    if jwt_config is not None:
+        refusal = auth_jwt.check(jwt_config, token, request.method, request.path)
+        if refusal is not None:
+            return _refused(request, refusal[1], refusal[0])
+        return await handler(request)
+    assert key is not None
     if not token:
         return _refused(request, "Authorization header required")
     if not hmac.compare_digest(token.encode(), key.encode()):
@@ -180,10 +207,10 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     return await handler(request)
 
 
-def _refused(request: web.Request, detail: str) -> web.Response:
-    """agno's auth middleware writes CORS headers into its own 401 for an allowed origin,
+def _refused(request: web.Request, detail: str, status: int = 401) -> web.Response:
+    """agno's auth middleware writes CORS headers into its own 401/403 for an allowed origin,
     wildcard methods and headers included; the CORS middleware around it adds the rest."""
-    response = error_response(401, detail)
+    response = error_response(status, detail)
     origin = request.headers.get("Origin")
     if origin and request.app[SETTINGS].cors.allows(origin):
         response.headers["Access-Control-Allow-Methods"] = "*"

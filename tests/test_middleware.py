@@ -328,7 +328,9 @@ async def test_handler_timeout_error_is_not_the_request_timeout(
 
     monkeypatch.setitem(views.HANDLERS, "list_sessions", raises_timeout)
     resp = await client.get("/sessions")
-    assert (resp.status, await resp.json()) == (500, {"detail": "Internal server error (TimeoutError)"})
+    # The database's own timeouts (connect, command) mean it is away: 503, not the deadline's 504.
+    assert (resp.status, await resp.json()) == (503, {"detail": "Database unavailable (TimeoutError)"})
+    assert resp.headers["Retry-After"] == "2"
 
 
 async def _session_exists(client: TestClient, session_id: str) -> bool:
