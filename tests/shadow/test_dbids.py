@@ -11,15 +11,19 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
+import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from agentos_session.sessions_api import SESSION_CANNOT_SERVE, cannot_serve
+from comparator import Request
 from harness.agentos_app import AGENT_ID, MAIN_DB_ID
 from harness.seed import S_AGENT_1
 from harness.services import reset_gateway_tables
+from session_service.appkeys import DATABASES
 from session_service.config import ConfigError, Database, Settings, load_settings, with_db_aliases
 from shadow_proxy.app import create_app
+from shadow_proxy.appkeys import GATEWAY
 from shadow_proxy.config import Gate, GatewayConfig, Legacy, load_config
 from shadow_proxy.dbids import map_ids, parse_config
 from tests.shadow.faults import FaultyLegacy
@@ -268,3 +272,29 @@ async def test_an_agentos_away_at_start_is_learned_from_later(bare_gateway: Gate
         metrics = await (await gw.get("/metrics")).text()
         assert _metric(metrics, "shadow_fallbacks_total", reason="cannot_serve") == 1
         faulty.release.set()
+
+
+async def test_native_database_away_falls_back_as_cannot_serve(bare_gateway: GatewayOf, legacy_url: str) -> None:
+    """Native's database away (a pool to a closed port under the learned id): native answers
+    `503 Database unavailable (...)`, a cannot-serve answer, so at `primary` a read is legacy's
+    answer, counted under `cannot_serve`; once the database is back native answers again."""
+    gw = await bare_gateway(legacy_url, "primary")
+    handle = gw.app[GATEWAY].native.app[DATABASES][MAIN_DB_ID]  # type: ignore[union-attr]  # in-process native
+    dead = await asyncpg.create_pool("postgresql://postgres@127.0.0.1:1/x", min_size=0, max_size=1)
+    path = f"/sessions/{S_AGENT_1}?type=agent&db_id={MAIN_DB_ID}"
+    original, handle.pool = handle.pool, dead
+    try:
+        native = gw.app[GATEWAY].native
+        direct = await native.send(Request("GET", path, {}, b""), 5.0)
+        assert direct.response.status == 503 and cannot_serve(direct.response.status, direct.response.body)
+        r = await gw.get(path)
+        assert (r.status, await r.read()) == await _get(legacy_url, path)
+    finally:
+        handle.pool = original
+        await dead.close()
+    metrics = await (await gw.get("/metrics")).text()
+    assert _metric(metrics, "shadow_fallbacks_total", reason="cannot_serve") == 1
+    r = await gw.get(path)
+    assert (r.status, await r.read()) == await _get(legacy_url, path)
+    metrics = await (await gw.get("/metrics")).text()
+    assert _metric(metrics, "shadow_fallbacks_total", reason="cannot_serve") == 1  # native's answer now
