@@ -9,6 +9,7 @@ comparator's callers label requests with them (the comparator itself knows no AP
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
@@ -30,6 +31,50 @@ SESSION_ROUTES: tuple[Route, ...] = (
 )
 
 SESSIONS = RouteTable(SESSION_ROUTES)
+
+
+@dataclass(frozen=True)
+class CannotServe:
+    """A native answer that says native is not set up for the request (not that the request is
+    wrong): its status and a pattern its JSON `detail` matches in full. At stages `primary` and
+    `native` the gateway treats such an answer as a failure and asks legacy instead."""
+
+    status: int
+    detail: str  # a regular expression, matched against the whole `detail`
+    why: str  # what it means, for the docs and the log
+    # True when native refused before touching any data, so a write may be sent to legacy
+    # instead; a database that went away mid-request may have written.
+    nothing_done: bool = True
+
+    def matches(self, status: int, body: bytes) -> bool:
+        if status != self.status:
+            return False
+        try:
+            detail = json.loads(body).get("detail")
+        except (ValueError, AttributeError):
+            return False
+        return isinstance(detail, str) and re.fullmatch(self.detail, detail) is not None
+
+
+# agno's and the native service's texts (session_service/views.py `resolve_db`, reliability's 503).
+# A genuine `404 {"detail":"Session not found"}` is not here: it is native's answer to give.
+SESSION_CANNOT_SERVE: tuple[CannotServe, ...] = (
+    CannotServe(404, r"No database found with id '.*'", "native has no database under this db_id"),
+    CannotServe(404, r"No database with id '.*' has table '.*'", "native's database lacks this table"),
+    CannotServe(
+        400,
+        r"The db_id query parameter is required when using multiple databases",
+        "native has several databases and no default, where legacy may have one",
+    ),
+    CannotServe(503, r"Database unavailable.*", "native's database is away", nothing_done=False),
+)
+
+
+def cannot_serve(status: int, body: bytes, answers: Sequence[CannotServe] = SESSION_CANNOT_SERVE) -> CannotServe | None:
+    """The entry of `answers` this answer matches, if any."""
+    if status < 400:
+        return None
+    return next((a for a in answers if a.matches(status, body)), None)
 
 
 def route_label(method: str, path: str) -> str:

@@ -92,6 +92,8 @@ async def _databases_ctx(app: web.Application) -> AsyncIterator[None]:
         for db in settings.databases:
             handles[db.db_id] = await _open_database(db, settings, metrics)
         app[DATABASES].update(handles)
+        # An alias is the same handle (one pool) under another id (Settings.db_aliases).
+        app[DATABASES].update({alias: handles[db_id] for alias, db_id in settings.db_aliases.items()})
         yield
     finally:
         # The handles stay (closed): a request still in flight at shutdown then meets a closed
@@ -137,3 +139,14 @@ def create_app(
     # `(?s:...)`: aiohttp's `.` stops at a newline, and an id may hold one (agno routes it).
     app.router.add_route("*", "/{tail:(?s:.*)}", dispatch)
     return app
+
+
+def register_db_aliases(app: web.Application, aliases: dict[str, str]) -> dict[str, str]:
+    """Let a started app answer more ids (`{alias: db_id}`, as `Settings.db_aliases`): the gateway
+    calls this when its periodic read of the AgentOS's `/config` finds an id it did not know at
+    start. Returns the aliases registered (ids already answering, or naming no open database,
+    are left out: the caller reports those)."""
+    databases: dict[str, views.DatabaseHandle] = app[DATABASES]
+    added = {a: t for a, t in aliases.items() if a not in databases and t in databases}
+    databases.update({alias: databases[target] for alias, target in added.items()})
+    return added

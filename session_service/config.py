@@ -18,6 +18,11 @@ can be pointed at the same database as the AgentOS it replaces:
 | `AGNO_MAX_CONNECTIONS` | open connections; past it a new one gets 503 and is closed | 1000 |
 | `AGNO_EMBEDDED_PG_DIR` | data directory of the embedded Postgres (used when no DSN is set) | `~/.local/share/agentos-session/pgdata` |
 
+To find the ids your AgentOS uses, ask it: `curl -s http://<agentos>:7777/config | jq '.session.dbs[].db_id'`
+(also `.databases`); set that id as `AGNO_DEFAULT_DB_ID` (one DSN) or as the keys of
+`AGNO_SESSION_DSN_MAP`. The gateway does this itself: it registers the ids it reads from its
+legacy AgentOS as `Settings.db_aliases` of the native databases (shadow_proxy/dbids.py).
+
 `settings_from_env()` is the one way every entry point (`serve`, `create_app()` under
 `python -m aiohttp.web`, the gateway's in-process native service) turns the environment into
 `Settings`, so they cannot disagree about where the embedded Postgres lives.
@@ -25,6 +30,7 @@ can be pointed at the same database as the AgentOS it replaces:
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import logging
@@ -98,6 +104,10 @@ class Settings:
     max_connections: int = 1000
     # How long SIGTERM waits for requests in flight before they are cancelled.
     shutdown_timeout_s: float = 10.0
+    # Other ids under which a configured database answers: `{alias: db_id}`. Not an environment
+    # variable: the gateway learns its legacy AgentOS's ids (`GET /config`) and registers them
+    # here (`with_db_aliases`), so that `db_id=main-db` reaches the one DSN it was given.
+    db_aliases: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def database_timeout_s(self) -> float:
@@ -105,6 +115,28 @@ class Settings:
         database that stalls instead of refusing is a 503 from the pool well before the request
         deadline's 504 (a request makes one or two round trips)."""
         return max(0.1, self.request_timeout_s / 2)
+
+    def database_for(self, db_id: str) -> Database | None:
+        """The configured database answering `db_id`, by its own id or an alias."""
+        target = self.db_aliases.get(db_id, db_id)
+        return next((db for db in self.databases if db.db_id == target), None)
+
+
+def with_db_aliases(settings: Settings, aliases: Mapping[str, str]) -> Settings:
+    """`settings` with more `{alias: db_id}` entries. An alias naming a configured database's
+    own id is dropped (it already answers); one pointing at no configured database, or at
+    another alias, is a ConfigError: an alias must never silently route nowhere."""
+    ids = {db.db_id for db in settings.databases}
+    merged = dict(settings.db_aliases)
+    for alias, target in aliases.items():
+        if alias in ids:
+            continue
+        if target not in ids:
+            raise ConfigError(f"db alias {alias!r} names {target!r}, which is not a configured database")
+        if merged.get(alias, target) != target:
+            raise ConfigError(f"db alias {alias!r} already names {merged[alias]!r}, not {target!r}")
+        merged[alias] = target
+    return dataclasses.replace(settings, db_aliases=merged)
 
 
 def agno_default_db_id(dsn: str, schema: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -28,6 +29,8 @@ from session_service.config import Settings, settings_from_env
 from .admin import add_gateway_routes, guard_admin
 from .appkeys import CONFIG, GATEWAY
 from .config import GatewayConfig, load_config
+from .dbids import INTERVAL_S as DB_IDS_INTERVAL_S
+from .dbids import DbIdLearner
 from .gateway import Gateway
 from .metrics import GatewayMetrics
 from .readiness import READINESS_INTERVAL_S
@@ -45,6 +48,7 @@ DEFAULT_CONFIG = default_file("gateway.yaml")
 
 NATIVE_SETTINGS = web.AppKey("native_settings", Settings)
 READINESS_INTERVAL = web.AppKey("readiness_interval_s", float)
+DB_IDS_INTERVAL = web.AppKey("db_ids_interval_s", float)
 
 
 def create_app(
@@ -52,13 +56,15 @@ def create_app(
     *,
     native_settings: Any = None,
     readiness_interval_s: float = READINESS_INTERVAL_S,
+    db_ids_interval_s: float = DB_IDS_INTERVAL_S,
 ) -> web.Application:
     """Without `config`, read the YAML named by AGNO_GATEWAY_CONFIG (else config/gateway.yaml
     when it exists) and the environment; `python -m aiohttp.web` calls this with its extra argv
     (a list), which means the same, and, as this is then the program's entry point, JSON logs at
     AGNO_LOG_LEVEL. `native_settings` (session_service Settings) overrides the environment of
     the in-process native service. `readiness_interval_s`: how often the background readiness
-    check refreshes `shadow_ready`."""
+    check refreshes `shadow_ready`. `db_ids_interval_s`: how often the legacy AgentOS's
+    `GET /config` is read again for its database ids (shadow_proxy/dbids.py)."""
     if isinstance(config, list):
         from agentos_session.logs import configure_logging
 
@@ -69,6 +75,7 @@ def create_app(
     app = web.Application(client_max_size=config.listen.max_body_bytes, middlewares=[guard_admin])
     app[CONFIG] = config
     app[READINESS_INTERVAL] = readiness_interval_s
+    app[DB_IDS_INTERVAL] = db_ids_interval_s
     if native_settings is not None:
         app[NATIVE_SETTINGS] = native_settings
     app.cleanup_ctx.append(_gateway_ctx)
@@ -144,11 +151,24 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[GATEWAY] = gateway
     await gateway.sides.start()
+    if legacy is not None:
+        gateway.dbids = DbIdLearner(
+            legacy,
+            native,
+            metrics,
+            native_app=native.app if isinstance(native, InProcessNative) else None,
+            settings=native_settings,
+            timeout_s=config.legacy.timeout_s,
+        )
+        learned = await gateway.dbids.learn()
+        log.info("db ids of the legacy AgentOS: %s", json.dumps(learned.body(), sort_keys=True))
     await gateway.rollout.refresh()
     listener = await gateway.rollout.listen(dsn)
     tasks = [asyncio.create_task(gateway.mirror.worker()) for _ in range(config.shadow.max_inflight)]
     tasks += [asyncio.create_task(loop()) for loop in gateway.rollout.loops()]
     tasks.append(asyncio.create_task(watch_readiness(gateway, app[READINESS_INTERVAL])))
+    if gateway.dbids is not None:
+        tasks.append(asyncio.create_task(gateway.dbids.watch(app[DB_IDS_INTERVAL])))
     log.info(
         "gateway: legacy=%s native=%s stages=%s",
         config.legacy.url,

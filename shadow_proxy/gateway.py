@@ -26,6 +26,7 @@ from comparator import Rules
 from comparator.noise import NoiseModel
 
 from .config import GatewayConfig, Stage
+from .dbids import DbIdLearner
 from .metrics import GatewayMetrics
 from .mirroring import Job, Judge, Mirror, Tally
 from .model import Decision, Sample
@@ -56,6 +57,8 @@ class Gateway:
     ) -> None:
         self.config = config
         self.metrics = metrics
+        # Set by the app once the sides are up (shadow_proxy/dbids.py), when there is a legacy side.
+        self.dbids: DbIdLearner | None = None
         self.store = store
         self.sides = Sides(legacy, native, metrics)
         self.rollout = Rollout(config, has_legacy=legacy is not None, store=store, metrics=metrics)

@@ -75,6 +75,13 @@ class GatewayMetrics:
             registry=r,
         )
 
+        self.unmapped_db_ids = Gauge(
+            "shadow_unmapped_db_ids",
+            "db ids the legacy AgentOS serves that native cannot (their requests fall back to legacy); "
+            "the ids and the fix are in /readyz under db_ids",
+            registry=r,
+        )
+
     def set_stage(self, routes: tuple[str, ...], stage: str) -> None:
         for route in routes:
             for name in STAGES:

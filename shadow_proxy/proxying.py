@@ -11,6 +11,17 @@ Stages, per route group:
 | `primary` | native | legacy | yes |
 | `native` | native | - | yes |
 
+"Fails" means no answer, a 5xx, or a "cannot serve" answer (native is not set up for the
+request: an unknown database or table, a database that is away; the list is data,
+`agentos_session.sessions_api.SESSION_CANNOT_SERVE`), counted as
+`shadow_fallbacks_total{reason="cannot_serve"}`. A genuine `404 Session not found` is native's
+answer. A refused write is sent to legacy too, since native refused before touching any data
+(except for a database that went away mid-request).
+
+A CORS preflight (`OPTIONS`) belongs to the route its `Access-Control-Request-Method` names at
+its path (route label `OPTIONS <template>`), so it follows that group's stage, with the same
+fallback; outside every group it is legacy's.
+
 Each client request writes one access line (`shadow_proxy.access`): method, route label, status,
 duration, request id, client address, `group` (`unrouted` outside every group), `stage`, the
 `side` that answered and the `fallback` reason, if any. Mirrored copies write none; header
@@ -24,11 +35,12 @@ import time
 
 from aiohttp import web
 
-from agentos_session.routing import SAFE_METHODS, RouteTable
+from agentos_session.routing import SAFE_METHODS, Match, RouteTable
+from agentos_session.sessions_api import cannot_serve
 from comparator import Request
 from session_service.middleware import request_id_of
 
-from .config import GatewayConfig, Stage
+from .config import GatewayConfig, Group, Stage
 from .metrics import GatewayMetrics
 from .mirroring import Job, Mirror
 from .rollout import PLAN, Rollout
@@ -114,16 +126,34 @@ class Proxy:
         matched = self.routes.match(request.method, request.path)
         route = matched.label(request.method)
         group = self.config.group_of(route)
+        if request.method == "OPTIONS":
+            # A CORS preflight belongs to the route it asks about, so it follows that route's
+            # stage (and falls back the same way); the UI sends one before each JSON request.
+            matched, route, group = self._preflight(request, matched, route, group)
         stage = self.rollout.stage_of(group)
         primary_side, shadow_side = PLAN[stage]
 
         answer = await self._call(primary_side, exchange, route, stage)
         served_by, fallback = primary_side, None
-        if primary_side == "native" and group is not None:
-            self.rollout.windows[group.name].observe_native(answer.failed)
-        if primary_side == "native" and answer.failed and self.sides.legacy is not None:
-            reason = "timeout" if answer.timed_out else ("connection_error" if answer.response.error else "5xx")
-            if request.method in SAFE_METHODS or not answer.reached:
+        refusal = None if answer.response.error else cannot_serve(answer.response.status, answer.response.body)
+        if primary_side == "native" and group is not None and (answer.failed or refusal):
+            self.rollout.windows[group.name].observe_native(True)
+        elif primary_side == "native" and group is not None:
+            self.rollout.windows[group.name].observe_native(False)
+        if primary_side == "native" and (answer.failed or refusal) and self.sides.legacy is not None:
+            reason = (
+                "timeout"
+                if answer.timed_out
+                else "connection_error"
+                if answer.response.error
+                else "cannot_serve"
+                if refusal
+                else "5xx"
+            )
+            retry_safe = request.method in SAFE_METHODS or not answer.reached
+            if refusal is not None and refusal.nothing_done:
+                retry_safe = True  # native refused before touching any data
+            if retry_safe:
                 self.metrics.fallbacks.labels(route, reason).inc()
                 answer = await self._call("legacy", exchange, route, stage)
                 served_by, fallback = "legacy", reason
@@ -155,6 +185,19 @@ class Proxy:
             fallback,
         )
         return response
+
+    def _preflight(
+        self, request: web.Request, matched: Match, route: str, group: Group | None
+    ) -> tuple[Match, str, Group | None]:
+        """An OPTIONS request's route for grouping: the route its `Access-Control-Request-Method`
+        (GET when absent) names at this path, labelled `OPTIONS <template>`; unchanged when
+        that route is in no group."""
+        asked = request.headers.get("Access-Control-Request-Method", "GET").strip().upper() or "GET"
+        target = self.routes.match(asked, request.path)
+        target_group = self.config.group_of(target.label(asked)) if target.route is not None else None
+        if target_group is None:
+            return matched, route, group
+        return target, f"OPTIONS {target.template}", target_group
 
     async def _call(self, side: str, request: Request, route: str, stage: Stage) -> Answer:
         timeout_s = self.config.legacy.timeout_s if side == "legacy" else self.config.native.timeout_s

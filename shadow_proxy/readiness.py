@@ -17,6 +17,10 @@ unready: taking every replica out of rotation would turn a degraded mirror into 
 Requests outside every group (`/agents`, `/docs`) are legacy's at every stage and fail while
 it is away; the alert on `shadow_ready{dependency="legacy"} == 0` is the signal for that.
 
+With a legacy side, `db_ids` shows the database ids learned from its `GET /config` and how each
+maps to native (shadow_proxy/dbids.py); an unmapped id is reported there and in
+`shadow_unmapped_db_ids` but does not make the gateway unready (its requests fall back to legacy).
+
 Ready: 200 `{"status":"ready","checks":{...},"legacy_required":...}`; not ready: 503
 `{"status":"not_ready","not_ready":{"<dependency>":"<reason>"},...}` naming each required
 dependency that failed and why.
@@ -52,6 +56,7 @@ class Readiness:
 
     checks: dict[str, str | None]
     legacy_required: bool
+    db_ids: dict[str, Any] | None = None  # what shadow_proxy/dbids.py learned; never makes it unready
 
     @property
     def not_ready(self) -> dict[str, str]:
@@ -72,6 +77,8 @@ class Readiness:
             body["not_ready"] = self.not_ready
         body["checks"] = {dep: reason or "ok" for dep, reason in self.checks.items()}
         body["legacy_required"] = self.legacy_required
+        if self.db_ids is not None:
+            body["db_ids"] = self.db_ids
         return body
 
 
@@ -89,7 +96,8 @@ async def check(gateway: Gateway) -> Readiness:
     checks = dict(zip(probes, reasons, strict=True))
     for dependency, reason in checks.items():
         gateway.metrics.ready.labels(dependency).set(0.0 if reason else 1.0)
-    return Readiness(checks, legacy_required(gateway))
+    learned = gateway.dbids.current.body() if gateway.dbids is not None else None
+    return Readiness(checks, legacy_required(gateway), learned)
 
 
 async def _store(gateway: Gateway) -> str | None:

@@ -77,7 +77,13 @@ async def test_ready_when_every_dependency_answers(start_gateway: Factory, legac
     status, body = await readyz(client)
     assert (status, body) == (
         200,
-        {"status": "ready", "checks": {"store": "ok", "native": "ok", "legacy": "ok"}, "legacy_required": True},
+        {
+            "status": "ready",
+            "checks": {"store": "ok", "native": "ok", "legacy": "ok"},
+            "legacy_required": True,
+            # what the gateway learned from the AgentOS's GET /config (shadow_proxy/dbids.py)
+            "db_ids": {"legacy": ["main-db"], "mapped": {"main-db": "main-db"}, "unmapped": {}},
+        },
     )
     assert await ready_gauges(client) == {"store": 1.0, "native": 1.0, "legacy": 1.0}
     text = await (await client.get("/metrics")).text()
@@ -165,12 +171,19 @@ async def test_native_over_http_is_asked_for_its_readyz(
     client = await start_gateway(legacy_url, {"reads": "primary", "writes": "primary"}, native=Native(url=native_url))
     assert await readyz(client) == (
         200,
-        {"status": "ready", "checks": {"store": "ok", "native": "ok", "legacy": "ok"}, "legacy_required": False},
+        {
+            "status": "ready",
+            "checks": {"store": "ok", "native": "ok", "legacy": "ok"},
+            "legacy_required": False,
+            # native over HTTP is asked whether it serves each of legacy's ids (shadow_proxy/dbids.py)
+            "db_ids": {"legacy": ["main-db"], "mapped": {"main-db": "main-db"}, "unmapped": {}},
+        },
     )
     away = await start_gateway(legacy_url, {"reads": "primary", "writes": "primary"}, native=Native(url=dead_url()))
     status, body = await readyz(away)
     assert status == 503 and list(body["not_ready"]) == ["native"]
     assert body["not_ready"]["native"].startswith("/readyz did not answer (")
+    assert list(body["db_ids"]["unmapped"]) == ["main-db"]  # an id native did not answer for
     assert await ready_gauges(away) == {"store": 1.0, "native": 0.0, "legacy": 1.0}
 
 
