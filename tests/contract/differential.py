@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from agentos_session.routing import SAFE_METHODS
 from comparator import Comparison, Request, Response
 from comparator.pytest_plugin import Parity
 
@@ -36,13 +37,17 @@ def send(
     if body is not None:
         content = json.dumps(body).encode()
         hdrs.setdefault("Content-Type", "application/json")
+    if method not in SAFE_METHODS:
+        # uvicorn drops a kept-alive connection after agno answers 500, and the client may not
+        # have seen the close yet; a write sent on that connection cannot be sent again (it may
+        # have run), so every write gets a fresh connection, as the gateway sends them.
+        with httpx.Client(timeout=client.timeout) as fresh:
+            r = fresh.request(method, base + path, content=content, headers=hdrs)
+        return Response(r.status_code, dict(r.headers.multi_items()), r.content)
     try:
         r = client.request(method, base + path, content=content, headers=hdrs)
     except (httpx.ReadError, httpx.RemoteProtocolError):
-        # uvicorn drops a keep-alive connection after agno answers 500; the pooled connection
-        # is then dead before this request was read. Only idempotent reads are retried.
-        if method != "GET":
-            raise
+        # The same dropped connection under a read: a safe request is sent once more.
         r = client.request(method, base + path, content=content, headers=hdrs)
     return Response(r.status_code, dict(r.headers.multi_items()), r.content)
 
