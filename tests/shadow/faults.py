@@ -27,7 +27,7 @@ class FaultyLegacy:
         self.huge_bytes = 8 * 1024 * 1024
         # Paths passed through in every mode: the gateway's readiness probe of the side, so the
         # counts above are the client requests and mirrored copies only.
-        self.spared: tuple[str, ...] = ("/health",)
+        self.spared: tuple[str, ...] = ("/health", "/readyz")
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self.url = ""
