@@ -149,6 +149,7 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
             config.shadow.record,
             config.shadow.record_max_bytes,
             config.store.redact_headers,
+            redact_paths=config.store.redact_paths,
             on_error=metrics.record_errors.inc,
             on_drop=metrics.record_dropped.inc,
         )
