@@ -25,6 +25,7 @@ class FaultyLegacy:
         self.held = 0  # requests that were held
         self.pending = 0  # requests held right now (not yet released)
         self.huge_bytes = 8 * 1024 * 1024
+        self.huge_chunked = False  # True: the huge body is sent without a Content-Length
         # Paths passed through in every mode: the gateway's readiness probe of the side, so the
         # counts above are the client requests and mirrored copies only.
         self.spared: tuple[str, ...] = ("/health", "/readyz")
@@ -71,7 +72,8 @@ class FaultyLegacy:
         if mode == "huge":
             # A body far over any sane answer, streamed so this proxy's own memory stays small.
             huge = web.StreamResponse(headers={"Content-Type": "application/json"})
-            huge.content_length = self.huge_bytes
+            if not self.huge_chunked:
+                huge.content_length = self.huge_bytes
             await huge.prepare(request)
             chunk = b" " * 65536
             for _ in range(self.huge_bytes // len(chunk)):

@@ -18,7 +18,9 @@ from contextlib import asynccontextmanager
 import pytest
 from aiohttp.test_utils import TestClient
 
+from comparator import Request
 from shadow_proxy.config import Legacy, Native, Shadow
+from shadow_proxy.sides import HttpSide
 from tests.legacy.fixtures import free_port
 from tests.shadow.conftest import GatewayFactory, gateway_config
 from tests.shadow.faults import FaultyLegacy
@@ -146,3 +148,22 @@ async def test_a_copy_stalled_past_the_shadow_timeout_is_counted_as_a_timeout(
         await settled(client)
         assert copies_accounted(client) == ({"timeout": len(TARGETS)}, {})
         assert faulty is not None and faulty.pending == len(TARGETS)  # the gateway gave up; the side still holds them
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_a_huge_answer_is_not_read_past_the_limit(legacy_url: str, chunked: bool) -> None:
+    """With a Content-Length over the limit nothing is read; without one, at most limit + 1 bytes."""
+    async with FaultyLegacy(legacy_url) as faulty:
+        faulty.mode, faulty.huge_bytes, faulty.huge_chunked = "huge", 4 * 1024 * 1024, chunked
+        side = HttpSide("legacy", faulty.url, 4)
+        await side.start()
+        try:
+            answer = await side.send(Request("GET", "/sessions/s-agent-1"), 10.0, max_body_bytes=1024 * 1024)
+            assert answer.too_large and answer.drop_reason == "body_too_large" and answer.response.error
+            whole = await side.send(Request("GET", "/sessions/s-agent-1"), 10.0, max_body_bytes=4 * 1024 * 1024)
+            assert whole.response.error is None and len(whole.response.body) == 4 * 1024 * 1024
+            faulty.mode = "pass"
+            small = await side.send(Request("GET", "/sessions/s-agent-1"), 10.0, max_body_bytes=1024 * 1024)
+            assert small.response.status == 200 and not small.too_large
+        finally:
+            await side.close()
