@@ -280,7 +280,11 @@ class Mirror:
         try:
             await asyncio.wait_for(self.queue.join(), timeout_s)
         except TimeoutError:
-            log.warning("%d mirrored job(s) left unfinished at shutdown", self.queue.qsize())
+            log.warning(
+                "%d mirrored job(s) left unfinished at shutdown (%d in flight)",
+                self.queue.qsize() + self.inflight,
+                self.inflight,
+            )
 
     def view(self) -> dict[str, int]:
         return {"queue": self.queue.qsize(), "inflight": self.inflight}
