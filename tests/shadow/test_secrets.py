@@ -70,6 +70,7 @@ async def test_no_secret_in_samples_recordings_or_logs(
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
     await reset_gateway_tables(pg_dsn)
+    session_id = f"secret-{uuid.uuid4().hex[:8]}"
     client: TestClient | None = None
     try:
         async with FaultyLegacy(legacy_url) as legacy:
@@ -86,7 +87,6 @@ async def test_no_secret_in_samples_recordings_or_logs(
             client = TestClient(TestServer(create_app(config, native_settings=settings)))
             await client.start_server()
 
-            session_id = f"secret-{uuid.uuid4().hex[:8]}"
             async with aiohttp.ClientSession() as direct:  # the session to update, created on legacy itself
                 async with direct.post(legacy_url + "/sessions", json={"session_id": session_id}) as r:
                     assert r.status == 201
@@ -110,6 +110,8 @@ async def test_no_secret_in_samples_recordings_or_logs(
             await client.close()
         root.removeHandler(handler)
         root.setLevel(old_level)
+        async with aiohttp.ClientSession() as direct, direct.delete(legacy_url + f"/sessions/{session_id}") as r:
+            assert r.status in (204, 404)  # the test's session gone: other tests list sessions
 
     conn = await asyncpg.connect(pg_dsn)
     try:
