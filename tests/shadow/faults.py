@@ -26,9 +26,10 @@ class FaultyLegacy:
         self.pending = 0  # requests held right now (not yet released)
         self.huge_bytes = 8 * 1024 * 1024
         self.huge_chunked = False  # True: the huge body is sent without a Content-Length
-        # Paths passed through in every mode: the gateway's readiness probe of the side, so the
-        # counts above are the client requests and mirrored copies only.
-        self.spared: tuple[str, ...] = ("/health", "/readyz")
+        # Paths passed through in every mode: the gateway's own probes of the side (readiness,
+        # and the AgentOS's /config it may read its database ids from), so the counts above are
+        # the client requests and mirrored copies only.
+        self.spared: tuple[str, ...] = ("/health", "/readyz", "/config")
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self.url = ""
