@@ -2,8 +2,9 @@
 every request to it and can hold the answer (`hold`: until `release` is set, i.e. stalled past
 any timeout), reset the connection (`reset`: the socket is closed with no answer), replace the
 answer with garbage (`garbage`) or with a huge body (`huge`: `huge_bytes` of JSON-looking
-bytes), or alter the JSON (`mutate`), to play a slow, broken or diverging side. It keeps the
-headers it received, and counts the held requests (`held`) and those still held (`pending`).
+bytes), or alter the JSON (`mutate`), to play a slow, broken or diverging side. Only the
+requests the gateway forwards (they carry its X-Forwarded-For) meet the fault; its own probes
+pass. It keeps the headers it received, and counts the held requests (`held`) and those still held (`pending`).
 It is a proxy, not a stand-in: every answer it passes on starts as the real side's answer."""
 
 from __future__ import annotations
@@ -54,7 +55,10 @@ class FaultyLegacy:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.received.append(dict(request.headers))
-        mode = "pass" if request.path in self.spared else self.mode
+        # Only what the gateway forwards (client requests, copies, read-backs: they carry the
+        # X-Forwarded-For it appends) meets the fault; its own probes of the side pass.
+        forwarded = "X-Forwarded-For" in request.headers
+        mode = self.mode if forwarded and request.path not in self.spared else "pass"
         if mode == "hold":
             self.held += 1
             self.pending += 1

@@ -29,6 +29,7 @@ from tests.shadow.test_gateway import at_stage, direct, eventually, metric, sett
 # Reads of two routes: a session, and a page of sessions.
 TARGETS = {"/sessions/s-agent-1": "GET /sessions/{session_id}", "/sessions?type=agent": "GET /sessions"}
 REQUESTS = 24  # per test: 12 of each target
+FORWARDED = {"X-Forwarded-For": "127.0.0.1"}  # as the gateway sends it: the fault proxy faults only that
 ANSWER_BOUND_S = 1.0  # the promise: the client never waits for the shadow
 SKIP_REASONS = ("timeout", "shadow_error", "queue_full", "body_too_large", "sampled_out", "fallback", "primary_error")
 RESULTS = ("match", "mismatch", "expected", "error")
@@ -158,12 +159,14 @@ async def test_a_huge_answer_is_not_read_past_the_limit(legacy_url: str, chunked
         side = HttpSide("legacy", faulty.url, 4)
         await side.start()
         try:
-            answer = await side.send(Request("GET", "/sessions/s-agent-1"), 10.0, max_body_bytes=1024 * 1024)
+            answer = await side.send(Request("GET", "/sessions/s-agent-1", FORWARDED), 10.0, max_body_bytes=1024 * 1024)
             assert answer.too_large and answer.drop_reason == "body_too_large" and answer.response.error
-            whole = await side.send(Request("GET", "/sessions/s-agent-1"), 10.0, max_body_bytes=4 * 1024 * 1024)
+            whole = await side.send(
+                Request("GET", "/sessions/s-agent-1", FORWARDED), 10.0, max_body_bytes=4 * 1024 * 1024
+            )
             assert whole.response.error is None and len(whole.response.body) == 4 * 1024 * 1024
             faulty.mode = "pass"
-            small = await side.send(Request("GET", "/sessions/s-agent-1"), 10.0, max_body_bytes=1024 * 1024)
+            small = await side.send(Request("GET", "/sessions/s-agent-1", FORWARDED), 10.0, max_body_bytes=1024 * 1024)
             assert small.response.status == 200 and not small.too_large
         finally:
             await side.close()
