@@ -52,18 +52,42 @@ def without_silent_retry(session: aiohttp.ClientSession) -> aiohttp.ClientSessio
     return session
 
 
+class BodyTooLarge(aiohttp.ClientPayloadError):
+    """An answer's body over the caller's `max_bytes`: not read (its connection is closed)."""
+
+
+async def _read(response: aiohttp.ClientResponse, max_bytes: int | None) -> bytes:
+    """The whole body, or BodyTooLarge once it is known to be over `max_bytes` (from its
+    Content-Length before reading anything, else after `max_bytes` + 1 bytes): a side that
+    answers a huge body costs at most `max_bytes` of memory."""
+    if max_bytes is None:
+        return await response.read()
+    if response.content_length is not None and response.content_length > max_bytes:
+        raise BodyTooLarge(f"body of {response.content_length} bytes is over the limit of {max_bytes}")
+    body = await response.content.read(max_bytes + 1)
+    while len(body) <= max_bytes and not response.content.at_eof():
+        more = await response.content.read(max_bytes + 1 - len(body))
+        if not more:
+            break
+        body += more
+    if len(body) > max_bytes:
+        raise BodyTooLarge(f"body is over the limit of {max_bytes} bytes")
+    return body
+
+
 async def request_once_more_if_safe(
-    session: aiohttp.ClientSession, method: str, url: URL, **options: Any
+    session: aiohttp.ClientSession, method: str, url: URL, max_bytes: int | None = None, **options: Any
 ) -> tuple[int, CIMultiDictProxy[str], bytes]:
     """(status, headers, body) of one request. A server may close a kept-alive connection
     (uvicorn does after a 500) just as it is reused: a safe method (RFC 9110) is then sent once
     more on a new connection; anything else is not, since it may have run. Every other error,
     and that one for a write or a second time, is raised for the caller to turn into its own
-    failure (a connection never made, `aiohttp.ClientConnectorError`, is never resent)."""
+    failure (a connection never made, `aiohttp.ClientConnectorError`, is never resent).
+    `max_bytes`: a body over it raises `BodyTooLarge` unread (never sent again)."""
     for attempt in (1, 2):
         try:
             async with session.request(method, url, **options) as r:
-                return r.status, r.headers, await r.read()
+                return r.status, r.headers, await _read(r, max_bytes)
         except aiohttp.ClientConnectorError:
             raise
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):

@@ -59,12 +59,25 @@ class BadQuery(ValueError):
     """A query parameter that cannot be used; the message names it."""
 
 
-def add_gateway_routes(app: web.Application) -> None:
-    """Register every view of the gateway's own on `app` (before its proxy catch-all)."""
+def add_gateway_routes(app: web.Application, *, admin_elsewhere: bool = False) -> None:
+    """Register every view of the gateway's own on `app` (before its proxy catch-all). With
+    `admin_elsewhere` (`admin.port` is set), `app` keeps only /healthz and /readyz (the probes
+    of the client-facing port), and /metrics and /shadow/* answer 404 there: never proxied (a
+    client must not reach an upstream's path of that name through the gateway by accident, nor
+    learn that an admin API exists), the same JSON 404 for every method."""
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    if admin_elsewhere:
+        app.router.add_route("*", "/metrics", not_here)
+        app.router.add_route("*", "/shadow/{tail:.*}", not_here)
+        return
     app.router.add_get("/metrics", metrics_view)
     add_admin_routes(app)
+
+
+async def not_here(request: web.Request) -> web.Response:
+    """/metrics and /shadow/* on the client-facing port when they have a port of their own."""
+    return _detail(404, "Not Found")
 
 
 def add_admin_routes(app: web.Application) -> None:

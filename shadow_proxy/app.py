@@ -79,13 +79,37 @@ def create_app(
     if native_settings is not None:
         app[NATIVE_SETTINGS] = native_settings
     app.cleanup_ctx.append(_gateway_ctx)
-    add_gateway_routes(app)
+    if config.admin.port is not None:
+        app.cleanup_ctx.append(_admin_port_ctx)
+    add_gateway_routes(app, admin_elsewhere=config.admin.port is not None)
     app.router.add_route("*", "/{tail:.*}", proxy)
     return app
 
 
 async def proxy(request: web.Request) -> web.StreamResponse:
     return await request.app[GATEWAY].proxy.handle(request)
+
+
+async def _admin_port_ctx(app: web.Application) -> AsyncIterator[None]:
+    """`admin.port`: an app of the gateway's own views only (no proxy), guarded as on the main
+    port, on the same `Gateway` (registered after `_gateway_ctx`, so it is built first and its
+    port closed first)."""
+    config = app[CONFIG]
+    admin = web.Application(middlewares=[guard_admin])
+    admin[CONFIG] = config
+    admin[GATEWAY] = app[GATEWAY]
+    add_gateway_routes(admin)
+    runner = web.AppRunner(admin, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, config.admin.host or config.listen.host, config.admin.port)
+    await site.start()
+    log.info(
+        "gateway: admin port %s:%s (/metrics, /shadow/*)", config.admin.host or config.listen.host, config.admin.port
+    )
+    try:
+        yield
+    finally:
+        await runner.cleanup()
 
 
 def _native_settings(config: GatewayConfig) -> Any:
@@ -132,6 +156,7 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
             config.shadow.record,
             config.shadow.record_max_bytes,
             config.store.redact_headers,
+            redact_paths=config.store.redact_paths,
             on_error=metrics.record_errors.inc,
             on_drop=metrics.record_dropped.inc,
         )

@@ -163,6 +163,10 @@ class Rollout:
 class Admin:
     token: Annotated[Text | None, Env("AGNO_GATEWAY_ADMIN_TOKEN")] = None
     protect_reads: Flag = False  # also require the token for GET /shadow/* (report, samples, stages)
+    # A port of their own for /metrics and /shadow/* (None: they are on listen.port). When set,
+    # listen.port answers those paths 404 and only this port serves them (with /healthz, /readyz).
+    port: Port | None = None
+    host: NonEmptyText | None = None  # the admin port's address (None: listen.host)
 
 
 @dataclass(frozen=True, config=MODEL)

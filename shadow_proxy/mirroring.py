@@ -284,13 +284,20 @@ class Mirror:
         try:
             await asyncio.wait_for(self.queue.join(), timeout_s)
         except TimeoutError:
-            log.warning("%d mirrored job(s) left unfinished at shutdown", self.queue.qsize())
+            log.warning(
+                "%d mirrored job(s) left unfinished at shutdown (%d in flight)",
+                self.queue.qsize() + self.inflight,
+                self.inflight,
+            )
 
     def view(self) -> dict[str, int]:
         return {"queue": self.queue.qsize(), "inflight": self.inflight}
 
     async def _call(self, job: Job, side: str, request: Request) -> Answer:
-        return await self.sides.call(side, request, job.route, job.stage, self.config.timeout_s)
+        # A side answering a huge body costs at most the copy limit: over it, the copy is dropped.
+        return await self.sides.call(
+            side, request, job.route, job.stage, self.config.timeout_s, self.config.max_body_bytes
+        )
 
     async def _mirror(self, job: Job) -> None:
         copy = replace(job.request, headers={**job.request.headers, "X-Shadow-Request": "1"})
@@ -300,7 +307,7 @@ class Mirror:
         if self.recorder is not None:
             self.recorder.write(job.at, job.request_id, job.route, job.request)
         if answer.response.error is not None:
-            self.metrics.mirror_skipped.labels(job.route, "timeout" if answer.timed_out else "shadow_error").inc()
+            self.metrics.mirror_skipped.labels(job.route, answer.drop_reason).inc()
             return
         pair = await self._recheck(job, job.request, job.primary.response, answer.response)
         await self.judge.settle(job, self.windows[job.group.name], job.request, pair)
@@ -346,9 +353,7 @@ class Mirror:
                 first, second = await self._both(job, read)
                 if first.response.error or second.response.error:
                     failed = second if second.response.error else first
-                    self.metrics.mirror_skipped.labels(
-                        job.route, "timeout" if failed.timed_out else "shadow_error"
-                    ).inc()
+                    self.metrics.mirror_skipped.labels(job.route, failed.drop_reason).inc()
                     continue
                 left, right, comparison = await self._recheck(job, read, first.response, second.response)
                 if deleted and comparison.ok and left.status != 404:

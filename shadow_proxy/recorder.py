@@ -5,7 +5,9 @@ One line per request: `{"at": epoch, "request_id": ..., "route": template, "requ
 Request.to_dict()}`. Credentials are not written: headers are redacted by the one policy the
 mismatch store uses (`redact.redact_headers`: the names in `redact_headers`, and always
 `Authorization`, `Cookie` and `Set-Cookie`) and read `"<redacted>"`; replay gives them back
-with `-H`.
+with `-H`. A JSON body's values at the store's `redact_paths` read `"<redacted>"` too (the same
+`redact.redact_body` the stored samples get): a replayed request then sends that marker in
+their place, which is what keeps the secret out of the file.
 
 The gateway's background mirror worker calls `Recorder.write` synchronously, one request at a
 time, so it is kept cheap (one `json.dumps`, one line-buffered `write`) and never raises: a
@@ -16,6 +18,7 @@ once the file reached `max_bytes` (`dropped`, `on_drop`: `shadow_record_dropped_
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -24,7 +27,7 @@ from typing import Any, TextIO
 
 from comparator import Request
 
-from .redact import ALWAYS_REDACTED_HEADERS, REDACTED, redact_headers
+from .redact import ALWAYS_REDACTED_HEADERS, REDACTED, redact_body, redact_headers
 
 __all__ = ["DEFAULT_REDACTED_HEADERS", "REDACTED", "Recorder", "read_recording"]  # REDACTED: replay's marker
 
@@ -49,12 +52,14 @@ class Recorder:
         max_bytes: int,
         redact_headers: Iterable[str] = DEFAULT_REDACTED_HEADERS,
         *,
+        redact_paths: Iterable[str] = (),
         on_error: Callable[[], None] = _nothing,
         on_drop: Callable[[], None] = _nothing,
     ) -> None:
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.redact_headers = tuple(redact_headers)
+        self.redact_paths = tuple(redact_paths)
         self.on_error = on_error
         self.on_drop = on_drop
         self.written = 0
@@ -109,6 +114,8 @@ class Recorder:
         return self._file
 
     def _redacted(self, request: Request) -> dict[str, Any]:
+        if self.redact_paths and request.body:
+            request = dataclasses.replace(request, body=redact_body(request.body, self.redact_paths))
         entry = request.to_dict()
         if "headers" in entry:
             entry["headers"] = redact_headers(entry["headers"], self.redact_headers)

@@ -30,7 +30,7 @@ from aiohttp import web
 from agentos_session.routing import SAFE_METHODS
 from comparator import Request, Response
 from comparator import Side as SideName
-from comparator.fetch import exact_url, request_once_more_if_safe, without_silent_retry
+from comparator.fetch import BodyTooLarge, exact_url, request_once_more_if_safe, without_silent_retry
 from session_service.middleware import TRUST_UNIX_PEER
 
 from .metrics import GatewayMetrics, code_class
@@ -42,6 +42,12 @@ class Answer:
     elapsed_s: float
     reached: bool  # False only when the request provably never reached the side
     timed_out: bool = False
+    too_large: bool = False  # the answer's body was over the caller's limit (not read)
+
+    @property
+    def drop_reason(self) -> str:
+        """Why a copy without an answer is dropped (`shadow_mirror_skipped_total{reason}`)."""
+        return "timeout" if self.timed_out else "body_too_large" if self.too_large else "shadow_error"
 
     @property
     def failed(self) -> bool:
@@ -58,7 +64,7 @@ class Side(Protocol):
 
     async def close(self) -> None: ...
 
-    async def send(self, request: Request, timeout_s: float) -> Answer: ...
+    async def send(self, request: Request, timeout_s: float, max_body_bytes: int | None = None) -> Answer: ...
 
 
 ConnectorFactory = Callable[..., aiohttp.BaseConnector]
@@ -94,7 +100,7 @@ class HttpSide:
                 await session.close()
         self._pooled = self._fresh = None
 
-    async def send(self, request: Request, timeout_s: float) -> Answer:
+    async def send(self, request: Request, timeout_s: float, max_body_bytes: int | None = None) -> Answer:
         session = self._pooled if request.method in SAFE_METHODS else self._fresh
         assert session is not None, "start() first"
         started = time.perf_counter()
@@ -103,6 +109,7 @@ class HttpSide:
                 session,
                 request.method,
                 exact_url(self.base_url + request.target),
+                max_body_bytes,
                 headers=dict(request.headers),
                 data=request.body or None,
                 allow_redirects=False,
@@ -112,6 +119,8 @@ class HttpSide:
             return _failed(self.name, exc, started, reached=False)
         except TimeoutError as exc:
             return _failed(self.name, exc, started, reached=True, timed_out=True)
+        except BodyTooLarge as exc:
+            return _failed(self.name, exc, started, reached=True, too_large=True)
         except (aiohttp.ClientError, OSError) as exc:  # it may have reached the side
             return _failed(self.name, exc, started, reached=True)
         answer = Response(status, {k: v for k, v in headers.items()}, body, self.name)
@@ -179,14 +188,22 @@ class InProcessNative:
                 shutil.rmtree(self._dir)
             self._dir = None
 
-    async def send(self, request: Request, timeout_s: float) -> Answer:
+    async def send(self, request: Request, timeout_s: float, max_body_bytes: int | None = None) -> Answer:
         assert self._client is not None, "start() first"
-        return await self._client.send(request, timeout_s)
+        return await self._client.send(request, timeout_s, max_body_bytes)
 
 
-def _failed(side: SideName, exc: BaseException, started: float, *, reached: bool, timed_out: bool = False) -> Answer:
+def _failed(
+    side: SideName,
+    exc: BaseException,
+    started: float,
+    *,
+    reached: bool,
+    timed_out: bool = False,
+    too_large: bool = False,
+) -> Answer:
     detail = f"{type(exc).__name__}: {exc}".rstrip(": ")
-    return Answer(Response.failed(detail, side), time.perf_counter() - started, reached, timed_out)
+    return Answer(Response.failed(detail, side), time.perf_counter() - started, reached, timed_out, too_large)
 
 
 class Sides:
@@ -205,8 +222,11 @@ class Sides:
             return self.legacy
         return self.native
 
-    async def call(self, side: str, request: Request, route: str, stage: str, timeout_s: float) -> Answer:
-        answer = await self[side].send(request, timeout_s)
+    async def call(
+        self, side: str, request: Request, route: str, stage: str, timeout_s: float, max_body_bytes: int | None = None
+    ) -> Answer:
+        """`max_body_bytes`: for background calls, an answer over it is not read (`too_large`)."""
+        answer = await self[side].send(request, timeout_s, max_body_bytes)
         self.metrics.requests.labels(route, stage, side, code_class(answer.response.status)).inc()
         self.metrics.upstream_duration.labels(route, side).observe(answer.elapsed_s)
         return answer

@@ -1,7 +1,11 @@
-"""A fault injector in front of the real agno AgentOS: it forwards every request to it and can
-hold the answer, replace it with garbage, or alter the JSON, to play a slow, broken or
-diverging legacy side. It also keeps the headers it received. It is a proxy, not a stand-in:
-every answer it gives starts as the real AgentOS's answer."""
+"""A fault injector in front of a real side (the agno AgentOS, or a native service): it forwards
+every request to it and can hold the answer (`hold`: until `release` is set, i.e. stalled past
+any timeout), reset the connection (`reset`: the socket is closed with no answer), replace the
+answer with garbage (`garbage`) or with a huge body (`huge`: `huge_bytes` of JSON-looking
+bytes), or alter the JSON (`mutate`), to play a slow, broken or diverging side. Only the
+requests the gateway forwards (they carry its X-Forwarded-For) meet the fault; its own probes
+pass. It keeps the headers it received, and counts the held requests (`held`) and those still held (`pending`).
+It is a proxy, not a stand-in: every answer it passes on starts as the real side's answer."""
 
 from __future__ import annotations
 
@@ -16,10 +20,17 @@ from aiohttp import web
 class FaultyLegacy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
-        self.mode = "pass"  # pass | hold | garbage | mutate
+        self.mode = "pass"  # pass | hold | reset | garbage | huge | mutate
         self.release = asyncio.Event()
         self.received: list[dict[str, str]] = []
-        self.held = 0
+        self.held = 0  # requests that were held
+        self.pending = 0  # requests held right now (not yet released)
+        self.huge_bytes = 8 * 1024 * 1024
+        self.huge_chunked = False  # True: the huge body is sent without a Content-Length
+        # Paths passed through in every mode: the gateway's own probes of the side (readiness,
+        # and the AgentOS's /config it may read its database ids from), so the counts above are
+        # the client requests and mirrored copies only.
+        self.spared: tuple[str, ...] = ("/health", "/readyz", "/config")
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self.url = ""
@@ -42,13 +53,39 @@ class FaultyLegacy:
         await self._session.close()
         await self._runner.cleanup()
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.received.append(dict(request.headers))
-        if self.mode == "hold":
+        # Only what the gateway forwards (client requests, copies, read-backs: they carry the
+        # X-Forwarded-For it appends) meets the fault; its own probes of the side pass.
+        forwarded = "X-Forwarded-For" in request.headers
+        mode = self.mode if forwarded and request.path not in self.spared else "pass"
+        if mode == "hold":
             self.held += 1
-            await self.release.wait()
-        if self.mode == "garbage":
+            self.pending += 1
+            try:
+                await self.release.wait()
+            finally:
+                self.pending -= 1
+        if mode == "reset":
+            # No answer at all: the connection is closed under the client (a crashed side, a
+            # load balancer's RST). aiohttp then has nothing to write.
+            assert request.transport is not None
+            request.transport.abort()
+            return web.Response(status=500)  # never written: the transport is gone
+        if mode == "garbage":
             return web.Response(body=b"\x00\xffnot json <html>", content_type="text/html")
+        if mode == "huge":
+            # A body far over any sane answer, streamed so this proxy's own memory stays small.
+            huge = web.StreamResponse(headers={"Content-Type": "application/json"})
+            if not self.huge_chunked:
+                huge.content_length = self.huge_bytes
+            await huge.prepare(request)
+            chunk = b" " * 65536
+            for _ in range(self.huge_bytes // len(chunk)):
+                await huge.write(chunk)
+            await huge.write(b" " * (self.huge_bytes % len(chunk)))
+            await huge.write_eof()
+            return huge
         assert self._session is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
         async with self._session.request(
@@ -58,7 +95,7 @@ class FaultyLegacy:
             status = r.status
             # Every header of the real answer, as a faithful proxy passes them on.
             kept = {k: v for k, v in r.headers.items() if k.lower() not in _NOT_FORWARDED}
-        if self.mode == "mutate" and kept.get("Content-Type", "").startswith("application/json"):
+        if mode == "mutate" and kept.get("Content-Type", "").startswith("application/json"):
             body = json.dumps(_mutate(json.loads(body)), separators=(",", ":")).encode()
         return web.Response(status=status, body=body, headers=kept)
 

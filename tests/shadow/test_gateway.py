@@ -9,6 +9,7 @@ import dataclasses
 import json
 import random
 import re
+import time
 import uuid
 from typing import Any
 
@@ -172,16 +173,36 @@ async def test_legacy_down_slow_or_garbage_changes_no_primary_answer(
     assert metric(down, "shadow_mirror_skipped_total", route=DETAIL_ROUTE, reason="shadow_error") == 1
 
     async with FaultyLegacy(legacy_url) as legacy:
-        config = at_stage(gateway_config(legacy.url, shadow=Shadow(timeout_s=0.5)), "primary")
+        # The shadow timeout is long (30 s) and the answer is timed: were the hot path to await
+        # the mirrored copy, the client would wait for the held copy (until its release, or the
+        # 30 s timeout), and the time bound below would fail.
+        config = at_stage(gateway_config(legacy.url, shadow=Shadow(timeout_s=30.0)), "primary")
         client = await make_gateway(config)
+        legacy.mode = "hold"
+        started = time.perf_counter()
+        r = await asyncio.wait_for(client.get(DETAIL), timeout=5.0)
+        assert (r.status, await r.read()) == expected
+        answered_in = time.perf_counter() - started
+        assert answered_in < 1.0, f"the client waited {answered_in:.2f}s: the hot path awaited the shadow copy"
+        # The answer came while the legacy copy is held: it reached legacy and is still unanswered.
+        await eventually(lambda: legacy.held == 1)
+        assert legacy.pending == 1
+        assert metric(client, "shadow_mirror_inflight") == 1
+        legacy.release.set()
+        await settled(client)
+        assert legacy.pending == 0
+        assert metric(client, "shadow_comparisons_total", route=DETAIL_ROUTE, result="match") == 1
+
+    async with FaultyLegacy(legacy_url) as legacy:
+        # A copy held past the shadow timeout is dropped and counted as a timeout.
+        client = await make_gateway(at_stage(gateway_config(legacy.url, shadow=Shadow(timeout_s=0.5)), "primary"))
         legacy.mode = "hold"
         r = await client.get(DETAIL)
         assert (r.status, await r.read()) == expected
-        # The answer came while the legacy copy is still held: the client never waited for it.
-        await eventually(lambda: legacy.held == 1)
-        assert not legacy.release.is_set()
-        await settled(client)
-        assert metric(client, "shadow_mirror_skipped_total", route=DETAIL_ROUTE, reason="timeout") == 1
+        await eventually(
+            lambda: metric(client, "shadow_mirror_skipped_total", route=DETAIL_ROUTE, reason="timeout") == 1
+        )
+        assert legacy.pending == 1  # still held by the fault proxy: the gateway gave up on it
 
         legacy.mode = "garbage"
         r = await client.get(DETAIL)
