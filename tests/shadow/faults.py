@@ -3,8 +3,9 @@ every request to it and can hold the answer (`hold`: until `release` is set, i.e
 any timeout), reset the connection (`reset`: the socket is closed with no answer), replace the
 answer with garbage (`garbage`) or with a huge body (`huge`: `huge_bytes` of JSON-looking
 bytes), or alter the JSON (`mutate`), to play a slow, broken or diverging side. Only the
-requests the gateway forwards (they carry its X-Forwarded-For) meet the fault; its own probes
-pass. It keeps the headers it received, and counts the held requests (`held`) and those still held (`pending`).
+requests the gateway forwards (they carry its X-Forwarded-For) meet the fault and its own probes
+of the side (readiness, /config) pass, unless `fault_probes` is set (a side that is away for
+the gateway's probes too). It keeps the headers it received, and counts the held requests (`held`) and those still held (`pending`).
 It is a proxy, not a stand-in: every answer it passes on starts as the real side's answer."""
 
 from __future__ import annotations
@@ -27,10 +28,9 @@ class FaultyLegacy:
         self.pending = 0  # requests held right now (not yet released)
         self.huge_bytes = 8 * 1024 * 1024
         self.huge_chunked = False  # True: the huge body is sent without a Content-Length
-        # Paths passed through in every mode: the gateway's own probes of the side (readiness,
-        # and the AgentOS's /config it may read its database ids from), so the counts above are
-        # the client requests and mirrored copies only.
-        self.spared: tuple[str, ...] = ("/health", "/readyz", "/config")
+        # False: the gateway's own probes (no X-Forwarded-For) pass in every mode, so the counts
+        # above are the client requests and mirrored copies only. True: they meet the fault too.
+        self.fault_probes = False
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self.url = ""
@@ -58,7 +58,7 @@ class FaultyLegacy:
         # Only what the gateway forwards (client requests, copies, read-backs: they carry the
         # X-Forwarded-For it appends) meets the fault; its own probes of the side pass.
         forwarded = "X-Forwarded-For" in request.headers
-        mode = self.mode if forwarded and request.path not in self.spared else "pass"
+        mode = self.mode if forwarded or self.fault_probes else "pass"
         if mode == "hold":
             self.held += 1
             self.pending += 1

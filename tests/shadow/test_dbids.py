@@ -252,7 +252,7 @@ async def test_an_agentos_away_at_start_is_learned_from_later(bare_gateway: Gate
     next reading (every RETRY_S while the last failed) maps the id and native answers."""
     path = f"/sessions?type=agent&component_id={AGENT_ID}&db_id={MAIN_DB_ID}"
     async with FaultyLegacy(legacy_url) as faulty:
-        faulty.mode = "hold"
+        faulty.mode, faulty.fault_probes = "hold", True  # /config (the gateway's own read) stalls too
         gw = await bare_gateway(faulty.url, "primary", legacy_timeout_s=0.5, interval_s=0.2)
         body = await (await gw.get("/readyz")).json()
         assert body["db_ids"]["mapped"] == {} and "GET /config did not answer (timeout)" in body["db_ids"]["error"]
