@@ -10,6 +10,7 @@ import os
 from aiohttp import web
 
 from agentos_session.logs import add_log_level_argument, start_logging
+from session_service.serving import HEAD_LIMIT
 
 from . import replay
 from .config import GatewayConfigError, load_config
@@ -61,7 +62,17 @@ def run_gateway(args: argparse.Namespace) -> int:
         log.info("gateway listening on %s:%d", listen.host, listen.port)
 
     app.on_startup.append(announce)
-    web.run_app(app, host=listen.host, port=listen.port, print=None, access_log=None)
+    # The request-head limits of the native service (uvicorn's, so a long query string is routed
+    # through the gateway as the AgentOS routes it, not refused with aiohttp's plain-text 400).
+    web.run_app(
+        app,
+        host=listen.host,
+        port=listen.port,
+        print=None,
+        access_log=None,
+        max_line_size=HEAD_LIMIT,
+        max_field_size=HEAD_LIMIT,
+    )
     return 0
 
 

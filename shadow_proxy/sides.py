@@ -32,6 +32,7 @@ from comparator import Request, Response
 from comparator import Side as SideName
 from comparator.fetch import BodyTooLarge, exact_url, request_once_more_if_safe, without_silent_retry
 from session_service.middleware import TRUST_UNIX_PEER
+from session_service.serving import HEAD_LIMIT
 
 from .metrics import GatewayMetrics, code_class
 
@@ -164,7 +165,9 @@ class InProcessNative:
     async def start(self) -> None:
         self._dir = tempfile.mkdtemp(prefix="agentos-native-")  # created 0700
         # aiohttp's own access logger off: the app's `observe` middleware writes its lines.
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            self.app, access_log=None, handle_signals=False, max_line_size=HEAD_LIMIT, max_field_size=HEAD_LIMIT
+        )
         await self._runner.setup()  # the app's startup and cleanup_ctx: its database pools
         await web.UnixSite(self._runner, self.socket_path).start()
         path = self.socket_path
