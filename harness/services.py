@@ -90,6 +90,20 @@ def start_native(env: Mapping[str, str], name: str = "native", timeout_s: float 
     return start_on_free_port(command, ready_path="/healthz", log_path=temp_log(name), name=name, timeout_s=timeout_s)
 
 
+def gateway_env(pg_dsn: str, legacy_url: str, port: int, stage: str) -> dict[str, str]:
+    """The environment of a gateway process on 127.0.0.1:`port` in front of `legacy_url`, with
+    the native side in-process on `pg_dsn` (db id main-db, as the test AgentOS) and every group
+    starting at `stage` (callers reset the stored stages first: a stored stage wins)."""
+    return {
+        "AGNO_PG_DSN": pg_dsn,
+        "AGNO_DEFAULT_DB_ID": "main-db",
+        "AGNO_LEGACY_URL": legacy_url,
+        "AGNO_GATEWAY_HOST": "127.0.0.1",
+        "AGNO_GATEWAY_PORT": str(port),
+        "AGNO_GATEWAY_STAGE": stage,
+    }
+
+
 def start_gateway(
     port: int,
     env: Mapping[str, str],

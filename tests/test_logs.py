@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agentos_session.logs import JsonLogFormatter, add_log_level_argument, configure_logging, iso_utc, parse_level
 from harness.processes import free_port
-from harness.services import reset_gateway_tables, start_gateway, start_native
+from harness.services import gateway_env, reset_gateway_tables, start_gateway, start_native
 
 SECRET = "sk-never-in-logs-456"
 
@@ -189,14 +189,7 @@ def test_the_gateway_writes_one_access_line_per_request(
 ) -> None:
     asyncio.run(reset_gateway_tables(pg_dsn))  # a stored stage would win over AGNO_GATEWAY_STAGE
     port = free_port()
-    env = {
-        "AGNO_PG_DSN": pg_dsn,
-        "AGNO_DEFAULT_DB_ID": "main-db",
-        "AGNO_LEGACY_URL": legacy_url,
-        "AGNO_GATEWAY_HOST": "127.0.0.1",
-        "AGNO_GATEWAY_PORT": str(port),
-        "AGNO_GATEWAY_STAGE": "primary",
-    }
+    env = gateway_env(pg_dsn, legacy_url, port, "primary")
     log_path = tmp_path / "gateway.log"
     proc = start_gateway(port, env, log_path)
     base = proc.url

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from harness.processes import free_port
-from harness.services import reset_gateway_tables, start_gateway
+from harness.services import gateway_env, reset_gateway_tables, start_gateway
 
 LONG_NAME = "n" * 12_000  # the request line is over 12 KB: past aiohttp's 8,190, under HEAD_LIMIT
 
@@ -22,15 +22,7 @@ def test_a_long_request_line_is_routed_as_the_agentos_routes_it(
 ) -> None:
     asyncio.run(reset_gateway_tables(pg_dsn))  # a stored stage would win over AGNO_GATEWAY_STAGE
     port = free_port()
-    env = {
-        "AGNO_PG_DSN": pg_dsn,
-        "AGNO_DEFAULT_DB_ID": "main-db",
-        "AGNO_LEGACY_URL": legacy_url,
-        "AGNO_GATEWAY_HOST": "127.0.0.1",
-        "AGNO_GATEWAY_PORT": str(port),
-        "AGNO_GATEWAY_STAGE": "native",
-    }
-    proc = start_gateway(port, env, tmp_path / "gateway.log")
+    proc = start_gateway(port, gateway_env(pg_dsn, legacy_url, port, "native"), tmp_path / "gateway.log")
     try:
         path = f"/sessions?session_name={LONG_NAME}"
         direct = httpx.get(legacy_url + path, timeout=30)
