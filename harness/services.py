@@ -140,7 +140,8 @@ async def reset_gateway_tables(dsn: str) -> None:
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute(
-            "DROP TABLE IF EXISTS shadow_mismatches, shadow_rollout, shadow_rollout_events, shadow_gate_counts"
+            "DROP TABLE IF EXISTS shadow_mismatches, shadow_rollout, shadow_rollout_events, shadow_gate_counts, "
+            "shadow_route_counts, shadow_latency_counts"
         )
     finally:
         await conn.close()

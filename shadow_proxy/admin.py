@@ -1,13 +1,18 @@
 """All of the gateway's own views, and the guard in front of its admin paths:
 
     add_gateway_routes(app)   # /healthz, /readyz, /metrics, then add_admin_routes(app)
-    add_admin_routes(app)     # GET/POST /shadow/stage, GET /shadow/mismatches, GET /shadow/report
+    add_admin_routes(app)     # GET/POST /shadow/stage, GET /shadow/mismatches, GET /shadow/report(.json),
+                              # POST /shadow/mismatches/{id}/recheck
 
 - `/healthz` (liveness: no network), `/readyz` (readiness: shadow_proxy/readiness.py),
   `/metrics` (the gateway's metrics, and the in-process native service's);
 - `/shadow/stage`: GET the stages and the latest decisions; POST a stage by hand;
 - `/shadow/mismatches`: the stored mismatch samples as JSON (for scripts, and for replaying
-  them after a fix); `/shadow/report`: the HTML report (for people).
+  them after a fix); `/shadow/report`: the HTML report (for people), `?cohort=type|user|size`
+  for the cohort table, `?refresh=N` for its refresh period; `/shadow/report.json`: the same
+  page's sections, which its script polls to refresh without a reload;
+- `POST /shadow/mismatches/{id}/recheck` (a write: admin token): the stored request, a read
+  only, sent to both sides now and compared; the fresh comparison, redacted as samples are.
 
 The views read `app[GATEWAY]`; the mismatch and report views need only its `store` (a
 `GatewayStore`, or None when no store is configured) and `snapshot()` returning {"groups": ...,
@@ -19,6 +24,7 @@ redacted).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import inspect
@@ -33,18 +39,25 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agentos_session.routing import SAFE_METHODS
+from comparator import Request, compare_async
 from session_service.appkeys import METRICS as NATIVE_METRICS
 
 from .appkeys import CONFIG, GATEWAY
-from .config import STAGES
+from .config import STAGES, GatewayConfig
+from .model import Sample
 from .readiness import check as check_readiness
-from .report import render_report
+from .redact import REDACTED
+from .report import render_report, render_update
+from .routestats import COHORTS, KEEP_S
 from .sides import InProcessNative
 from .store import GatewayStore
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
 REPORT_LIMIT = 20
+# How often the report page refreshes itself by default (`?refresh=N`, 0 for never), and at most.
+REFRESH_S = 10
+MAX_REFRESH_S = 3600
 
 # The methods that only read an admin path: open unless `admin.protect_reads`. The guard's own
 # set: HTTP's safe methods minus OPTIONS, which no admin view answers (an OPTIONS to /shadow/
@@ -86,6 +99,8 @@ def add_admin_routes(app: web.Application) -> None:
     app.router.add_post("/shadow/stage", set_stage_view)
     app.router.add_get("/shadow/mismatches", mismatches_view)
     app.router.add_get("/shadow/report", report_view)
+    app.router.add_get("/shadow/report.json", report_json_view)
+    app.router.add_post("/shadow/mismatches/{id}/recheck", recheck_view)
 
 
 def _detail(status: int, detail: str) -> web.Response:
@@ -144,6 +159,26 @@ def mismatch_filters(query: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+def parse_cohort(value: str | None) -> str:
+    if value is None or value == "":
+        return COHORTS[0]
+    if value not in COHORTS:
+        raise BadQuery(f"cohort must be one of {', '.join(COHORTS)}, got {value!r}")
+    return value
+
+
+def parse_refresh(value: str | None) -> int:
+    if value is None or value == "":
+        return REFRESH_S
+    try:
+        seconds = int(value)
+    except ValueError:
+        raise BadQuery(f"refresh must be whole seconds from 0 to {MAX_REFRESH_S}, got {value!r}") from None
+    if not 0 <= seconds <= MAX_REFRESH_S:
+        raise BadQuery(f"refresh must be from 0 to {MAX_REFRESH_S}, got {seconds}")
+    return seconds
+
+
 # ---- views -------------------------------------------------------------------------------------
 
 
@@ -174,34 +209,141 @@ async def _snapshot(gateway: Any) -> dict[str, Any]:
     return dict(snapshot)
 
 
-async def _store_data(store: GatewayStore | None) -> tuple[dict[str, Any], str | None]:
+async def _store_data(store: GatewayStore | None, cohort: str) -> tuple[dict[str, Any], str | None]:
     """What the report shows from the store, and a note when there is none to show."""
     if store is None:
         return {}, "No mismatch store is configured: samples, top paths and stage history are not kept."
+    since = time.time() - KEEP_S
     try:
         return {
             "top_paths": await store.top_paths(REPORT_LIMIT),
             "samples": await store.mismatches(limit=REPORT_LIMIT),
             "decisions": [d.to_dict() for d in await store.decisions(limit=REPORT_LIMIT)],
+            "timeline": await store.route_timeline(since),
+            "latency": await store.latency_counts(since),
+            "cohorts": await store.cohort_counts(cohort, since),
         }, None
     except _STORE_ERRORS as exc:
         return {}, f"The mismatch store is unavailable ({exc}); only this replica's own numbers are shown."
 
 
-async def report_view(request: web.Request) -> web.Response:
-    """GET /shadow/report : the HTML page of `report.render_report`."""
+def _side_urls(gateway: Any) -> dict[str, str | None]:
+    """The base URLs a copy-as-curl uses (None: the in-process native side has none)."""
+    config = getattr(gateway, "config", None)
+    if not isinstance(config, GatewayConfig):
+        return {"legacy": None, "native": None}
+    return {"legacy": config.legacy.url, "native": config.native.url}
+
+
+async def _report_data(request: web.Request) -> dict[str, Any]:
+    """Everything the report shows (raises BadQuery for a bad `cohort` or `refresh`)."""
+    cohort = parse_cohort(request.query.get("cohort"))
+    refresh_s = parse_refresh(request.query.get("refresh"))
     gateway = request.app[GATEWAY]
     snapshot = await _snapshot(gateway)
-    stored, note = await _store_data(gateway.store)
+    stored, note = await _store_data(gateway.store, cohort)
     data = {
         "generated_at": time.time(),
         "groups": snapshot.get("groups") or {},
         "routes": snapshot.get("routes") or {},
+        "cohort": cohort,
+        "refresh_s": refresh_s,
+        "sides": _side_urls(gateway),
         **stored,
     }
     if note:
         data["note"] = note
+    return data
+
+
+async def report_view(request: web.Request) -> web.Response:
+    """GET /shadow/report?cohort=&refresh= : the HTML page of `report.render_report`."""
+    try:
+        data = await _report_data(request)
+    except BadQuery as exc:
+        return _detail(400, str(exc))
     return web.Response(text=render_report(data), content_type="text/html", charset="utf-8")
+
+
+async def report_json_view(request: web.Request) -> web.Response:
+    """GET /shadow/report.json?cohort= : the page's sections, for its script's refresh."""
+    try:
+        data = await _report_data(request)
+    except BadQuery as exc:
+        return _detail(400, str(exc))
+    return web.json_response(render_update(data))
+
+
+async def recheck_view(request: web.Request) -> web.Response:
+    """POST /shadow/mismatches/{id}/recheck : the stored request, sent to both sides now (a read
+    only: a write would be applied again), compared as the mirror compares, and answered as
+    JSON, redacted as a stored sample is. Headers that were stored redacted are not sent (their
+    values are not kept); the answer names them. Not counted as evidence: an operator's
+    question is not traffic, so the gate and the parity counts never see it."""
+    gateway = request.app[GATEWAY]
+    try:
+        sample_id = int(request.match_info["id"])
+    except ValueError:
+        return _detail(422, f"a mismatch id is an integer, got {request.match_info['id']!r}")
+    if gateway.store is None:
+        return _detail(503, "no mismatch store configured")
+    try:
+        stored = await gateway.store.mismatch(sample_id)
+    except _STORE_ERRORS as exc:
+        return _detail(503, f"mismatch store unavailable: {exc}")
+    if stored is None:
+        return _detail(404, f"no stored mismatch {sample_id} (retention may have dropped it)")
+    original = Request.from_dict(stored["request"])
+    if original.method not in SAFE_METHODS:
+        return _detail(409, f"{original.method} is a write: asking both sides again would apply it again")
+    if gateway.legacy is None:
+        return _detail(409, "no legacy side is configured: there is nothing to compare native with")
+    dropped = sorted(k for k, v in original.headers.items() if v == REDACTED)
+    headers = {k: v for k, v in original.headers.items() if v != REDACTED} | {"X-Shadow-Request": "1"}
+    fresh = Request(original.method, original.target, headers, original.body)
+    roles = [
+        str((stored.get(role) or {}).get("side") or default)
+        for role, default in (("primary", "legacy"), ("shadow", "native"))
+    ]
+    shadow_config = gateway.config.shadow
+    route, stage = str(stored.get("route")), str(stored.get("stage"))
+    primary, shadow = await asyncio.gather(
+        *(
+            gateway.sides.call(side, fresh, route, stage, shadow_config.timeout_s, shadow_config.max_body_bytes)
+            for side in roles
+        )
+    )
+    comparison = await compare_async(primary.response, shadow.response, gateway.judge.rules, request=fresh)
+    if gateway.judge.noise is not None:
+        comparison = gateway.judge.noise.judge(comparison)
+    sample = Sample(
+        str(stored.get("request_id")),
+        time.time(),
+        route,
+        str(stored.get("group")),
+        stage,  # type: ignore[arg-type]  # a stored stage is one of STAGES (written by the gateway)
+        "mirror",
+        fresh,
+        primary.response,
+        shadow.response,
+        comparison,
+    )
+    if gateway.judge.redact is not None:
+        sample = gateway.judge.redact(sample)
+    return web.json_response(
+        {
+            "id": sample_id,
+            "route": route,
+            "stored_result": stored.get("result"),
+            "result": sample.comparison.result,
+            "comparison": sample.comparison.to_dict(),
+            "primary": {"side": roles[0], "status": primary.response.status, "error": primary.response.error},
+            "shadow": {"side": roles[1], "status": shadow.response.status, "error": shadow.response.error},
+            "dropped_headers": dropped,
+            "asked_at": sample.at,
+        },
+        dumps=lambda data: json.dumps(data, ensure_ascii=False, default=str),
+    )
 
 
 # ---- the operational views and the stages -----------------------------------------------------

@@ -64,7 +64,14 @@ class Gateway:
         self.rollout = Rollout(config, has_legacy=legacy is not None, store=store, metrics=metrics)
         self.tally = Tally(config.gate.window, metrics)
         self.judge = Judge(
-            config, rules=rules, noise=noise, tally=self.tally, store=store, redact=redact, metrics=metrics
+            config,
+            rules=rules,
+            noise=noise,
+            tally=self.tally,
+            store=store,
+            redact=redact,
+            metrics=metrics,
+            stats=self.rollout.stats,
         )
         self.mirror = Mirror(
             config,

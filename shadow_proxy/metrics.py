@@ -10,7 +10,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from .config import STAGES
 
-_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Public: the report counts latency in the same buckets (shadow_proxy/routestats.py).
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 @dataclass
@@ -39,7 +40,7 @@ class GatewayMetrics:
             "shadow_upstream_duration_seconds",
             "Upstream latency by side",
             ["route", "side"],
-            buckets=_BUCKETS,
+            buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.stage = Gauge("shadow_stage", "1 for the current stage of the route", ["route", "stage"], registry=r)

@@ -41,6 +41,7 @@ from .metrics import GatewayMetrics
 from .model import Origin, Sample
 from .recorder import Recorder
 from .rollout import PLAN
+from .routestats import RouteStats, cohorts
 from .sides import Answer, Sides
 from .store import GatewayStore
 
@@ -151,8 +152,10 @@ class Judge:
         store: GatewayStore | None,
         redact: Callable[[Sample], Sample] | None,
         metrics: GatewayMetrics,
+        stats: RouteStats | None = None,
     ) -> None:
         self.rules = rules
+        self.stats = stats  # the report's per-route counts (cohorts, latency), for every replica
         self.noise = noise
         self.tally = tally
         self.store = store
@@ -177,6 +180,8 @@ class Judge:
         primary, shadow, comparison = pair
         self.tally.count(job.route, comparison)
         windows.observe_comparison(comparison.result, job.stage)
+        if self.stats is not None:
+            self.stats.add_comparison(job.route, comparison.result, cohorts(request, primary))
         if comparison.ok:
             return
         sample = Sample(
@@ -309,6 +314,9 @@ class Mirror:
         if answer.response.error is not None:
             self.metrics.mirror_skipped.labels(job.route, answer.drop_reason).inc()
             return
+        if self.judge.stats is not None:  # both sides' latency on the same request, for the report
+            self.judge.stats.add_latency(job.route, PLAN[job.stage][0], job.primary.elapsed_s)
+            self.judge.stats.add_latency(job.route, job.shadow_side, answer.elapsed_s)
         pair = await self._recheck(job, job.request, job.primary.response, answer.response)
         await self.judge.settle(job, self.windows[job.group.name], job.request, pair)
 

@@ -1,347 +1,366 @@
-"""The gateway's HTML report: one self-contained page (inline CSS, no script, no external
-asset) that a person opens during a rollout to see where each route group stands, how close
-each route is to parity, which fields differ most, and the stored mismatches themselves with
-both answers side by side.
+"""The gateway's HTML report: one self-contained page (inline CSS, inline SVG charts and one small
+inline script, no external asset) that a person opens during a rollout to see where each route
+group stands, how parity moved over time, each side's latency, where mismatches concentrate
+(by cohort), and the stored mismatches themselves: both answers side by side with the differing
+paths highlighted, a copy-as-curl for either side and a button that asks both sides again.
 
 Pure: `render_report(data)` turns plain data (what `admin.py` gathers from the gateway and its
-store) into text, so it can be tested, saved or mailed without a running gateway. Every value
-comes from traffic and is escaped; nothing in a body or a path can add markup.
+store) into text, so it can be tested, saved or mailed without a running gateway;
+`render_update(data)` gives the same page's sections one by one (for `/shadow/report.json`,
+which the page's script polls to refresh without a reload). The markup is in Jinja2 templates
+(shadow_proxy/templates/, autoescaped): everything from traffic is escaped by the engine; this
+module only shapes the data (coordinates, quantiles, curl lines) into what the templates show.
 
 `data` keys (all optional, an empty page renders):
 
-- `generated_at`: epoch seconds;
-- `note`: a line shown under the title (e.g. that no store is configured);
-- `groups`: {name: {stage, routes, decided_by, reason, progress}} (`progress`: `gate.progress()`,
-  where the group stands against the gate's policy on every replica's evidence);
-- `routes`: {route template: {match, mismatch, expected, error, parity, known}} (parity 0..1 or
-  None; `known`: {known difference id: expected answers it made});
-- `top_paths`: [{route, path, samples}];
-- `samples`: sample dicts as `GatewayStore.mismatches()` returns them;
-- `decisions`: `Decision.to_dict()`s, newest first.
+- `generated_at`: epoch seconds; `note`: a line shown under the title;
+- `groups`: {name: {stage, routes, decided_by, reason, progress}} (`progress`: `gate.progress()`);
+- `routes`: {route template: {match, mismatch, expected, error, parity, known}} (this replica);
+- `timeline`: [{route, bucket, result, n}] (`GatewayStore.route_timeline`, every replica);
+- `latency`: [{route, side, le, n}] (`GatewayStore.latency_counts`);
+- `cohort`: the cohort kind shown (`type`, `user`, `size`), `cohorts`: [{route, value, result, n}];
+- `top_paths`: [{route, path, samples}]; `samples`: `GatewayStore.mismatches()` dicts;
+- `decisions`: `Decision.to_dict()`s, newest first;
+- `sides`: {legacy: base URL or None, native: base URL or None} for copy-as-curl;
+- `refresh_s`: how often the page's script refreshes it (0: never).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import re
+import shlex
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from html import escape
 from typing import Any
 
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from agentos_session.routing import SAFE_METHODS
 from comparator.model import ABSENT
-from comparator.paths import parse_path
+from comparator.paths import Segment, parse_path
 from comparator.report import show
 
+from .redact import REDACTED
+from .routestats import COHORTS, latency_view
+
 RESULTS = ("match", "expected", "mismatch", "error")
+SIDES = ("legacy", "native")
 
 # A body longer than this is cut in the side-by-side view: the page must stay light enough to
 # open in a browser when the store holds large answers.
 MAX_BODY_LINES = 400
+# The sections the page's script replaces on each refresh (their ids), in page order.
+SECTIONS = ("stages", "progress", "chart", "latency", "parity", "cohorts", "known", "top-paths", "samples")
+# The parity chart's drawing area, in SVG user units.
+CHART_W, CHART_H, CHART_PAD = 640, 140, 30
+# Headers a copy-as-curl leaves out: set by curl itself or by the gateway for its own copies.
+CURL_SKIP = frozenset({"host", "content-length", "connection", "transfer-encoding", "x-shadow-request"})
+# What a redacted header becomes in a curl line: the secret from the environment, never its value.
+CURL_SECRETS = {"authorization": "Bearer $OS_SECURITY_KEY"}
+_TOKEN = re.compile(r"[A-Za-z0-9-]+\Z")
 
-_CSS = """
-body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #1d1d1f; background: #fff; }
-h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
-.meta, .empty, .note { color: #666; } .note { font-weight: bold; }
-table { border-collapse: collapse; margin: 0.5em 0; } th, td { border: 1px solid #ddd; padding: 3px 8px;
-  text-align: left; vertical-align: top; } th { background: #f4f4f6; } td.num { text-align: right; }
-code { font-family: ui-monospace, monospace; font-size: 0.95em; }
-.stage { font-weight: bold; padding: 1px 6px; border-radius: 3px; background: #eee; }
-.stage-legacy { background: #e8eefc; } .stage-shadow { background: #fff3cd; }
-.stage-primary { background: #ffe0b2; } .stage-native { background: #d4edda; }
-.bar { display: inline-block; width: 120px; height: 10px; background: #f8d7da; vertical-align: middle;
-  margin-right: 6px; } .bar span { display: block; height: 100%; background: #28a745; }
-.sample { border: 1px solid #ccc; border-radius: 4px; margin: 1em 0; padding: 0.5em 1em; }
-.sample h3 { margin: 0.3em 0; font-size: 1.05em; }
-.result { text-transform: uppercase; font-weight: bold; } .result-mismatch { color: #c0392b; }
-.result-error { color: #8e44ad; } .result-expected { color: #b7950b; } .result-match { color: #1e8449; }
-.value { font-family: ui-monospace, monospace; white-space: pre-wrap; word-break: break-all; }
-.sides { display: grid; grid-template-columns: 1fr 1fr; gap: 1em; }
-.side pre { background: #f8f8fa; border: 1px solid #e3e3e8; padding: 0.5em; overflow-x: auto; margin: 0; }
-.side h4 { margin: 0.5em 0 0.2em; } .line { display: block; } .line.hl { background: #fff3a8; }
-details { margin: 0.4em 0; }
-"""
+_ENV = Environment(
+    loader=PackageLoader("shadow_proxy", "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 
 
 def render_report(data: Mapping[str, Any]) -> str:
     """The whole page for `data` (see the module docstring for its keys)."""
+    return _ENV.get_template("report.html.j2").render(view=view(data))
+
+
+def render_update(data: Mapping[str, Any]) -> dict[str, Any]:
+    """What `/shadow/report.json` answers: every section's HTML, the time and the sample ids
+    (the script replaces the samples only when these changed)."""
+    shaped = view(data)
+    module = _ENV.get_template("sections.html.j2").make_module({"view": shaped})
+    return {
+        "generated": shaped["generated"],
+        "sample_ids": shaped["sample_ids"],
+        "sections": {name: str(getattr(module, "section_" + name.replace("-", "_"))()) for name in SECTIONS},
+    }
+
+
+# ---- the view model: plain values the templates print -------------------------------------------
+
+
+def view(data: Mapping[str, Any]) -> dict[str, Any]:
     groups = data.get("groups") or {}
-    decisions = data.get("decisions") or []
-    body = "\n".join(
-        [
-            _header(data.get("generated_at"), data.get("note")),
-            _section("Stages", "stages", _stages(groups, decisions)),
-            _section("Progress toward promotion", "progress", _progress(groups)),
-            _section("Parity per route", "parity", _parity(data.get("routes") or {})),
-            _section("Known differences", "known", _known(data.get("routes") or {})),
-            _section("Top differing paths", "top-paths", _top_paths(data.get("top_paths") or [])),
-            _section("Recent samples", "samples", _samples(data.get("samples") or [])),
-        ]
-    )
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        "<title>Shadow gateway report</title>"
-        f"<style>{_CSS}</style></head>\n<body>\n{body}\n</body></html>\n"
-    )
+    decisions = list(data.get("decisions") or [])
+    routes = data.get("routes") or {}
+    cohort = data.get("cohort") if data.get("cohort") in COHORTS else COHORTS[0]
+    sides = {side: (data.get("sides") or {}).get(side) for side in SIDES}
+    samples = [sample_view(s, sides) for s in data.get("samples") or []]
+    return {
+        "generated": utc(data.get("generated_at")) or "unknown time",
+        "note": data.get("note"),
+        "refresh_s": data.get("refresh_s") or 0,
+        "groups": [group_view(name, g, decisions) for name, g in sorted(groups.items())],
+        "decisions": [decision_view(d) for d in decisions],
+        "routes": [route_view(route, counts) for route, counts in sorted(routes.items())],
+        "known": [
+            {"id": known, "route": route, "n": n}
+            for route, counts in sorted(routes.items())
+            for known, n in sorted((counts.get("known") or {}).items())
+        ],
+        "charts": charts(data.get("timeline") or []),
+        "latency": latency_rows(data.get("latency") or []),
+        "cohort": cohort,
+        "cohort_kinds": COHORTS,
+        "cohorts": cohort_rows(data.get("cohorts") or []),
+        "top_paths": list(data.get("top_paths") or []),
+        "samples": samples,
+        "sample_ids": " ".join(str(s["id"]) for s in samples),
+        "results": RESULTS,
+    }
 
 
-# ---- small pieces ------------------------------------------------------------------------------
-
-
-def _e(value: Any) -> str:
-    return escape("" if value is None else str(value), quote=True)
-
-
-def _utc(epoch: Any) -> str:
+def utc(epoch: Any) -> str:
     """Epoch seconds as UTC ISO 8601; whatever else as text (a report never fails on a date)."""
     if isinstance(epoch, (int, float)) and not isinstance(epoch, bool):
         return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     return "" if epoch is None else str(epoch)
 
 
-def _section(title: str, anchor: str, content: str) -> str:
-    return f'<section id="{anchor}"><h2>{_e(title)}</h2>\n{content}\n</section>'
-
-
-def _empty(text: str) -> str:
-    return f'<p class="empty">{_e(text)}</p>'
-
-
-def _table(headings: Sequence[str], rows: Iterable[str], cls: str) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in headings)
-    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>\n' + "\n".join(rows) + "\n</tbody></table>"
-
-
-def _stage(stage: Any) -> str:
-    return f'<span class="stage stage-{_e(stage)}">{_e(stage)}</span>'
-
-
-def _header(generated_at: Any, note: str | None) -> str:
-    when = _utc(generated_at) or "unknown time"
-    parts = [f'<header><h1>Shadow gateway report</h1><p class="meta">Generated at {_e(when)}</p>']
-    if note:
-        parts.append(f'<p class="note">{_e(note)}</p>')
-    parts.append("</header>")
-    return "".join(parts)
-
-
-# ---- stages ------------------------------------------------------------------------------------
-
-
-def _last_decision(group: str, entry: Mapping[str, Any], decisions: Sequence[Mapping[str, Any]]) -> str:
-    """The newest stored decision for the group; else what the gateway itself reports."""
-    for d in decisions:
-        if d.get("group") == group:
-            change = f"{d.get('from') or '(none)'} → {d.get('to')}"
-            return (
-                f"{_e(change)} by {_e(d.get('by'))} at {_e(_utc(d.get('at')))}"
-                f'<br><span class="meta">{_e(d.get("reason"))}</span>'
-            )
-    if entry.get("decided_by") or entry.get("reason"):
-        return f'by {_e(entry.get("decided_by"))}<br><span class="meta">{_e(entry.get("reason"))}</span>'
-    return '<span class="meta">none</span>'
-
-
-def _stages(groups: Mapping[str, Mapping[str, Any]], decisions: Sequence[Mapping[str, Any]]) -> str:
-    if not groups:
-        return _empty("no route groups")
-    rows = []
-    for name, entry in sorted(groups.items()):
-        routes = "<br>".join(f"<code>{_e(r)}</code>" for r in entry.get("routes") or [])
-        rows.append(
-            f"<tr><td>{_e(name)}</td><td>{_stage(entry.get('stage'))}</td><td>{routes}</td>"
-            f"<td>{_last_decision(name, entry, decisions)}</td></tr>"
-        )
-    return _table(["group", "stage", "routes", "last decision"], rows, "stages") + _history(decisions)
-
-
-def _history(decisions: Sequence[Mapping[str, Any]]) -> str:
-    """The recent stage changes of every group: who moved what, when and why."""
-    if not decisions:
-        return ""
-    rows = [
-        f"<tr><td>{_e(_utc(d.get('at')))}</td><td>{_e(d.get('group'))}</td><td>{_e(d.get('from') or '(none)')}</td>"
-        f"<td>{_stage(d.get('to'))}</td><td>{_e(d.get('by'))}</td><td>{_e(d.get('reason'))}</td></tr>"
-        for d in decisions
-    ]
-    return "<h3>Recent stage changes</h3>" + _table(["at", "group", "from", "to", "by", "reason"], rows, "decisions")
-
-
-# ---- progress ----------------------------------------------------------------------------------
-
-
-def _pct(value: Any) -> str:
+def pct(value: Any) -> str:
     return f"{value:.2%}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "n/a"
 
 
-def _promotion(p: Mapping[str, Any]) -> str:
-    """What the gate needs before it promotes: pairs against min_samples, bound against target."""
-    if not p.get("promotes_to"):
-        return '<span class="meta">no promotion from this stage</span>'
-    needed = p.get("clean_pairs_needed")
-    if needed == 0:
-        verdict = f"ready: promotes to {_e(p.get('promotes_to'))} at the next gate round"
-    elif needed is None:
-        verdict = "no number of clean pairs would: the mismatches seen keep the bound over the target"
-    else:
-        verdict = f"at least {_e(needed)} more clean pairs"
-    return (
-        f'pairs <span class="pairs">{_e(p.get("pairs"))}</span> / min {_e(p.get("min_samples"))}; '
-        f'upper bound <span class="upper">{_e(_pct(p.get("upper_bound")))}</span> vs target '
-        f"{_e(_pct(p.get('target')))}<br>"
-        f'<span class="needed">{verdict}</span>'
-    )
+def decision_view(d: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "at": utc(d.get("at")),
+        "group": d.get("group"),
+        "from": d.get("from") or "(none)",
+        "to": d.get("to"),
+        "by": d.get("by"),
+        "reason": d.get("reason"),
+    }
 
 
-def _rollback(p: Mapping[str, Any]) -> str:
-    """What would roll the group back (only at primary and native)."""
-    r = p.get("rollback")
-    if not isinstance(r, Mapping):
-        return '<span class="meta">no rollback at this stage</span>'
-    return (
-        f"once {_e(r.get('min_samples'))} samples: mismatch rate lower bound {_e(_pct(r.get('mismatch_lower_bound')))}"
-        f" over {_e(_pct(r.get('mismatch_limit')))}, or native error rate lower bound "
-        f"{_e(_pct(r.get('error_lower_bound')))} over {_e(_pct(r.get('error_limit')))}"
-    )
+def group_view(name: str, entry: Mapping[str, Any], decisions: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """A group's stage, its last decision (the newest stored, else the gateway's own) and its
+    progress toward promotion or rollback, with every figure formatted."""
+    last = next((decision_view(d) for d in decisions if d.get("group") == name), None)
+    p = entry.get("progress")
+    progress = None
+    if isinstance(p, Mapping):
+        needed = p.get("clean_pairs_needed")
+        if not p.get("promotes_to"):
+            verdict = None
+        elif needed == 0:
+            verdict = f"ready: promotes to {p.get('promotes_to')} at the next gate round"
+        elif needed is None:
+            verdict = "no number of clean pairs would: the mismatches seen keep the bound over the target"
+        else:
+            verdict = f"at least {needed} more clean pairs"
+        r = p.get("rollback")
+        progress = {
+            "evidence": p.get("evidence"),
+            "pairs": p.get("pairs"),
+            "mismatches": p.get("mismatches"),
+            "native_calls": p.get("native_calls"),
+            "native_errors": p.get("native_errors"),
+            "min_samples": p.get("min_samples"),
+            "upper": pct(p.get("upper_bound")),
+            "target": pct(p.get("target")),
+            "verdict": verdict,
+            "rollback": (
+                {
+                    "min_samples": r.get("min_samples"),
+                    "mismatch_low": pct(r.get("mismatch_lower_bound")),
+                    "mismatch_limit": pct(r.get("mismatch_limit")),
+                    "error_low": pct(r.get("error_lower_bound")),
+                    "error_limit": pct(r.get("error_limit")),
+                }
+                if isinstance(r, Mapping)
+                else None
+            ),
+        }
+    return {
+        "name": name,
+        "stage": entry.get("stage"),
+        "routes": list(entry.get("routes") or []),
+        "decided_by": entry.get("decided_by"),
+        "reason": entry.get("reason"),
+        "last": last,
+        "progress": progress,
+    }
 
 
-def _progress(groups: Mapping[str, Mapping[str, Any]]) -> str:
-    rows = []
-    for name, entry in sorted(groups.items()):
-        p = entry.get("progress")
-        if not isinstance(p, Mapping):
-            continue
-        seen = f"{_e(p.get('mismatches'))} mismatches; native {_e(p.get('native_errors'))}/{_e(p.get('native_calls'))}"
-        rows.append(
-            f'<tr data-group="{_e(name)}"><td>{_e(name)}</td><td>{_stage(entry.get("stage"))}</td>'
-            f"<td>{_e(p.get('evidence'))}<br>{seen}</td><td>{_promotion(p)}</td><td>{_rollback(p)}</td></tr>"
+def route_view(route: str, counts: Mapping[str, Any]) -> dict[str, Any]:
+    parity = counts.get("parity")
+    ok = isinstance(parity, (int, float)) and not isinstance(parity, bool)
+    percent = max(0.0, min(100.0, float(parity) * 100)) if ok and parity is not None else None
+    return {"route": route, "counts": [counts.get(r, 0) for r in RESULTS], "percent": percent}
+
+
+def parity_of(counts: Mapping[str, int]) -> float | None:
+    """Agreement over comparisons that reached a verdict: (match + expected) / (those + mismatch)."""
+    agreed = counts.get("match", 0) + counts.get("expected", 0)
+    judged = agreed + counts.get("mismatch", 0)
+    return agreed / judged if judged else None
+
+
+# ---- parity over time: one inline SVG per route ------------------------------------------------
+
+
+def charts(timeline: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per route, the parity of each bucket as points of an SVG polyline: x by time over the
+    buckets shown, y from 0 % (bottom) to 100 % (top). Buckets without a verdict are gaps."""
+    per: dict[str, dict[float, dict[str, int]]] = {}
+    for row in timeline:
+        bucket = per.setdefault(str(row["route"]), {}).setdefault(float(row["bucket"]), {})
+        bucket[str(row["result"])] = bucket.get(str(row["result"]), 0) + int(row["n"])
+    out = []
+    for route, buckets in sorted(per.items()):
+        starts = sorted(buckets)
+        first, last = starts[0], starts[-1]
+        span = (last - first) or 1.0
+        points = []
+        for start in starts:
+            counts = buckets[start]
+            parity = parity_of(counts)
+            if parity is None:
+                continue
+            x = CHART_PAD + (start - first) / span * (CHART_W - 2 * CHART_PAD) if last > first else CHART_W / 2
+            y = CHART_PAD / 2 + (1 - parity) * (CHART_H - CHART_PAD)
+            points.append(
+                {
+                    "x": f"{x:.1f}",
+                    "y": f"{y:.1f}",
+                    "title": f"{utc(start)}: {parity:.2%} of {sum(counts.get(r, 0) for r in RESULTS[:3])} "
+                    f"({counts.get('mismatch', 0)} mismatch, {counts.get('error', 0)} error)",
+                    "parity": f"{parity:.4f}",
+                }
+            )
+        totals = {r: sum(b.get(r, 0) for b in buckets.values()) for r in RESULTS}
+        out.append(
+            {
+                "route": route,
+                "points": points,
+                "polyline": " ".join(f"{p['x']},{p['y']}" for p in points),
+                "from": utc(first),
+                "to": utc(last),
+                "totals": totals,
+                "parity": pct(parity_of(totals)),
+                "w": CHART_W,
+                "h": CHART_H,
+                "top": CHART_PAD / 2,
+                "bottom": CHART_H - CHART_PAD / 2,
+            }
         )
-    if not rows:
-        return _empty("no gate progress known")
-    return _table(["group", "stage", "evidence", "promotion", "rollback"], rows, "progress")
+    return out
 
 
-# ---- known differences -------------------------------------------------------------------------
+# ---- latency and cohorts -----------------------------------------------------------------------
 
 
-def _known(routes: Mapping[str, Mapping[str, Any]]) -> str:
-    rows = [
-        f'<tr><td><code>{_e(known)}</code></td><td><code>{_e(route)}</code></td><td class="num">{_e(n)}</td></tr>'
-        for route, counts in sorted(routes.items())
-        for known, n in sorted((counts.get("known") or {}).items())
+def _ms(seconds: Any) -> str:
+    return f"{seconds * 1000:.1f} ms" if isinstance(seconds, (int, float)) else "n/a"
+
+
+def latency_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per route, each side's p50 and p99 (interpolated in the histogram's buckets) and count."""
+    out = []
+    for route, sides in latency_view(rows).items():
+        out.append(
+            {
+                "route": route,
+                "sides": [
+                    {
+                        "side": side,
+                        "p50": _ms(sides[side]["p50"]) if side in sides else "n/a",
+                        "p99": _ms(sides[side]["p99"]) if side in sides else "n/a",
+                        "count": sides[side]["count"] if side in sides else 0,
+                    }
+                    for side in SIDES
+                ],
+            }
+        )
+    return out
+
+
+def cohort_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per route and cohort value: the counts by result and the parity, worst parity first
+    within a route (where mismatches concentrate is what the table is read for)."""
+    per: dict[tuple[str, str], dict[str, int]] = {}
+    for row in rows:
+        counts = per.setdefault((str(row["route"]), str(row["value"])), {})
+        counts[str(row["result"])] = counts.get(str(row["result"]), 0) + int(row["n"])
+
+    def order(item: tuple[tuple[str, str], dict[str, int]]) -> tuple[str, float, str]:
+        (route, value), counts = item
+        parity = parity_of(counts)
+        return route, 2.0 if parity is None else parity, value
+
+    return [
+        {
+            "route": route,
+            "value": value,
+            "counts": [counts.get(r, 0) for r in RESULTS],
+            "parity": pct(parity_of(counts)),
+            "worse": counts.get("mismatch", 0) > 0,
+        }
+        for (route, value), counts in sorted(per.items(), key=order)
     ]
-    if not rows:
-        return _empty("no known difference has made an expected answer")
-    return (
-        _table(["known difference", "route", "expected answers"], rows, "known")
-        + '<p class="meta">Counted by this replica since it started.</p>'
-    )
 
 
-# ---- parity ------------------------------------------------------------------------------------
+# ---- stored samples ----------------------------------------------------------------------------
 
 
-def _parity_cell(parity: Any) -> str:
-    if not isinstance(parity, (int, float)) or isinstance(parity, bool):
-        return '<span class="meta">n/a</span>'
-    percent = max(0.0, min(100.0, parity * 100))
-    return f'<span class="bar"><span style="width:{percent:.2f}%"></span></span>{percent:.2f}%'
-
-
-def _parity(routes: Mapping[str, Mapping[str, Any]]) -> str:
-    if not routes:
-        return _empty("no comparisons yet")
-    rows = []
-    for route, counts in sorted(routes.items()):
-        cells = "".join(f'<td class="num">{_e(counts.get(r, 0))}</td>' for r in RESULTS)
-        rows.append(f"<tr><td><code>{_e(route)}</code></td>{cells}<td>{_parity_cell(counts.get('parity'))}</td></tr>")
-    return (
-        _table(["route", *RESULTS, "parity"], rows, "parity")
-        + '<p class="meta">Parity is match / (match + mismatch) over the gate window of this replica.</p>'
-    )
-
-
-# ---- top paths ---------------------------------------------------------------------------------
-
-
-def _top_paths(top: Sequence[Mapping[str, Any]]) -> str:
-    if not top:
-        return _empty("no differing paths stored")
-    rows = [
-        f"<tr><td><code>{_e(t.get('route'))}</code></td><td><code>{_e(t.get('path'))}</code></td>"
-        f'<td class="num">{_e(t.get("samples"))}</td></tr>'
-        for t in top
-    ]
-    return _table(["route", "path", "samples"], rows, "top-paths")
-
-
-# ---- samples -----------------------------------------------------------------------------------
-
-
-def _samples(samples: Sequence[Mapping[str, Any]]) -> str:
-    if not samples:
-        return _empty("no mismatches stored")
-    return "\n".join(_sample(s) for s in samples)
-
-
-def _sample(sample: Mapping[str, Any]) -> str:
+def sample_view(sample: Mapping[str, Any], sides: Mapping[str, str | None]) -> dict[str, Any]:
     request = sample.get("request") or {}
     comparison = sample.get("comparison") or {}
     differences = comparison.get("differences") or []
-    result = sample.get("result") or comparison.get("result")
-    title = (
-        f'<span class="result result-{_e(result)}">{_e(result)}</span> <code>{_e(sample.get("route"))}</code> '
-        f"<code>{_e(request.get('method'))} {_e(request.get('target'))}</code> · request id "
-        f"<code>{_e(sample.get('request_id'))}</code> · {_e(_utc(sample.get('at')))}"
-    )
-    meta = f"group {_e(sample.get('group'))} · stage {_stage(sample.get('stage'))} · origin {_e(sample.get('origin'))}"
-    return "\n".join(
-        [
-            f'<article class="sample" id="sample-{_e(sample.get("id"))}">',
-            f'<h3>{title}</h3><p class="meta">{meta}</p>',
-            _verdict(comparison),
-            _differences(differences),
-            _request(request),
-            _sides(sample.get("primary") or {}, sample.get("shadow") or {}, differences),
-            "</article>",
-        ]
-    )
+    paths = differing_segments(differences)
+    noise = comparison.get("noise") or []
+    return {
+        "id": sample.get("id"),
+        "result": sample.get("result") or comparison.get("result"),
+        "route": sample.get("route"),
+        "method": request.get("method"),
+        "target": request.get("target"),
+        "request_id": sample.get("request_id"),
+        "at": utc(sample.get("at")),
+        "group": sample.get("group"),
+        "stage": sample.get("stage"),
+        "origin": sample.get("origin"),
+        "known": comparison.get("known"),
+        "reason": comparison.get("reason"),
+        "noise": sorted({str(d.get("template") or d.get("path")) for d in noise}),
+        "noise_count": len(noise),
+        "differences": [
+            {
+                "kind": d.get("kind"),
+                "path": d.get("path"),
+                "primary": show(d.get("primary", ABSENT)),
+                "shadow": show(d.get("shadow", ABSENT)),
+            }
+            for d in differences
+        ],
+        "request_text": request_text(request),
+        "sides": [
+            side_view("primary", sample.get("primary") or {}, paths),
+            side_view("shadow", sample.get("shadow") or {}, paths),
+        ],
+        "curls": [{"side": side, "text": curl(request, sides.get(side), side)} for side in SIDES],
+        "safe": str(request.get("method") or "").upper() in SAFE_METHODS,  # only reads are asked again
+    }
 
 
-def _verdict(comparison: Mapping[str, Any]) -> str:
-    notes = []
-    if comparison.get("known"):
-        notes.append(f"known difference: <code>{_e(comparison['known'])}</code>")
-    if comparison.get("reason"):
-        notes.append(f"reason: {_e(comparison['reason'])}")
-    if comparison.get("noise"):
-        paths = sorted({str(d.get("template") or d.get("path")) for d in comparison["noise"]})
-        notes.append(
-            f"{len(comparison['noise'])} set aside as noise: " + ", ".join(f"<code>{_e(p)}</code>" for p in paths)
-        )
-    return "".join(f'<p class="meta">{n}</p>' for n in notes)
-
-
-def _differences(differences: Sequence[Mapping[str, Any]]) -> str:
-    if not differences:
-        return _empty("no differences recorded")
-    rows = [
-        f'<tr data-path="{_e(d.get("path"))}"><td>{_e(d.get("kind"))}</td><td><code>{_e(d.get("path"))}</code></td>'
-        f'<td class="value">{_e(show(d.get("primary", ABSENT)))}</td>'
-        f'<td class="value">{_e(show(d.get("shadow", ABSENT)))}</td></tr>'
-        for d in differences
-    ]
-    return _table(["kind", "path", "primary", "shadow"], rows, "differences")
-
-
-def _request(request: Mapping[str, Any]) -> str:
+def request_text(request: Mapping[str, Any]) -> str:
     """The request behind the sample, folded: people ask for its headers (opendiffy#14)."""
     headers = "\n".join(f"{k}: {v}" for k, v in (request.get("headers") or {}).items())
-    body = _body_text(request)
-    text = "\n\n".join(part for part in (headers, body) if part) or "(no headers, no body)"
-    return f"<details><summary>request</summary><pre>{_e(text)}</pre></details>"
+    body = body_text(request)
+    return "\n\n".join(part for part in (headers, body) if part) or "(no headers, no body)"
 
 
-def _body_text(message: Mapping[str, Any]) -> str:
+def body_text(message: Mapping[str, Any]) -> str:
     """A body for people: pretty JSON when it parses, else its text (base64 said as such)."""
     if "body_base64" in message:
         return f"(binary body, base64) {message['body_base64']}"
@@ -356,49 +375,109 @@ def _body_text(message: Mapping[str, Any]) -> str:
         return body
 
 
-def _diff_keys(differences: Sequence[Mapping[str, Any]]) -> set[str]:
-    """The last key name of each body difference, as it appears in pretty JSON (`"name":`)."""
-    keys = set()
+def differing_segments(differences: Sequence[Mapping[str, Any]]) -> list[tuple[Segment, ...]]:
+    """The body paths of the differences as segment tuples (`$` is the whole body; status and
+    header differences have no line in a body)."""
+    out: list[tuple[Segment, ...]] = []
     for d in differences:
         path = str(d.get("path") or "")
-        if path.startswith(":") or path in ("", "$"):
+        if path.startswith(":"):
+            continue
+        if path in ("", "$"):
+            out.append(())
             continue
         try:
-            names = [s for s in parse_path(path) if isinstance(s, str)]
+            out.append(tuple(parse_path(path)))
         except ValueError:
             continue
-        if names:
-            keys.add(json.dumps(names[-1], ensure_ascii=False) + ":")
-    return keys
+    return out
 
 
-def _lines(text: str, keys: set[str]) -> str:
-    lines = text.splitlines()
-    cut = len(lines) - MAX_BODY_LINES
-    out = []
-    for line in lines[:MAX_BODY_LINES]:
-        cls = "line hl" if any(k in line for k in keys) else "line"
-        out.append(f'<span class="{cls}">{_e(line)}\n</span>')
-    if cut > 0:
-        out.append(f'<span class="line meta">… {cut} more line(s)</span>')
-    return "".join(out)
+def json_lines(value: Any, indent: int = 2) -> Iterator[tuple[tuple[Segment, ...], str]]:
+    """`json.dumps(value, indent=2)`'s lines, each with the path of the value it belongs to, so
+    a differing path highlights exactly its own lines (a nested value: all of them)."""
+
+    def walk(v: Any, path: tuple[Segment, ...], depth: int, lead: str, tail: str) -> Iterator[tuple[Any, str]]:
+        pad = " " * (indent * depth)
+        if isinstance(v, dict) and v:
+            yield path, f"{pad}{lead}{{"
+            items = list(v.items())
+            for i, (key, item) in enumerate(items):
+                comma = "," if i < len(items) - 1 else ""
+                name = json.dumps(key, ensure_ascii=False) + ": "
+                yield from walk(item, (*path, key), depth + 1, name, comma)
+            yield path, f"{pad}}}{tail}"
+        elif isinstance(v, list) and v:
+            yield path, f"{pad}{lead}["
+            for i, item in enumerate(v):
+                yield from walk(item, (*path, i), depth + 1, "", "," if i < len(v) - 1 else "")
+            yield path, f"{pad}]{tail}"
+        else:
+            yield path, f"{pad}{lead}{json.dumps(v, ensure_ascii=False)}{tail}"
+
+    yield from walk(value, (), 0, "", "")
 
 
-def _side(label: str, response: Mapping[str, Any], keys: set[str]) -> str:
-    head = f"{label}" + (f" ({response['side']})" if response.get("side") else "")
-    if response.get("error"):
-        status = f"no answer: {response['error']}"
+def body_lines(message: Mapping[str, Any], paths: Sequence[tuple[Segment, ...]]) -> tuple[list[dict[str, Any]], int]:
+    """The body as lines, each marked when it lies under a differing path; and how many lines
+    were cut past MAX_BODY_LINES."""
+    body = message.get("body")
+    parsed: Any = ABSENT
+    if isinstance(body, str) and body and "body_base64" not in message:
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = ABSENT
+    elif body is not None and not isinstance(body, str):
+        parsed = body
+    if parsed is ABSENT:
+        text = body_text(message)
+        lines = [{"text": line, "hl": False} for line in text.splitlines()]
     else:
-        status = f"status {response.get('status')}"
-    headers = "\n".join(f"{k}: {v}" for k, v in (response.get("headers") or {}).items())
-    body = _body_text(response)
-    return (
-        f'<div class="side side-{_e(label)}"><h4>{_e(head)}</h4><p class="meta">{_e(status)}</p>'
-        f"<details><summary>headers</summary><pre>{_e(headers or '(none)')}</pre></details>"
-        f"<pre>{_lines(body, keys) if body else _e('(empty body)')}</pre></div>"
-    )
+        lines = [{"text": line, "hl": any(path[: len(p)] == p for p in paths)} for path, line in json_lines(parsed)]
+    cut = max(0, len(lines) - MAX_BODY_LINES)
+    return lines[:MAX_BODY_LINES], cut
 
 
-def _sides(primary: Mapping[str, Any], shadow: Mapping[str, Any], differences: Sequence[Mapping[str, Any]]) -> str:
-    keys = _diff_keys(differences)
-    return f'<div class="sides">{_side("primary", primary, keys)}{_side("shadow", shadow, keys)}</div>'
+def side_view(label: str, response: Mapping[str, Any], paths: Sequence[tuple[Segment, ...]]) -> dict[str, Any]:
+    lines, cut = body_lines(response, paths)
+    return {
+        "label": label,
+        "side": response.get("side"),
+        "status": f"no answer: {response['error']}" if response.get("error") else f"status {response.get('status')}",
+        "headers": "\n".join(f"{k}: {v}" for k, v in (response.get("headers") or {}).items()) or "(none)",
+        "lines": lines,
+        "cut": cut,
+    }
+
+
+# ---- copy-as-curl ------------------------------------------------------------------------------
+
+
+def _env_name(header: str) -> str:
+    return "$" + re.sub(r"[^A-Za-z0-9]", "_", header).upper()
+
+
+def curl(request: Mapping[str, Any], base_url: str | None, side: str) -> str:
+    """A curl line that sends the stored request to `side`. The stored headers are redacted,
+    and so is the line: a redacted header is taken from the environment (`$OS_SECURITY_KEY`
+    for a bearer token, else `$<HEADER_NAME>`), never written out. Without a base URL (the
+    in-process native side) the line reads it from `$NATIVE_URL` / `$LEGACY_URL`."""
+    method = str(request.get("method") or "GET").upper()
+    target = str(request.get("target") or "/")
+    base = shlex.quote(base_url.rstrip("/")) if base_url else f'"${side.upper()}_URL"'
+    parts = ["curl", "-sS", "-X", method, base + shlex.quote(target)]
+    for name, value in (request.get("headers") or {}).items():
+        if name.lower() in CURL_SKIP:
+            continue
+        if value == REDACTED and _TOKEN.match(name):
+            secret = CURL_SECRETS.get(name.lower(), _env_name(name))
+            parts += ["-H", f'"{name}: {secret}"']
+        else:
+            parts += ["-H", shlex.quote(f"{name}: {value}")]
+    if "body_base64" in request:
+        parts.append("--data-binary @body.bin  # the stored body is binary (base64 in the sample)")
+    elif request.get("body"):
+        body = request["body"]
+        parts += ["--data-raw", shlex.quote(body if isinstance(body, str) else json.dumps(body))]
+    return " ".join(parts)

@@ -27,6 +27,7 @@ from .config import GatewayConfig, Group, Stage
 from .gate import Combined, Evidence, GroupWindows, Pending, combine, decide, progress
 from .metrics import GatewayMetrics
 from .model import Decision
+from .routestats import BUCKET_S, KEEP_S, RouteStats
 from .store import CHANNEL, GatewayStore
 
 log = logging.getLogger("shadow_proxy")
@@ -57,6 +58,8 @@ class Rollout:
         # What the gate judges: fed by the hot path (native's failures) and the mirror (verdicts);
         # with a store, the same verdicts also go to `pending`, this replica's share of the evidence.
         self.pending = Pending(config.gate.bucket_s) if store is not None else None
+        # What the report charts (per route: results by cohort, latency by side), flushed alike.
+        self.stats = RouteStats(BUCKET_S) if store is not None else None
         self.windows = {g.name: GroupWindows.sized(config.gate.window, g.name, self.pending) for g in config.groups}
         # The last evidence of all replicas judged per group (for the views).
         self.combined: dict[str, Combined] = {}
@@ -112,6 +115,14 @@ class Rollout:
     async def flush(self) -> None:
         """Add this replica's pending verdicts to the store's shared buckets. On failure they
         are kept for the next flush (and the error counted): evidence is delayed, not lost."""
+        if self.stats is not None and self.store is not None and self.stats:
+            stats = self.stats.take()
+            try:
+                await self.store.add_route_stats(stats, keep_s=KEEP_S)
+            except BaseException:
+                self.stats.restore(stats)
+                self.metrics.store_errors.inc()
+                raise
         if self.pending is None or self.store is None or not self.pending.counts:
             return
         taken = self.pending.take()

@@ -1,7 +1,9 @@
 """All of the gateway's SQL: the mismatch samples (`shadow_mismatches`), the rollout stage
 of each route group (`shadow_rollout`, with its history in `shadow_rollout_events`), and the
 parity gate's evidence (`shadow_gate_counts`: per group, stage and time bucket, the sums of every
-replica's verdicts, so one decision is taken on all of the traffic). Bound
+replica's verdicts, so one decision is taken on all of the traffic), and what the report charts
+(`shadow_route_counts`: comparisons per route, bucket, cohort and result; `shadow_latency_counts`:
+each side's latency histogram per route and bucket; both summed over replicas and pruned by age). Bound
 parameters only. Every replica of the gateway shares these tables: a stage written by one is
 announced to the others with NOTIFY on `shadow_rollout` (and they poll as well)."""
 
@@ -16,6 +18,7 @@ import asyncpg
 
 from .gate import Bucket
 from .model import Decision, Sample
+from .routestats import RouteStats
 
 CHANNEL = "shadow_rollout"
 
@@ -60,6 +63,25 @@ CREATE TABLE IF NOT EXISTS shadow_gate_counts (
     native_errors bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (route_group, stage, bucket)
 );
+CREATE TABLE IF NOT EXISTS shadow_route_counts (
+    route   text NOT NULL,
+    bucket  timestamptz NOT NULL,
+    cohort  text NOT NULL,
+    value   text NOT NULL,
+    result  text NOT NULL,
+    n       bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (route, bucket, cohort, value, result)
+);
+CREATE INDEX IF NOT EXISTS shadow_route_counts_bucket ON shadow_route_counts (bucket);
+CREATE TABLE IF NOT EXISTS shadow_latency_counts (
+    route   text NOT NULL,
+    side    text NOT NULL,
+    bucket  timestamptz NOT NULL,
+    le      double precision NOT NULL,
+    n       bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (route, side, bucket, le)
+);
+CREATE INDEX IF NOT EXISTS shadow_latency_counts_bucket ON shadow_latency_counts (bucket);
 """
 
 
@@ -243,3 +265,64 @@ class GatewayStore:
             Bucket(r["bucket"].timestamp(), r["agreed"], r["mismatches"], r["native_calls"], r["native_errors"])
             for r in rows
         ]
+
+    # ---- what the report charts ---------------------------------------------------------------
+
+    async def add_route_stats(self, stats: RouteStats, keep_s: float) -> None:
+        """Add one replica's per-route counts to the shared buckets, then drop buckets older
+        than `keep_s` (rows in key order, as `add_counts`, so replicas never deadlock)."""
+        results = [(r, _ts(b), c, v, res, n) for (r, b, c, v, res), n in sorted(stats.results.items())]
+        latency = [(r, side, _ts(b), le, n) for (r, side, b, le), n in sorted(stats.latency.items())]
+        cutoff = _ts(time.time() - keep_s)
+        async with self.pool.acquire() as conn, conn.transaction():
+            if results:
+                await conn.executemany(
+                    "INSERT INTO shadow_route_counts (route, bucket, cohort, value, result, n) "
+                    "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (route, bucket, cohort, value, result) "
+                    "DO UPDATE SET n = shadow_route_counts.n + EXCLUDED.n",
+                    results,
+                )
+            if latency:
+                await conn.executemany(
+                    "INSERT INTO shadow_latency_counts (route, side, bucket, le, n) VALUES ($1, $2, $3, $4, $5) "
+                    "ON CONFLICT (route, side, bucket, le) DO UPDATE SET n = shadow_latency_counts.n + EXCLUDED.n",
+                    latency,
+                )
+            await conn.execute("DELETE FROM shadow_route_counts WHERE bucket < $1", cutoff)
+            await conn.execute("DELETE FROM shadow_latency_counts WHERE bucket < $1", cutoff)
+
+    async def route_timeline(self, since: float) -> list[dict[str, Any]]:
+        """Every route's comparisons per bucket and result since `since`, oldest first:
+        [{route, bucket (epoch s), result, n}]."""
+        rows = await self.pool.fetch(
+            "SELECT route, bucket, result, n FROM shadow_route_counts WHERE cohort = 'all' AND bucket >= $1 "
+            "ORDER BY route, bucket, result",
+            _ts(since),
+        )
+        return [
+            {"route": r["route"], "bucket": r["bucket"].timestamp(), "result": r["result"], "n": r["n"]} for r in rows
+        ]
+
+    async def cohort_counts(self, cohort: str, since: float) -> list[dict[str, Any]]:
+        """Comparisons by route, cohort value and result since `since`: [{route, value, result, n}]."""
+        rows = await self.pool.fetch(
+            "SELECT route, value, result, sum(n)::bigint AS n FROM shadow_route_counts "
+            "WHERE cohort = $1 AND bucket >= $2 GROUP BY route, value, result ORDER BY route, value, result",
+            cohort,
+            _ts(since),
+        )
+        return [{"route": r["route"], "value": r["value"], "result": r["result"], "n": r["n"]} for r in rows]
+
+    async def latency_counts(self, since: float) -> list[dict[str, Any]]:
+        """Each side's latency histogram per route since `since`: [{route, side, le, n}]."""
+        rows = await self.pool.fetch(
+            "SELECT route, side, le, sum(n)::bigint AS n FROM shadow_latency_counts WHERE bucket >= $1 "
+            "GROUP BY route, side, le ORDER BY route, side, le",
+            _ts(since),
+        )
+        return [{"route": r["route"], "side": r["side"], "le": r["le"], "n": r["n"]} for r in rows]
+
+    async def mismatch(self, sample_id: int) -> dict[str, Any] | None:
+        """One stored sample by its id (None when retention has dropped it, or it never was)."""
+        row = await self.pool.fetchrow("SELECT id, sample FROM shadow_mismatches WHERE id = $1", sample_id)
+        return None if row is None else {"id": row["id"], **json.loads(row["sample"])}

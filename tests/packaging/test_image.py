@@ -173,7 +173,9 @@ def test_the_build_backend_alone_prints_no_warning(tmp_path: Path) -> None:
     assert "Successfully built" in output and len(list((tmp_path / "dist").glob("agentos_session-*"))) == 2
     assert not re.search(r"warn|deprecat", output, re.I), output
     (wheel,) = (tmp_path / "dist").glob("*.whl")
-    assert "agentos_session/config/known_differences.yaml" in zipfile.ZipFile(wheel).namelist()
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "agentos_session/config/known_differences.yaml" in names
+    assert "shadow_proxy/templates/report.html.j2" in names  # the report's templates are package data
 
 
 def test_the_wheel_holds_every_module_and_config_file(image: Image) -> None:
