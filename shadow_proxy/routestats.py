@@ -127,21 +127,24 @@ class RouteStats:
 
 
 def quantile(q: float, counts: Mapping[float, int]) -> float | None:
-    """The `q` quantile of a histogram {upper bound: count} by linear interpolation inside the
-    bucket, as Prometheus's `histogram_quantile` does (the +Inf bucket answers its lower bound)."""
+    """The `q` quantile of a histogram {upper bound: count} in the buckets of `LES`, by linear
+    interpolation inside the bucket it falls in (from the bucket's lower bound, the previous
+    bound of `LES`), as Prometheus's `histogram_quantile` does: in the +Inf bucket it answers
+    the highest finite bound."""
     total = sum(counts.values())
     if total == 0:
         return None
-    rank, seen, lower = q * total, 0, 0.0
+    rank, seen = q * total, 0
     for le in sorted(counts):
         n = counts[le]
-        if seen + n >= rank and n:
+        if n and seen + n >= rank:
             if math.isinf(le):
-                return lower
+                return LES[-2]
+            i = bisect.bisect_left(LES, le)
+            lower = LES[i - 1] if i > 0 else 0.0
             return lower + (le - lower) * (rank - seen) / n
         seen += n
-        lower = le if not math.isinf(le) else lower
-    return lower
+    return LES[-2]
 
 
 def latency_view(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:

@@ -213,3 +213,206 @@ def test_progress_and_known_differences_are_shown_per_group():
     assert "list-page-zero" in known_text and "7" in known_text
     empty = render_report({})
     assert "no gate progress known" in empty and "no known difference has made an expected answer" in empty
+
+
+# ---- parity over time, latency, cohorts, curl, highlighting, the refresh payload ----------------
+
+ROUTE = "GET /sessions/{session_id}"
+
+
+def timeline_rows(*buckets: dict[str, int], route: str = ROUTE, step: float = 60.0) -> list[dict[str, Any]]:
+    """`GatewayStore.route_timeline` rows: one bucket per argument, `step` seconds apart."""
+    return [
+        {"route": route, "bucket": AT + i * step, "result": result, "n": n}
+        for i, counts in enumerate(buckets)
+        for result, n in counts.items()
+    ]
+
+
+class Points(HTMLParser):
+    """The chart's circles: (cx, cy, data-parity) per route figure."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.by_route: dict[str, list[tuple[float, float, str]]] = {}
+        self.polylines = 0
+        self._route = ""
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "figure":
+            self._route = a.get("data-route") or ""
+        if tag == "circle":
+            self.by_route.setdefault(self._route, []).append(
+                (float(a["cx"] or 0), float(a["cy"] or 0), a.get("data-parity") or "")
+            )
+        if tag == "polyline":
+            self.polylines += 1
+
+
+def test_the_chart_draws_one_point_per_judged_bucket():
+    rows = timeline_rows({"match": 10}, {"match": 5, "mismatch": 5}, {"error": 3}, {"mismatch": 4})
+    rows += timeline_rows({"match": 1}, route="GET /sessions")
+    text = render_report({"timeline": rows})
+    points = Points(text)
+    assert set(points.by_route) == {ROUTE, "GET /sessions"}
+    mine = points.by_route[ROUTE]
+    assert [p[2] for p in mine] == ["1.0000", "0.5000", "0.0000"]  # the error-only bucket is a gap
+    xs, ys = [p[0] for p in mine], [p[1] for p in mine]
+    assert xs == sorted(xs) and xs[0] < xs[-1]  # oldest on the left
+    assert ys[0] < ys[1] < ys[2]  # 100 % at the top, 0 % at the bottom
+    assert points.polylines == 1  # a single point draws no line
+    chart = Page(text).text_by_section["chart"]
+    assert "62.50% agree" in chart  # 15 agreeing of 24 judged, over the whole range
+    assert "no comparisons stored yet" in render_report({})
+
+
+def test_latency_by_side_is_interpolated_in_the_histogram():
+    from shadow_proxy.routestats import quantile
+
+    assert quantile(0.5, {0.01: 50, 0.025: 50}) == 0.01
+    assert abs((quantile(0.99, {0.01: 50, 0.025: 50}) or 0) - 0.0247) < 1e-9
+    assert quantile(0.5, {}) is None
+    assert quantile(0.5, {0.005: 4}) == 0.00375  # from the bucket's lower bound (2.5 ms), not from 0
+    assert quantile(0.99, {0.005: 1, float("inf"): 99}) == 10.0  # in +Inf: the highest finite bound
+    rows = [
+        {"route": ROUTE, "side": "legacy", "le": 0.01, "n": 50},
+        {"route": ROUTE, "side": "legacy", "le": 0.025, "n": 50},
+        {"route": ROUTE, "side": "native", "le": 0.005, "n": 100},
+    ]
+    latency = Page(render_report({"latency": rows})).text_by_section["latency"]
+    assert "10.0 ms" in latency and "24.7 ms" in latency  # legacy p50, p99
+    assert "3.8 ms" in latency and "5.0 ms" in latency  # native p50 (3.75 ms), p99 (4.975 ms) in 2.5-5 ms
+    assert "no latency stored yet" in render_report({})
+
+
+def test_cohorts_are_shown_worst_first_with_the_chosen_kind_selected():
+    rows = [
+        {"route": ROUTE, "value": "agent", "result": "match", "n": 90},
+        {"route": ROUTE, "value": "team", "result": "match", "n": 5},
+        {"route": ROUTE, "value": "team", "result": "mismatch", "n": 5},
+        {"route": ROUTE, "value": "workflow", "result": "error", "n": 1},
+    ]
+    text = render_report({"cohort": "type", "cohorts": rows})
+    section = text[text.index('<section id="cohorts">') : text.index('<section id="known">')]
+    order = re.findall(r'data-cohort="([^"]+)"', section)
+    assert order == ["team", "agent", "workflow"]  # 50 %, 100 %, none judged
+    assert '<tr data-cohort="team" class="worse">' in section
+    assert '<option value="type" selected>' in section and '<option value="size">' in section
+    assert "Parity by cohort: user" in render_report({"cohort": "user"})
+    assert "Parity by cohort: type" in render_report({"cohort": "bogus"})  # the view validates; the page falls back
+
+
+def test_cohort_keys_are_bounded():
+    from shadow_proxy.routestats import cohorts, size_bucket
+
+    answer = Response(200, JSON, json.dumps({"session_type": "workflow", "user_id": "u-7"}).encode(), "legacy")
+    keys = cohorts(Request("GET", "/sessions/s1"), answer)
+    assert keys["type"] == "workflow" and keys["size"] == "1"
+    assert keys["user"] == str(__import__("zlib").crc32(b"u-7") % 16)
+    assert cohorts(Request("GET", "/sessions?type=team&user_id=u-7"), Response(200, JSON, b"[]"))["type"] == "team"
+    assert cohorts(Request("GET", "/sessions?type=<b>"), Response(200, JSON, b"{}"))["type"] == "other"
+    assert cohorts(Request("GET", "/sessions"), Response(200, JSON, b"not json"))["type"] == "agent"  # agno's default
+    assert cohorts(Request("GET", "/sessions"), Response(200, JSON, b"{}"))["user"] == "none"
+    users = {cohorts(Request("GET", f"/sessions?user_id=u{i}"), Response(200, JSON, b""))["user"] for i in range(500)}
+    assert users == {str(i) for i in range(16)}
+    assert [size_bucket(n) for n in (0, 1024, 1025, 2048, 3000, 5000, 1 << 20)] == [
+        "1",
+        "1",
+        "2",
+        "2",
+        "4",
+        "8",
+        "1024",
+    ]
+
+
+def test_copy_as_curl_redacts_as_the_sample_is_and_quotes_what_traffic_sent():
+    from shadow_proxy.redact import REDACTED
+    from shadow_proxy.report import curl
+
+    request = {
+        "method": "POST",
+        "target": "/sessions?type=team&x=it's",
+        "headers": {
+            "Authorization": REDACTED,
+            "X-Api-Key": REDACTED,
+            "Content-Type": "application/json",
+            "Host": "gateway:8090",
+            "X-Shadow-Request": "1",
+        },
+        "body": '{"session_name": "$(rm -rf /)"}',
+    }
+    line = curl(request, "http://legacy:7777/", "legacy")
+    assert line.startswith("curl -sS -X POST http://legacy:7777'/sessions?type=team&x=it'\"'\"'s'")
+    assert '-H "Authorization: Bearer $OS_SECURITY_KEY"' in line and '-H "X-Api-Key: $X_API_KEY"' in line
+    assert "-H 'Content-Type: application/json'" in line
+    assert "Host" not in line and "X-Shadow-Request" not in line  # curl's own, and the gateway's
+    assert '--data-raw \'{"session_name": "$(rm -rf /)"}\'' in line  # single-quoted: nothing expands
+    assert curl({"method": "GET", "target": "/sessions"}, None, "native") == 'curl -sS -X GET "$NATIVE_URL"/sessions'
+    import shlex
+
+    words = shlex.split(line)
+    assert words[4] == "http://legacy:7777/sessions?type=team&x=it's"  # the shell gives back the URL
+
+
+def test_highlighting_follows_the_differing_path_not_the_key_name():
+    left = {"data": [{"session_name": "same"}, {"session_name": "a", "meta": {"k": 1}}]}
+    right = {"data": [{"session_name": "same"}, {"session_name": "b", "meta": {"k": 2}}]}
+    sample = sample_dict(5, left, right, target="/sessions", route="GET /sessions")
+    page = Page(render_report({"samples": [sample]}))
+    assert sorted(page.data_paths) == ["data[1].meta.k", "data[1].session_name"]
+    marked = [line.strip() for line in page.highlighted]
+    assert marked == ['"session_name": "a",', '"k": 1', '"session_name": "b",', '"k": 2']  # not item 0's
+
+
+def test_a_nested_difference_marks_every_line_of_its_value():
+    from comparator.paths import parse_path
+    from shadow_proxy.report import body_lines
+
+    body = {"body": json.dumps({"a": {"b": [1, 2]}, "c": 3})}
+    lines, cut = body_lines(body, [tuple(parse_path("a"))])
+    assert cut == 0
+    assert [line["text"].strip() for line in lines if line["hl"]] == ['"a": {', '"b": [', "1,", "2", "]", "},"]
+
+
+def test_json_lines_are_json_dumps_lines():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from shadow_proxy.report import json_lines
+
+    values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+        max_leaves=12,
+    )
+
+    @settings(max_examples=200, deadline=None)
+    @given(values)
+    def same(value: Any) -> None:
+        assert [line for _, line in json_lines(value)] == json.dumps(value, indent=2, ensure_ascii=False).split("\n")
+
+    same()
+
+
+def test_writes_get_no_ask_again_button():
+    sample = sample_dict(6, {"a": 1}, {"a": 2})
+    sample["request"]["method"] = "DELETE"
+    text = render_report({"samples": [sample]})
+    assert "no recheck" in text and 'class="recheck"' not in text
+    assert 'data-url="mismatches/7/recheck"' in render_report(full_data())
+
+
+def test_the_refresh_payload_is_the_pages_sections():
+    from shadow_proxy.report import SECTIONS, render_update
+
+    data = full_data() | {"timeline": timeline_rows({"match": 3}), "refresh_s": 5}
+    update = render_update(data)
+    assert update["generated"] == "2023-11-14T22:13:20Z" and update["sample_ids"] == "7"
+    assert set(update["sections"]) == set(SECTIONS)
+    page = render_report(data)
+    for name, html in update["sections"].items():
+        assert f'<section id="{name}">{html}</section>' in page
+    assert 'data-refresh-s="5"' in page
