@@ -22,10 +22,10 @@ TABLES = ("shadow_route_counts", "shadow_latency_counts")
 async def store(pg_dsn: str) -> AsyncIterator[GatewayStore]:
     async with open_store(pg_dsn) as opened:
         for table in TABLES:
-            await opened.pool.execute(f"DELETE FROM {table}")  # noqa: S608  # a fixed table name
+            await opened.pool.execute(f"DELETE FROM {table}")
         yield opened
         for table in TABLES:
-            await opened.pool.execute(f"DELETE FROM {table}")  # noqa: S608  # a fixed table name
+            await opened.pool.execute(f"DELETE FROM {table}")
 
 
 def replica_share(now: float) -> RouteStats:
@@ -76,7 +76,7 @@ async def test_old_buckets_are_dropped_by_the_next_flush(store: GatewayStore) ->
     latency = await store.latency_counts(now - 86_400)
     assert sum(r["n"] for r in latency) == 2  # this flush's two calls only
     for table in TABLES:
-        oldest = await store.pool.fetchval(f"SELECT min(bucket) FROM {table}")  # noqa: S608  # a fixed table name
+        oldest = await store.pool.fetchval(f"SELECT min(bucket) FROM {table}")
         assert oldest.timestamp() >= now - 3600 - BUCKET_S
 
 
