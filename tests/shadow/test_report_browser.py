@@ -315,6 +315,7 @@ async def test_browser_drives_the_live_report(make_gateway: GatewayFactory, lega
         async with Browser(tmp_path / "profile") as browser:
             await browser.open(f"{base}/shadow/report?refresh=1")
             await browser.screenshot(shots / "1-loaded.png")
+            assert await browser.js("document.documentElement.dataset.js") == "on"
 
             # Nothing but the gateway itself was asked for anything.
             assert browser.requests and all(url.startswith(base + "/") for url in browser.requests), browser.requests
@@ -381,3 +382,40 @@ async def test_browser_drives_the_live_report(make_gateway: GatewayFactory, lega
         "3-recheck-match.png",
         "4-refreshed.png",
     ]
+
+
+async def test_the_page_works_with_javascript_off(store: GatewayStore, tmp_path: Path) -> None:
+    """Scripts disabled in the browser: every section is there from the server, and the cohort
+    selector is a plain form that loads the page for the chosen cohort."""
+    shots = artifacts(tmp_path)
+    await store.record(make_sample("/sessions/s1", {"session_name": "a"}, {"session_name": "b"}, request_id="no-js"))
+    runner, base = await serve(make_app(FakeGateway(store)))
+    try:
+        async with Browser(tmp_path / "profile") as browser:
+            await browser.send("Emulation.setScriptExecutionDisabled", {"value": True})
+            await browser.open(f"{base}/shadow/report")
+            sections = await browser.js("Array.from(document.querySelectorAll('section')).map(s => s.id)")
+            assert sections == [
+                "stages",
+                "progress",
+                "chart",
+                "latency",
+                "parity",
+                "cohorts",
+                "known",
+                "top-paths",
+                "samples",
+            ]
+            assert await browser.js("document.documentElement.dataset.js === undefined")  # the script never ran
+            assert "no-js" in await browser.js("document.getElementById('samples').textContent")
+            # Choose a cohort as a person would: the form's own GET, no script involved.
+            await browser.js("document.querySelector('.cohort-form select').value = 'size'")
+            browser.loaded.clear()
+            await browser.js("document.querySelector('.cohort-form button').click()")
+            await asyncio.wait_for(browser.loaded.wait(), TIMEOUT_S)
+            assert await browser.js("location.search") == "?cohort=size"
+            assert "Parity by cohort: size" in await browser.js("document.getElementById('cohorts').textContent")
+            await browser.screenshot(shots / "no-js.png")
+            assert all(url.startswith(base + "/") for url in browser.requests), browser.requests
+    finally:
+        await runner.cleanup()
