@@ -95,3 +95,32 @@ async def test_one_sample_by_its_id(store: GatewayStore) -> None:
     again = await store.mismatch(stored["id"])
     assert again == stored and again["request_id"] == "by-id"
     assert await store.mismatch(stored["id"] + 1000) is None
+
+
+async def test_the_rollouts_flush_writes_them_and_keeps_them_when_the_store_fails(store: GatewayStore, pg_dsn: str):
+    """The same periodic flush as the gate's counts: on a store that fails, this replica's
+    counts are kept (and the error counted) and written by the next flush that succeeds."""
+    import asyncpg
+
+    from shadow_proxy.config import GatewayConfig
+    from shadow_proxy.metrics import GatewayMetrics
+    from shadow_proxy.rollout import Rollout
+
+    closed = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=1)
+    await closed.close()
+    metrics = GatewayMetrics()
+    failing = Rollout(GatewayConfig(), has_legacy=True, store=GatewayStore(closed, 10, 60.0), metrics=metrics)
+    assert failing.stats is not None
+    failing.stats.restore(replica_share(time.time()))
+    with pytest.raises(asyncpg.InterfaceError):
+        await failing.flush()
+    assert (
+        sum(failing.stats.results.values()) == 12
+        and metrics.registry.get_sample_value("shadow_store_errors_total") == 1
+    )
+    working = Rollout(GatewayConfig(), has_legacy=True, store=store, metrics=metrics)
+    assert working.stats is not None
+    working.stats.restore(failing.stats.take())
+    await working.flush()
+    assert not working.stats
+    assert sum(r["n"] for r in await store.route_timeline(0)) == 3
