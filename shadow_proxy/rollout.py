@@ -113,8 +113,18 @@ class Rollout:
         return True
 
     async def flush(self) -> None:
-        """Add this replica's pending verdicts to the store's shared buckets. On failure they
-        are kept for the next flush (and the error counted): evidence is delayed, not lost."""
+        """Add this replica's pending verdicts to the store's shared buckets, then the report's
+        per-route counts (the gate's first: they decide stages). On failure they are kept for
+        the next flush (and the error counted): evidence is delayed, not lost."""
+        if self.pending is not None and self.store is not None and self.pending.counts:
+            taken = self.pending.take()
+            gate = self.config.gate
+            try:
+                await self.store.add_counts(taken, keep_s=gate.window_s + 2 * gate.bucket_s)
+            except BaseException:
+                self.pending.restore(taken)
+                self.metrics.store_errors.inc()
+                raise
         if self.stats is not None and self.store is not None and self.stats:
             stats = self.stats.take()
             try:
@@ -123,16 +133,6 @@ class Rollout:
                 self.stats.restore(stats)
                 self.metrics.store_errors.inc()
                 raise
-        if self.pending is None or self.store is None or not self.pending.counts:
-            return
-        taken = self.pending.take()
-        gate = self.config.gate
-        try:
-            await self.store.add_counts(taken, keep_s=gate.window_s + 2 * gate.bucket_s)
-        except BaseException:
-            self.pending.restore(taken)
-            self.metrics.store_errors.inc()
-            raise
 
     async def evidence(self, group: str) -> Evidence:
         """What the gate judges for `group`: every replica's buckets at its current stage since
