@@ -40,31 +40,45 @@ KEEP_S = 6 * 3600.0
 LES: tuple[float, ...] = (*LATENCY_BUCKETS, math.inf)
 
 
+# An answer is parsed for its cohort keys only up to this size: it runs on the event loop for
+# every comparison, and the keys it may hold (`session_type`, `user_id`) are top-level fields of
+# small single-session answers; a larger answer takes the request's keys or the defaults.
+ANSWER_PARSE_MAX = 64 * 1024
+
+
 def _answer_json(response: Response) -> Any:
+    if len(response.body) > ANSWER_PARSE_MAX:
+        return None
     try:
         return json.loads(response.body or b"null")
     except ValueError:
         return None
 
 
-def session_type(request: Request, response: Response) -> str:
+def _answer_field(response: Response, name: str, parsed: list[Any]) -> Any:
+    """A top-level field of the answer, parsed at most once per comparison (`parsed` caches)."""
+    if not parsed:
+        parsed.append(_answer_json(response))
+    body = parsed[0]
+    return body.get(name) if isinstance(body, dict) else None
+
+
+def session_type(request: Request, response: Response, parsed: list[Any] | None = None) -> str:
     """The request's `type` parameter; else the answer's `session_type` (a single session);
     else agno's default for the sessions routes, `agent`. Anything else is `other`."""
     asked = request.query.get("type", [None])[0]
     if asked is None:
-        body = _answer_json(response)
-        asked = body.get("session_type") if isinstance(body, dict) else None
+        asked = _answer_field(response, "session_type", [] if parsed is None else parsed)
     if asked is None:
         return "agent"
     return asked if asked in SESSION_TYPES else OTHER
 
 
-def user_bucket(request: Request, response: Response) -> str:
+def user_bucket(request: Request, response: Response, parsed: list[Any] | None = None) -> str:
     """hash(user_id) mod 16, from the query, else the answer's `user_id`; `none` without one."""
     user = request.query.get("user_id", [None])[0]
     if user is None:
-        body = _answer_json(response)
-        user = body.get("user_id") if isinstance(body, dict) else None
+        user = _answer_field(response, "user_id", [] if parsed is None else parsed)
     if not isinstance(user, str) or not user:
         return NO_USER
     return str(zlib.crc32(user.encode()) % USER_BUCKETS)
@@ -79,9 +93,10 @@ def size_bucket(size: int) -> str:
 
 def cohorts(request: Request, primary: Response) -> dict[str, str]:
     """The cohort keys of one comparison (from the primary's answer: what the client got)."""
+    parsed: list[Any] = []
     return {
-        "type": session_type(request, primary),
-        "user": user_bucket(request, primary),
+        "type": session_type(request, primary, parsed),
+        "user": user_bucket(request, primary, parsed),
         "size": size_bucket(len(primary.body)),
     }
 

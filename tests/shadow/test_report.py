@@ -315,6 +315,8 @@ def test_cohort_keys_are_bounded():
     assert cohorts(Request("GET", "/sessions?type=<b>"), Response(200, JSON, b"{}"))["type"] == "other"
     assert cohorts(Request("GET", "/sessions"), Response(200, JSON, b"not json"))["type"] == "agent"  # agno's default
     assert cohorts(Request("GET", "/sessions"), Response(200, JSON, b"{}"))["user"] == "none"
+    big = Response(200, JSON, json.dumps({"session_type": "team", "pad": "x" * 70_000}).encode())
+    assert cohorts(Request("GET", "/sessions/s1"), big) == {"type": "agent", "user": "none", "size": "128"}  # not parsed
     users = {cohorts(Request("GET", f"/sessions?user_id=u{i}"), Response(200, JSON, b""))["user"] for i in range(500)}
     assert users == {str(i) for i in range(16)}
     assert [size_bucket(n) for n in (0, 1024, 1025, 2048, 3000, 5000, 1 << 20)] == [
