@@ -108,7 +108,7 @@ def view(data: Mapping[str, Any]) -> dict[str, Any]:
             for route, counts in sorted(routes.items())
             for known, n in sorted((counts.get("known") or {}).items())
         ],
-        "charts": charts(data.get("timeline") or []),
+        "charts": charts(data.get("timeline") or [], groups),
         "latency": latency_rows(data.get("latency") or []),
         "cohort": cohort,
         "cohort_kinds": COHORTS,
@@ -209,52 +209,64 @@ def parity_of(counts: Mapping[str, int]) -> float | None:
 # ---- parity over time: one inline SVG per route ------------------------------------------------
 
 
-def charts(timeline: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Per route, the parity of each bucket as points of an SVG polyline: x by time over the
-    buckets shown, y from 0 % (bottom) to 100 % (top). Buckets without a verdict are gaps."""
-    per: dict[str, dict[float, dict[str, int]]] = {}
+def charts(
+    timeline: Sequence[Mapping[str, Any]], groups: Mapping[str, Mapping[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Each group's parity over time (its routes summed: what the gate judges), then each
+    route's, as points of an SVG polyline: x by time over the buckets shown, y from 0 % (bottom)
+    to 100 % (top). Buckets without a verdict are gaps."""
+    per_route: dict[str, dict[float, dict[str, int]]] = {}
     for row in timeline:
-        bucket = per.setdefault(str(row["route"]), {}).setdefault(float(row["bucket"]), {})
+        bucket = per_route.setdefault(str(row["route"]), {}).setdefault(float(row["bucket"]), {})
         bucket[str(row["result"])] = bucket.get(str(row["result"]), 0) + int(row["n"])
-    out = []
-    for route, buckets in sorted(per.items()):
-        starts = sorted(buckets)
-        first, last = starts[0], starts[-1]
-        span = (last - first) or 1.0
-        points = []
-        for start in starts:
-            counts = buckets[start]
-            parity = parity_of(counts)
-            if parity is None:
-                continue
-            x = CHART_PAD + (start - first) / span * (CHART_W - 2 * CHART_PAD) if last > first else CHART_W / 2
-            y = CHART_PAD / 2 + (1 - parity) * (CHART_H - CHART_PAD)
-            points.append(
-                {
-                    "x": f"{x:.1f}",
-                    "y": f"{y:.1f}",
-                    "title": f"{utc(start)}: {parity:.2%} of {sum(counts.get(r, 0) for r in RESULTS[:3])} "
-                    f"({counts.get('mismatch', 0)} mismatch, {counts.get('error', 0)} error)",
-                    "parity": f"{parity:.4f}",
-                }
-            )
-        totals = {r: sum(b.get(r, 0) for b in buckets.values()) for r in RESULTS}
-        out.append(
+    per_group: dict[str, dict[float, dict[str, int]]] = {}
+    for name, entry in sorted((groups or {}).items()):
+        for route in entry.get("routes") or []:
+            for start, counts in per_route.get(route, {}).items():
+                summed = per_group.setdefault(name, {}).setdefault(start, {})
+                for result, n in counts.items():
+                    summed[result] = summed.get(result, 0) + n
+    return [_chart("group", name, buckets) for name, buckets in sorted(per_group.items())] + [
+        _chart("route", route, buckets) for route, buckets in sorted(per_route.items())
+    ]
+
+
+def _chart(kind: str, name: str, buckets: Mapping[float, Mapping[str, int]]) -> dict[str, Any]:
+    starts = sorted(buckets)
+    first, last = starts[0], starts[-1]
+    span = (last - first) or 1.0
+    points = []
+    for start in starts:
+        counts = buckets[start]
+        parity = parity_of(counts)
+        if parity is None:
+            continue
+        x = CHART_PAD + (start - first) / span * (CHART_W - 2 * CHART_PAD) if last > first else CHART_W / 2
+        y = CHART_PAD / 2 + (1 - parity) * (CHART_H - CHART_PAD)
+        points.append(
             {
-                "route": route,
-                "points": points,
-                "polyline": " ".join(f"{p['x']},{p['y']}" for p in points),
-                "from": utc(first),
-                "to": utc(last),
-                "totals": totals,
-                "parity": pct(parity_of(totals)),
-                "w": CHART_W,
-                "h": CHART_H,
-                "top": CHART_PAD / 2,
-                "bottom": CHART_H - CHART_PAD / 2,
+                "x": f"{x:.1f}",
+                "y": f"{y:.1f}",
+                "title": f"{utc(start)}: {parity:.2%} of {sum(counts.get(r, 0) for r in RESULTS[:3])} "
+                f"({counts.get('mismatch', 0)} mismatch, {counts.get('error', 0)} error)",
+                "parity": f"{parity:.4f}",
             }
         )
-    return out
+    totals = {r: sum(b.get(r, 0) for b in buckets.values()) for r in RESULTS}
+    return {
+        "kind": kind,
+        "name": name,
+        "points": points,
+        "polyline": " ".join(f"{p['x']},{p['y']}" for p in points),
+        "from": utc(first),
+        "to": utc(last),
+        "totals": totals,
+        "parity": pct(parity_of(totals)),
+        "w": CHART_W,
+        "h": CHART_H,
+        "top": CHART_PAD / 2,
+        "bottom": CHART_H - CHART_PAD / 2,
+    }
 
 
 # ---- latency and cohorts -----------------------------------------------------------------------

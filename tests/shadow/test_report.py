@@ -242,7 +242,7 @@ class Points(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
         if tag == "figure":
-            self._route = a.get("data-route") or ""
+            self._route = a.get("data-route") or "group " + (a.get("data-group") or "")
         if tag == "circle":
             self.by_route.setdefault(self._route, []).append(
                 (float(a["cx"] or 0), float(a["cy"] or 0), a.get("data-parity") or "")
@@ -266,6 +266,11 @@ def test_the_chart_draws_one_point_per_judged_bucket():
     chart = Page(text).text_by_section["chart"]
     assert "62.50% agree" in chart  # 15 agreeing of 24 judged, over the whole range
     assert "no comparisons stored yet" in render_report({})
+    # A group's chart sums its routes per bucket: what the gate judges.
+    groups = {"reads": {"stage": "shadow", "routes": [ROUTE, "GET /sessions"]}}
+    both = Points(render_report({"timeline": rows, "groups": groups})).by_route
+    assert [p[2] for p in both["group reads"]] == ["1.0000", "0.5000", "0.0000"]  # bucket 1: 11 of 11
+    assert both[ROUTE] == mine
 
 
 def test_latency_by_side_is_interpolated_in_the_histogram():
@@ -316,7 +321,11 @@ def test_cohort_keys_are_bounded():
     assert cohorts(Request("GET", "/sessions"), Response(200, JSON, b"not json"))["type"] == "agent"  # agno's default
     assert cohorts(Request("GET", "/sessions"), Response(200, JSON, b"{}"))["user"] == "none"
     big = Response(200, JSON, json.dumps({"session_type": "team", "pad": "x" * 70_000}).encode())
-    assert cohorts(Request("GET", "/sessions/s1"), big) == {"type": "agent", "user": "none", "size": "128"}  # not parsed
+    assert cohorts(Request("GET", "/sessions/s1"), big) == {
+        "type": "agent",
+        "user": "none",
+        "size": "128",
+    }  # not parsed
     users = {cohorts(Request("GET", f"/sessions?user_id=u{i}"), Response(200, JSON, b""))["user"] for i in range(500)}
     assert users == {str(i) for i in range(16)}
     assert [size_bucket(n) for n in (0, 1024, 1025, 2048, 3000, 5000, 1 << 20)] == [

@@ -44,7 +44,8 @@ async def test_cohorts_and_latency_come_from_the_mirrored_traffic(make_gateway: 
     assert "Parity by cohort: user" in page and str(zlib.crc32(b"report-user") % 16) in page
     latency_section = page[page.index('<section id="latency">') : page.index('<section id="parity">')]
     assert "legacy p50" in latency_section and latency_section.count("ms</td>") == 8  # 2 routes x 2 sides x p50/p99
-    assert "<circle" in page[page.index('<section id="chart">') : page.index('<section id="latency">')]
+    chart = page[page.index('<section id="chart">') : page.index('<section id="latency">')]
+    assert "<circle" in chart and 'data-group="reads"' in chart  # the group's chart, and its routes'
 
     for bad in ("cohort=region", "refresh=-1", "refresh=soon"):
         answer = await client.get(f"/shadow/report?{bad}")
