@@ -291,3 +291,35 @@ async def test_each_side_gets_its_own_key_on_every_path_and_no_key_is_kept(
             "logs": [line for line in logs if secret in line][:3],
         }
         assert not any(leaks.values()), f"the {what} leaked: {leaks}"
+
+
+# ---- replay ----------------------------------------------------------------------------------
+
+
+def test_replay_applies_the_gateways_transforms(
+    tmp_path: Path, legacy_url: str, legacy_secured_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A recording (credentials redacted) replayed to an open AgentOS and one with a key: without
+    the transforms the keyed side answers 401 (a mismatch); with `--config`, native's
+    transform gives it its key and every check matches."""
+    from tests.shadow.test_replay import cli, record
+
+    recording = record(
+        tmp_path / "reads.jsonl",
+        [Request("GET", t, {"Authorization": "Bearer x"}) for t in (DETAIL, "/sessions?type=agent", f"{DETAIL}/runs")],
+    )
+    config = tmp_path / "gateway.yaml"
+    config.write_text("native:\n  transform:\n    set: {Authorization: {env: REPLAY_NATIVE_AUTHORIZATION}}\n")
+    argv = (recording, "--legacy", legacy_url, "--native", legacy_secured_url)
+
+    run = cli(*argv)
+    assert run.code == 1 and "3 mismatch" in run.out, run.out + run.err
+
+    run = cli(*argv, "--config", config)
+    assert run.code == 2 and "native.transform.set.Authorization: environment variable" in run.err, run.err
+
+    monkeypatch.setenv("REPLAY_NATIVE_AUTHORIZATION", f"Bearer {SECURITY_KEY}")
+    run = cli(*argv, "--config", config)
+    assert run.code == 0 and "3 match" in run.out, run.out + run.err
+    assert "redacted header(s) authorization left out" in run.err  # still: legacy's transform sets none
+    assert SECURITY_KEY not in run.out + run.err
