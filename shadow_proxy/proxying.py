@@ -21,7 +21,7 @@ answer. A refused write is sent to legacy too, since native refused before touch
 The reverse fallback is opt-in per group (`groups.<name>.fallback_to_native`, off by default)
 and only at stage `shadow`: when legacy, the primary, is unavailable (no answer, a timeout, a
 502/503/504; a 500 is legacy's answer), native answers a read, and a write only when it provably
-never reached legacy and both sides share one database (`Proxy._to_native`). It is counted as
+never reached legacy and both sides share one database (see `Proxy`). It is counted as
 `shadow_fallbacks_total{side="native"}` (fallbacks to legacy are `side="legacy"`) and logged
 (a warning, and the access line's `side: native` with its `fallback` reason).
 

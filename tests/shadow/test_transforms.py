@@ -222,6 +222,12 @@ async def test_each_side_gets_its_own_key_on_every_path_and_no_key_is_kept(
                 learner = gw(client).dbids
                 assert learner is not None and learner.current.error is None
                 assert count(client, "shadow_requests_total", code_class="4xx") == 0, stage
+                # The wrapped in-process native is still seen as such: its readiness is its
+                # databases' own check and its metrics are on the gateway's page.
+                r = await client.get("/readyz")
+                assert r.status == 200, await r.text()
+                r = await client.get("/metrics")
+                assert "agno_session_requests_total" in await r.text()
                 await client.close()
 
             # A fallback to legacy: the in-process native "times out" at once.
