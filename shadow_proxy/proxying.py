@@ -22,8 +22,9 @@ The reverse fallback is opt-in per group (`groups.<name>.fallback_to_native`, of
 and only at stage `shadow`: when legacy, the primary, is unavailable (no answer, a timeout, a
 502/503/504; a 500 is legacy's answer), native answers a read, and a write only when it provably
 never reached legacy and both sides share one database (see `Proxy`). It is counted as
-`shadow_fallbacks_total{side="native"}` (fallbacks to legacy are `side="legacy"`) and logged
-(a warning, and the access line's `side: native` with its `fallback` reason).
+`shadow_fallbacks_total{side="native"}` (fallbacks to legacy are `side="legacy"`) and logged:
+the access line's `side: native` with its `fallback` reason, and one warning per route until
+legacy answers that route again (then one info line), not one per request of an outage.
 
 A CORS preflight (`OPTIONS`) belongs to the route its `Access-Control-Request-Method` names at
 its path (route label `OPTIONS <template>`), so it follows that group's stage, with the same
@@ -117,6 +118,10 @@ class Proxy:
         self.mirror = mirror
         self.routes = routes
         self.metrics = metrics
+        # Routes answered by native because legacy was unavailable, since legacy last answered
+        # them: the reverse fallback is logged once per outage and route, not once per request
+        # (every request still has its access line, `side: native` with the reason).
+        self.legacy_away: set[str] = set()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
@@ -171,8 +176,12 @@ class Proxy:
                     reason,
                     extra={"request_id": request_id},
                 )
-        elif stage == "shadow" and group is not None and group.fallback_to_native and legacy_unavailable(answer):
-            answer, served_by, fallback = await self._to_native(request, exchange, answer, route, group, request_id)
+        elif stage == "shadow" and group is not None and group.fallback_to_native:
+            if legacy_unavailable(answer):
+                answer, served_by, fallback = await self._to_native(request, exchange, answer, route, group, request_id)
+            elif route in self.legacy_away:
+                self.legacy_away.discard(route)
+                log.info("legacy answers %s again (fallback_to_native no longer used)", route)
         if group is not None and shadow_side is not None:
             if served_by != primary_side:
                 self.metrics.mirror_skipped.labels(route, "fallback").inc()
@@ -216,13 +225,15 @@ class Proxy:
             )
             return answer, "legacy", None
         self.metrics.fallbacks.labels(route, reason, "native").inc()
-        log.warning(
-            "legacy failed a %s (%s); answered by native (fallback_to_native of group %s)",
-            route,
-            reason,
-            group.name,
-            extra={"request_id": request_id},
-        )
+        if route not in self.legacy_away:
+            self.legacy_away.add(route)
+            log.warning(
+                "legacy failed a %s (%s); answered by native (fallback_to_native of group %s) until legacy answers again",
+                route,
+                reason,
+                group.name,
+                extra={"request_id": request_id},
+            )
         native = await self._call("native", exchange, route, "shadow")
         self.rollout.windows[group.name].observe_native(native.failed, "shadow")
         return native, "native", reason

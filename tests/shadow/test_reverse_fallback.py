@@ -72,7 +72,12 @@ async def test_on_a_dead_legacy_is_answered_by_native(
         "connection_error",
         200,
     )
-    assert any("answered by native (fallback_to_native" in r.getMessage() for r in caplog.records)
+    r = await client.get(DETAIL)  # again: counted and in the access log, but warned of once
+    assert r.status == 200
+    assert fallbacks(client, DETAIL_ROUTE, "connection_error") == 2
+    warnings = [r.getMessage() for r in caplog.records if "answered by native (fallback_to_native" in r.getMessage()]
+    assert len(warnings) == 3 and sum(w.startswith(f"legacy failed a {DETAIL_ROUTE} (") for w in warnings) == 1
+    assert [line["side"] for line in access_lines(caplog)] == ["native"] * 4
     # Native answers for every group at shadow: a legacy that is away keeps the gateway ready.
     r = await client.get("/readyz")
     body = await r.json()
@@ -108,8 +113,9 @@ async def test_a_write_that_never_reached_legacy_goes_to_native_once(
 
 
 async def test_a_timeout_or_503_falls_back_for_reads_only_and_a_500_is_legacys(
-    make_gateway: GatewayFactory, legacy_url: str, native_url: str
+    make_gateway: GatewayFactory, legacy_url: str, native_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)
     expected = await direct(native_url, DETAIL)
     async with FaultyLegacy(legacy_url) as legacy:
         config = reverse(gateway_config(legacy.url, legacy=Legacy(url=legacy.url, timeout_s=2.0)))
@@ -150,6 +156,8 @@ async def test_a_timeout_or_503_falls_back_for_reads_only_and_a_500_is_legacys(
         await settled(client)
         assert metric(client, "shadow_comparisons_total", route=DETAIL_ROUTE, result="match") == before + 1
         assert fallbacks(client, DETAIL_ROUTE, "timeout") + fallbacks(client, DETAIL_ROUTE, "5xx") == 2
+        # Legacy answered again (its 500 was an answer): said once.
+        assert sum(f"legacy answers {DETAIL_ROUTE} again" in r.getMessage() for r in caplog.records) == 1
         legacy.release.set()
 
 
