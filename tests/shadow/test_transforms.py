@@ -329,3 +329,32 @@ def test_replay_applies_the_gateways_transforms(
     assert run.code == 0 and "3 match" in run.out, run.out + run.err
     assert "redacted header(s) authorization left out" in run.err  # still: legacy's transform sets none
     assert SECURITY_KEY not in run.out + run.err
+
+
+def test_the_gateway_does_not_start_without_a_transforms_variable(tmp_path: Path) -> None:
+    """`agentos-session gateway` itself: an unset variable stops it before anything listens,
+    naming the key and the variable (in its JSON log line); a value refused for its form is
+    not echoed."""
+    import subprocess
+    import sys
+
+    from harness.processes import REPO, environ
+
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        "legacy:\n  url: http://127.0.0.1:9\n  transform:\n    set: {Authorization: {env: GW_TEST_LEGACY_AUTH}}\n"
+    )
+    argv = [sys.executable, "-m", "agentos_session.cli", "gateway", "--config", str(config)]
+    env = environ({}, scrub=("GW_TEST_LEGACY_AUTH",))
+    run = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    assert (
+        "legacy.transform.set.Authorization: environment variable GW_TEST_LEGACY_AUTH is not set"
+        in run.stdout + run.stderr
+    )
+
+    env["GW_TEST_LEGACY_AUTH"] = "Bearer secret-value\nX-Injected: 1"
+    run = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    assert "legacy.transform.set.Authorization: Input should be a header value on one line" in run.stdout + run.stderr
+    assert "secret-value" not in run.stdout + run.stderr
