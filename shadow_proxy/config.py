@@ -176,6 +176,9 @@ class Transform:
     def empty(self) -> bool:
         return not self.set and not self.remove and self.host is None
 
+    def __hash__(self) -> int:  # the configuration stays hashable, as with only tuples in it
+        return hash((tuple(self.set.items()), self.remove, self.host))
+
 
 class GatewayConfigError(ValueError):
     """The configuration cannot be used; the message names the key (one line per bad key)."""
