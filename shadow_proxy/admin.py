@@ -51,6 +51,7 @@ from .report import render_report, render_update
 from .routestats import COHORTS, KEEP_S
 from .sides import InProcessNative
 from .store import GatewayStore
+from .transforms import unwrapped
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
@@ -368,8 +369,9 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics_view(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
     body = generate_latest(gateway.metrics.registry)
-    if isinstance(gateway.native, InProcessNative):  # its own metrics, on the gateway's one page
-        body += generate_latest(gateway.native.app[NATIVE_METRICS].registry)
+    native = unwrapped(gateway.native)
+    if isinstance(native, InProcessNative):  # its own metrics, on the gateway's one page
+        body += generate_latest(native.app[NATIVE_METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -39,6 +39,7 @@ from .recorder import Recorder
 from .redact import redact_sample
 from .sides import HttpSide, InProcessNative, Side
 from .store import GatewayStore
+from .transforms import transformed
 
 log = logging.getLogger("shadow_proxy")
 
@@ -140,8 +141,16 @@ def _native_side(app: web.Application, config: GatewayConfig) -> tuple[Side, Set
 
 async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    native, native_settings = _native_side(app, config)
-    legacy = HttpSide("legacy", config.legacy.url, config.legacy.max_connections) if config.legacy.url else None
+    native_side, native_settings = _native_side(app, config)
+    native_app = native_side.app if isinstance(native_side, InProcessNative) else None
+    # Each side's transform (shadow_proxy/transforms.py) wraps it once, here: every caller of
+    # `send` (proxy, mirror, readiness, db ids) gets it.
+    native = transformed(native_side, config.native.transform)
+    legacy = (
+        transformed(HttpSide("legacy", config.legacy.url, config.legacy.max_connections), config.legacy.transform)
+        if config.legacy.url
+        else None
+    )
     dsn = _store_dsn(config, native_settings)
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
     store = GatewayStore(pool, config.store.max_samples, config.store.max_age_s)
@@ -155,7 +164,7 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         Recorder(
             config.shadow.record,
             config.shadow.record_max_bytes,
-            config.store.redact_headers,
+            config.redacted_headers,
             redact_paths=config.store.redact_paths,
             on_error=metrics.record_errors.inc,
             on_drop=metrics.record_dropped.inc,
@@ -172,7 +181,7 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         recorder=recorder,
         rules=config.load_rules(),
         noise=NoiseModel.load(config.noise_model) if config.noise_model else None,
-        redact=functools.partial(redact_sample, headers=config.store.redact_headers, paths=config.store.redact_paths),
+        redact=functools.partial(redact_sample, headers=config.redacted_headers, paths=config.store.redact_paths),
     )
     app[GATEWAY] = gateway
     await gateway.sides.start()
@@ -181,7 +190,7 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
             legacy,
             native,
             metrics,
-            native_app=native.app if isinstance(native, InProcessNative) else None,
+            native_app=native_app,
             settings=native_settings,
             timeout_s=config.legacy.timeout_s,
         )

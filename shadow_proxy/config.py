@@ -12,6 +12,12 @@ with a default) with environment variables over the main keys, read once at the 
 | `AGNO_GATEWAY_ADMIN_TOKEN` | `admin.token` |
 | `AGNO_GATEWAY_RECORD` | `shadow.record` |
 
+Per-side request transforms (`legacy.transform`, `native.transform`: headers set or removed on
+every request the gateway sends to that side, and a Host rewrite) take a header's value from
+the file or, for a secret, from the environment: `{env: NAME}`, read once at start-up (a variable
+that is not set stops it, with the key's path). The values are held as `SecretStr`, so no repr
+or log of the configuration shows them, and the names set join `redacted_headers`.
+
 Each section is a frozen pydantic dataclass (`extra="forbid"`, strict scalars, bounds), so a bad
 value, from the file or from a variable, stops the start-up with its dotted key and the reason:
 `listen.port: Input should be a valid integer`, `groups.reads.sample_rate: Input should be less
@@ -24,13 +30,24 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import field
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import AfterValidator, ConfigDict, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
@@ -72,6 +89,97 @@ def _non_empty(routes: tuple[str, ...]) -> tuple[str, ...]:
     return routes
 
 
+# ---- per-side request transforms -------------------------------------------------------------
+
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field-name
+# What a transform may not set or remove: the connection's own headers (the client library
+# computes them per request; a wrong Content-Length would corrupt the stream) and Host (the
+# `host` key rewrites it, so there is one way to say it).
+NOT_TRANSFORMED = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-connection",
+    }
+)
+
+
+def _header_name(name: str) -> str:
+    if not _TOKEN.match(name):
+        raise PydanticCustomError("header_name", "Input should be an HTTP header name (letters, digits, '-')")
+    if name.lower() in NOT_TRANSFORMED:
+        raise PydanticCustomError(
+            "header_name", "{name} cannot be set or removed (use `host` for Host)", {"name": name}
+        )
+    return name
+
+
+def _from_env(value: Any, info: ValidationInfo) -> Any:
+    """`{env: NAME}` -> the variable's value (from the validation context's `env`, else the
+    process environment). A missing variable is an error at this key, naming the variable only."""
+    if not isinstance(value, Mapping):
+        return value
+    if set(value) != {"env"} or not isinstance(value["env"], str) or not value["env"]:
+        raise PydanticCustomError("header_value", "Input should be a string or {env: VARIABLE}")
+    env = (info.context or {}).get("env", os.environ)
+    name = value["env"]
+    if name not in env:
+        raise PydanticCustomError("env_missing", "environment variable {name} is not set", {"name": name})
+    return env[name]
+
+
+def _header_value(value: SecretStr) -> SecretStr:
+    if any(c in value.get_secret_value() for c in "\r\n\0"):
+        raise PydanticCustomError("header_value", "Input should be a header value on one line")
+    return value
+
+
+HeaderName = Annotated[str, AfterValidator(_header_name)]
+HeaderValue = Annotated[SecretStr, BeforeValidator(_from_env), AfterValidator(_header_value)]
+"""A literal string, or `{env: NAME}`: the value of that environment variable at start-up."""
+
+
+def _host(value: str) -> str:
+    if any(c.isspace() or c in "/@?#" for c in value):
+        raise PydanticCustomError("host", "Input should be a host name, with an optional :port")
+    return value
+
+
+@dataclass(frozen=True, config=MODEL)
+class Transform:
+    """What the gateway changes on every request it sends to one side (the client's request,
+    mirrored copies, fallbacks, rechecks, write read-backs, its own probes): headers removed,
+    then headers set (replacing any the client sent, whatever their case), then Host."""
+
+    set: dict[HeaderName, HeaderValue] = field(default_factory=dict)
+    remove: tuple[HeaderName, ...] = ()
+    host: Annotated[NonEmptyText, AfterValidator(_host)] | None = None
+
+    @model_validator(mode="after")
+    def _one_meaning_per_header(self) -> Transform:
+        names = [n.lower() for n in self.set]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"set names {twice} more than once (header names ignore case)")
+        both = sorted(set(names) & {n.lower() for n in self.remove})
+        if both:
+            raise ValueError(f"{both} both set and removed")
+        return self
+
+    @property
+    def empty(self) -> bool:
+        return not self.set and not self.remove and self.host is None
+
+    def __hash__(self) -> int:  # the configuration stays hashable, as with only tuples in it
+        return hash((tuple(self.set.items()), self.remove, self.host))
+
+
 class GatewayConfigError(ValueError):
     """The configuration cannot be used; the message names the key (one line per bad key)."""
 
@@ -88,6 +196,7 @@ class Legacy:
     url: Annotated[Url, Env("AGNO_LEGACY_URL")] = None  # None: no legacy side (groups must then be at stage `native`)
     timeout_s: Seconds = 10.0
     max_connections: Count = 100
+    transform: Transform = field(default_factory=Transform)
 
 
 @dataclass(frozen=True, config=MODEL)
@@ -95,6 +204,7 @@ class Native:
     url: Annotated[Url, Env("AGNO_NATIVE_URL")] = None  # None: in-process (the native app runs inside the gateway)
     timeout_s: Seconds = 5.0
     max_connections: Count = 100
+    transform: Transform = field(default_factory=Transform)
 
 
 @dataclass(frozen=True, config=MODEL)
@@ -118,6 +228,9 @@ class Group:
     stage: Annotated[Stage, Env("AGNO_GATEWAY_STAGE")] = "shadow"
     sample_rate: Annotated[Rate, Env("AGNO_GATEWAY_SAMPLE_RATE")] = 1.0
     sticky: StickyKey | None = None
+    # At stage `shadow`, when legacy (the primary) is down, answer from native instead of 502/504
+    # (shadow_proxy/proxying.py says when exactly); off by default.
+    fallback_to_native: Flag = False
 
 
 @dataclass(frozen=True, config=MODEL)
@@ -210,6 +323,13 @@ class GatewayConfig:
     def group(self, name: str) -> Group | None:
         return next((g for g in self.groups if g.name == name), None)
 
+    @property
+    def redacted_headers(self) -> tuple[str, ...]:
+        """`store.redact_headers` and every header a side's transform sets (its value may be a
+        secret from the environment): what the samples, the recording and the logs never show."""
+        names = [*self.store.redact_headers, *self.legacy.transform.set, *self.native.transform.set]
+        return tuple(dict.fromkeys(n.lower() for n in names))
+
     def load_rules(self) -> Rules:
         """The comparator rules the gateway judges with: `rules`, else the shipped
         comparator.yaml (with its known differences: without them, agno's registered 500s would
@@ -242,7 +362,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         # The file names groups by key; the config holds them as a tuple, in the file's order.
         if not isinstance(data["groups"], Mapping):
             raise GatewayConfigError(
-                f"{path}: groups: should be a mapping of group name -> {{routes, stage, sample_rate, sticky}}"
+                f"{path}: groups: should be a mapping of group name -> {{routes, stage, sample_rate, sticky, fallback_to_native}}"
             )
         group_names = [str(name) for name in data["groups"]]
         entries = []
@@ -258,7 +378,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
             )
         data["groups"] = entries
     try:
-        config = _FILE.validate_python(data)
+        config = _FILE.validate_python(data, context={"env": env})
     except ValidationError as exc:
         source = str(path) if path is not None else ""
         raise GatewayConfigError(

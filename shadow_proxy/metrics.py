@@ -33,8 +33,13 @@ class GatewayMetrics:
         self.mirror_skipped = Counter(
             "shadow_mirror_skipped", "Requests not mirrored, by reason", ["route", "reason"], registry=r
         )
+        # `side`: the side that answered instead. `legacy` at primary/native (native failed);
+        # `native` at shadow, for a group with `fallback_to_native` (legacy was unavailable).
         self.fallbacks = Counter(
-            "shadow_fallbacks", "Native failures answered by legacy instead", ["route", "reason"], registry=r
+            "shadow_fallbacks",
+            "Failures of the primary side answered by the other side instead (side: who answered)",
+            ["route", "reason", "side"],
+            registry=r,
         )
         self.upstream_duration = Histogram(
             "shadow_upstream_duration_seconds",

@@ -4,12 +4,12 @@ offer the request to the mirror without waiting.
 
 Stages, per route group:
 
-| stage | answers | mirrored to | fallback to legacy |
+| stage | answers | mirrored to | fallback |
 |---|---|---|---|
 | `legacy` | legacy | - | - |
-| `shadow` | legacy | native | - |
-| `primary` | native | legacy | yes |
-| `native` | native | - | yes |
+| `shadow` | legacy | native | to native, if the group opts in |
+| `primary` | native | legacy | to legacy |
+| `native` | native | - | to legacy |
 
 "Fails" means no answer, a 5xx, or a "cannot serve" answer (native is not set up for the
 request: an unknown database or table, a database that is away; the list is data,
@@ -17,6 +17,14 @@ request: an unknown database or table, a database that is away; the list is data
 `shadow_fallbacks_total{reason="cannot_serve"}`. A genuine `404 Session not found` is native's
 answer. A refused write is sent to legacy too, since native refused before touching any data
 (except for a database that went away mid-request).
+
+The reverse fallback is opt-in per group (`groups.<name>.fallback_to_native`, off by default)
+and only at stage `shadow`: when legacy, the primary, is unavailable (no answer, a timeout, a
+502/503/504; a 500 is legacy's answer), native answers a read, and a write only when it provably
+never reached legacy and both sides share one database (see `Proxy`). It is counted as
+`shadow_fallbacks_total{side="native"}` (fallbacks to legacy are `side="legacy"`) and logged:
+the access line's `side: native` with its `fallback` reason, and one warning per route until
+legacy answers that route again (then one info line), not one per request of an outage.
 
 A CORS preflight (`OPTIONS`) belongs to the route its `Access-Control-Request-Method` names at
 its path (route label `OPTIONS <template>`), so it follows that group's stage, with the same
@@ -110,6 +118,10 @@ class Proxy:
         self.mirror = mirror
         self.routes = routes
         self.metrics = metrics
+        # Routes answered by native because legacy was unavailable, since legacy last answered
+        # them: the reverse fallback is logged once per outage and route, not once per request
+        # (every request still has its access line, `side: native` with the reason).
+        self.legacy_away: set[str] = set()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
@@ -154,7 +166,7 @@ class Proxy:
             if refusal is not None and refusal.nothing_done:
                 retry_safe = True  # native refused before touching any data
             if retry_safe:
-                self.metrics.fallbacks.labels(route, reason).inc()
+                self.metrics.fallbacks.labels(route, reason, "legacy").inc()
                 answer = await self._call("legacy", exchange, route, stage)
                 served_by, fallback = "legacy", reason
             else:
@@ -164,6 +176,12 @@ class Proxy:
                     reason,
                     extra={"request_id": request_id},
                 )
+        elif stage == "shadow" and group is not None and group.fallback_to_native:
+            if legacy_unavailable(answer):
+                answer, served_by, fallback = await self._to_native(request, exchange, answer, route, group, request_id)
+            elif route in self.legacy_away:
+                self.legacy_away.discard(route)
+                log.info("legacy answers %s again (fallback_to_native no longer used)", route)
         if group is not None and shadow_side is not None:
             if served_by != primary_side:
                 self.metrics.mirror_skipped.labels(route, "fallback").inc()
@@ -186,6 +204,40 @@ class Proxy:
         )
         return response
 
+    async def _to_native(
+        self, request: web.Request, exchange: Request, answer: Answer, route: str, group: Group, request_id: str
+    ) -> tuple[Answer, str, str | None]:
+        """The reverse fallback (`groups.<name>.fallback_to_native`, stage `shadow` only): legacy,
+        the primary, is unavailable, so native answers. A read always may; a write only when it
+        provably never reached legacy (connection refused) and both sides share one database
+        (`shadow.mirror_writes` off): then native applying it is the one time it is applied, in
+        the same data legacy reads. A write that may have reached legacy (a timeout, a 503 from
+        it or from a balancer in front of it) keeps legacy's answer: sent to native too, it
+        could be applied twice. Counted as `shadow_fallbacks_total{side="native"}`."""
+        reason = "timeout" if answer.timed_out else "connection_error" if answer.response.error else "5xx"
+        shared_data = not self.config.shadow.mirror_writes
+        if request.method not in SAFE_METHODS and (answer.reached or not shared_data):
+            log.warning(
+                "legacy failed a %s (%s) that may have reached it; not sent to native",
+                route,
+                reason,
+                extra={"request_id": request_id},
+            )
+            return answer, "legacy", None
+        self.metrics.fallbacks.labels(route, reason, "native").inc()
+        if route not in self.legacy_away:
+            self.legacy_away.add(route)
+            log.warning(
+                "legacy failed a %s (%s); answered by native (fallback_to_native of group %s) until legacy answers again",
+                route,
+                reason,
+                group.name,
+                extra={"request_id": request_id},
+            )
+        native = await self._call("native", exchange, route, "shadow")
+        self.rollout.windows[group.name].observe_native(native.failed, "shadow")
+        return native, "native", reason
+
     def _preflight(
         self, request: web.Request, matched: Match, route: str, group: Group | None
     ) -> tuple[Match, str, Group | None]:
@@ -202,6 +254,18 @@ class Proxy:
     async def _call(self, side: str, request: Request, route: str, stage: Stage) -> Answer:
         timeout_s = self.config.legacy.timeout_s if side == "legacy" else self.config.native.timeout_s
         return await self.sides.call(side, request, route, stage, timeout_s)
+
+
+# What "legacy is down" means for the reverse fallback: no answer (connection refused or reset,
+# a timeout) or a status that says the server or a balancer in front of it is unavailable. A
+# 500 is legacy's answer: agno answers 500 to some client mistakes (config/known_differences.yaml),
+# and at stage `shadow` legacy's answer is what the client gets; swapping it for native's would
+# change answers while legacy is up, and count a client's mistake as legacy being down.
+LEGACY_UNAVAILABLE = frozenset({502, 503, 504})
+
+
+def legacy_unavailable(answer: Answer) -> bool:
+    return answer.response.error is not None or answer.response.status in LEGACY_UNAVAILABLE
 
 
 def respond(answer: Answer, served_by: str, request_id: str) -> web.StreamResponse:

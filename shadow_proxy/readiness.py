@@ -10,7 +10,8 @@
 * `legacy` (only when `legacy.url` is configured): agno AgentOS's `GET /health` answers 200.
 
 Legacy is *required* only while some group is at stage `legacy` or `shadow`, where legacy
-answers the clients. At `primary` and `native` native answers and legacy only receives
+answers the clients (at `shadow` not for a group with `fallback_to_native`, whose clients native
+answers while legacy is away). At `primary` and `native` native answers and legacy only receives
 mirrored copies (and the fallbacks), so a legacy that is away is reported in the body
 (`checks.legacy`) and in `shadow_ready{dependency="legacy"}` (0) but does not make the gateway
 unready: taking every replica out of rotation would turn a degraded mirror into an outage.
@@ -38,6 +39,7 @@ from comparator import Request
 from session_service.health import check_databases, ping
 
 from .sides import InProcessNative, Side
+from .transforms import unwrapped
 
 if TYPE_CHECKING:
     from .gateway import Gateway
@@ -83,8 +85,17 @@ class Readiness:
 
 
 def legacy_required(gateway: Gateway) -> bool:
-    """True while some group's clients are answered by legacy (stage `legacy` or `shadow`)."""
-    return gateway.legacy is not None and any(d.to_stage in LEGACY_ANSWERS for d in gateway.stages.values())
+    """True while some group's clients are answered by legacy alone (stage `legacy`, or `shadow`
+    without `fallback_to_native`: a group with it is answered by native while legacy is away,
+    and a gateway taken out of rotation could not do that)."""
+    if gateway.legacy is None:
+        return False
+    for name, decision in gateway.stages.items():
+        group = gateway.config.group(name)
+        reverse = decision.to_stage == "shadow" and group is not None and group.fallback_to_native
+        if decision.to_stage in LEGACY_ANSWERS and not reverse:
+            return True
+    return False
 
 
 async def check(gateway: Gateway) -> Readiness:
@@ -106,11 +117,12 @@ async def _store(gateway: Gateway) -> str | None:
     return await ping(gateway.store.pool, READY_TIMEOUT_S)
 
 
-async def _native(native: Side) -> str | None:
+async def _native(side: Side) -> str | None:
+    native = unwrapped(side)
     if isinstance(native, InProcessNative):
         down = await check_databases(native.app)
         return "; ".join(f"{db_id}: {reason}" for db_id, reason in sorted(down.items())) or None
-    return await _http(native, "/readyz")
+    return await _http(side, "/readyz")
 
 
 async def _http(side: Side, path: str) -> str | None:

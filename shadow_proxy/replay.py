@@ -11,7 +11,10 @@ turn the pairs they explain into `expected`). `--primary` names the side that pl
 (default legacy), as the gateway would.
 
 Headers: recorded credentials read `"<redacted>"`. A header given with `-H` replaces the
-recorded one of that name; a header still `"<redacted>"` is dropped. Hop-by-hop headers, `Host`
+recorded one of that name; a header still `"<redacted>"` is dropped. `--config GATEWAY_YAML`
+applies that gateway's per-side transforms (`legacy.transform`, `native.transform`: each side's
+own key, a Host rewrite; values from the environment as for the gateway) to what each side is
+sent, after `-H`, so a replay reaches each side as the gateway's traffic did. Hop-by-hop headers, `Host`
 and `Content-Length` are not replayed: each side gets its own.
 
 Writes are replayed as they are. The two sides usually share one database, so a POST, PATCH or
@@ -48,6 +51,7 @@ from comparator.report import Check, render_text, report_json, report_markdown, 
 
 from .recorder import read_recording
 from .redact import REDACTED
+from .transforms import Headers, apply
 
 MISMATCH_LIMIT = 1000
 # Computed per connection by the client; a recorded value would be wrong for the replayed one.
@@ -124,6 +128,11 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--limit", type=int, help="only the first N requests of the source")
     p.add_argument("--reads-only", action="store_true", help="send only GET, HEAD and OPTIONS; the rest are skipped")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per request and side (default 30)")
+    p.add_argument(
+        "--config",
+        metavar="GATEWAY_YAML",
+        help="apply this gateway config's per-side transforms (legacy.transform, native.transform)",
+    )
     add_color_option(p, "color the diffs")
     p.set_defaults(run=run_replay)
 
@@ -258,8 +267,18 @@ class Progress:
 # ---- replaying -------------------------------------------------------------------------------
 
 
-async def _check(item: Item, primary: UrlTarget, shadow: UrlTarget, rules: Rules) -> Check:
-    answers = await asyncio.gather(primary.send(item.request), shadow.send(item.request))
+# Per side, the headers its transform changes (from `--config`); a side not named is sent as is.
+Transforms = Mapping[Side, Headers]
+
+
+async def _check(
+    item: Item, primary: UrlTarget, shadow: UrlTarget, rules: Rules, transforms: Transforms | None = None
+) -> Check:
+    def to(target: UrlTarget) -> Request:
+        headers = transforms.get(target.side) if transforms and target.side else None
+        return item.request if headers is None else apply(item.request, headers)
+
+    answers = await asyncio.gather(primary.send(to(primary)), shadow.send(to(shadow)))
     comparison = await compare_async(answers[0], answers[1], rules, request=item.request)
     return Check(item.name, item.request, comparison)
 
@@ -272,8 +291,10 @@ async def replay(
     concurrency: int = 4,
     timeout: float = 30.0,
     progress: Progress | None = None,
+    transforms: Transforms | None = None,
 ) -> list[Check]:
-    """Send each item to both sides (`concurrency` at a time) and compare; checks in item order."""
+    """Send each item to both sides (`concurrency` at a time), each as its `transforms` entry
+    says, and compare; checks in item order."""
     primary = UrlTarget(sides.url(sides.primary), timeout, sides.primary)
     shadow = UrlTarget(sides.url(sides.shadow), timeout, sides.shadow)
     checks: list[Check | None] = [None] * len(items)
@@ -281,7 +302,7 @@ async def replay(
 
     async def worker() -> None:
         for index, item in queue:
-            checks[index] = check = await _check(item, primary, shadow, rules)
+            checks[index] = check = await _check(item, primary, shadow, rules, transforms)
             if progress is not None:
                 progress.advance(check.comparison.result)
 
@@ -359,6 +380,17 @@ def _load(args: argparse.Namespace) -> tuple[list[Item], str]:
     return items_from_recording(args.file, args.limit), args.file
 
 
+def _transforms(path: str | None) -> dict[Side, Headers]:
+    """Each side's transform from a gateway config (none without `--config`). Raises ValueError
+    (a `GatewayConfigError`) naming the bad key, or the variable that is not set."""
+    if path is None:
+        return {}
+    from .config import load_config  # only with --config: the replay needs no gateway otherwise
+
+    config = load_config(path)
+    return {"legacy": Headers.of(config.legacy.transform), "native": Headers.of(config.native.transform)}
+
+
 def run_replay(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr  # looked up now: redirections apply
     try:
@@ -366,12 +398,17 @@ def run_replay(args: argparse.Namespace, stdout: TextIO | None = None, stderr: T
         sides = Sides(_base_url(args.legacy, "--legacy"), _base_url(args.native, "--native"), args.primary)
         headers = parse_headers(args.header)
         rules = Rules.load(args.rules, label=route_label) if args.rules else Rules(label=route_label)
+        transforms = _transforms(args.config)
         items, source = _load(args)
     except (OSError, ValueError, RulesError) as exc:
         print(f"agentos-session replay: {exc}", file=stderr)
         return 2
     send, skipped = split_reads(items, args.reads_only)
-    missing = redacted_names(send, headers)
+    # A header that both sides' transforms set is not missing: each side gets its own value.
+    set_by_transforms = (
+        {n for n, _ in transforms["legacy"].add} & {n for n, _ in transforms["native"].add} if transforms else set()
+    )
+    missing = redacted_names(send, headers) - {n.lower() for n in set_by_transforms}
     if missing:
         print(
             f"agentos-session replay: note: redacted header(s) {', '.join(sorted(missing))} left out; "
@@ -381,7 +418,13 @@ def run_replay(args: argparse.Namespace, stdout: TextIO | None = None, stderr: T
     send = [dataclasses.replace(item, request=with_headers(item.request, headers)) for item in send]
     checks = asyncio.run(
         replay(
-            send, sides, rules, concurrency=args.concurrency, timeout=args.timeout, progress=Progress(stderr, len(send))
+            send,
+            sides,
+            rules,
+            concurrency=args.concurrency,
+            timeout=args.timeout,
+            progress=Progress(stderr, len(send)),
+            transforms=transforms,
         )
     )
     details = render_details(checks, sides, use_color(args.color, stdout))

@@ -1,6 +1,7 @@
 """A fault injector in front of a real side (the agno AgentOS, or a native service): it forwards
 every request to it and can hold the answer (`hold`: until `release` is set, i.e. stalled past
-any timeout), reset the connection (`reset`: the socket is closed with no answer), replace the
+any timeout), reset the connection (`reset`: the socket is closed with no answer), answer
+with a status of its own (`status`: e.g. 503, as a balancer in front of a dead side), replace the
 answer with garbage (`garbage`) or with a huge body (`huge`: `huge_bytes` of JSON-looking
 bytes), or alter the JSON (`mutate`), to play a slow, broken or diverging side. Only the
 requests the gateway forwards (they carry its X-Forwarded-For) meet the fault and its own probes
@@ -21,7 +22,8 @@ from aiohttp import web
 class FaultyLegacy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
-        self.mode = "pass"  # pass | hold | reset | garbage | huge | mutate
+        self.mode = "pass"  # pass | hold | reset | garbage | huge | mutate | status
+        self.status = 503  # mode `status`: this status with a JSON `detail`, the side not asked
         self.release = asyncio.Event()
         self.received: list[dict[str, str]] = []
         self.held = 0  # requests that were held
@@ -72,6 +74,8 @@ class FaultyLegacy:
             assert request.transport is not None
             request.transport.abort()
             return web.Response(status=500)  # never written: the transport is gone
+        if mode == "status":
+            return web.json_response({"detail": "unavailable (fault)"}, status=self.status)
         if mode == "garbage":
             return web.Response(body=b"\x00\xffnot json <html>", content_type="text/html")
         if mode == "huge":

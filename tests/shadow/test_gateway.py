@@ -121,17 +121,24 @@ async def test_fallback_to_legacy_when_the_native_process_is_stopped(
         expected = await direct(legacy_url, DETAIL)
         r = await client.get(DETAIL)
         assert (r.status, await r.read()) == expected
-        assert metric(client, "shadow_fallbacks_total", route=DETAIL_ROUTE, reason="connection_error") == 0
+        assert (
+            metric(client, "shadow_fallbacks_total", route=DETAIL_ROUTE, reason="connection_error", side="legacy") == 0
+        )
         await asyncio.to_thread(native.stop)
 
         r = await client.get(DETAIL)
         assert (r.status, await r.read()) == expected  # the client sees nothing of it
-        assert metric(client, "shadow_fallbacks_total", route=DETAIL_ROUTE, reason="connection_error") == 1
+        assert (
+            metric(client, "shadow_fallbacks_total", route=DETAIL_ROUTE, reason="connection_error", side="legacy") == 1
+        )
         # A write that provably never reached native (connection refused) is retried on legacy.
         session_id = f"gw-fallback-{uuid.uuid4().hex[:8]}"
         r = await client.post("/sessions", json={"session_id": session_id})
         assert r.status == 201, await r.text()
-        assert metric(client, "shadow_fallbacks_total", route="POST /sessions", reason="connection_error") == 1
+        assert (
+            metric(client, "shadow_fallbacks_total", route="POST /sessions", reason="connection_error", side="legacy")
+            == 1
+        )
         assert (await direct(legacy_url, f"/sessions/{session_id}"))[0] == 200
     finally:
         await asyncio.to_thread(native.stop)
@@ -143,7 +150,7 @@ async def test_fallback_when_the_in_process_native_times_out(make_gateway: Gatew
     expected = await direct(legacy_url, DETAIL)
     r = await client.get(DETAIL)
     assert (r.status, await r.read()) == expected
-    assert metric(client, "shadow_fallbacks_total", route=DETAIL_ROUTE, reason="timeout") == 1
+    assert metric(client, "shadow_fallbacks_total", route=DETAIL_ROUTE, reason="timeout", side="legacy") == 1
 
 
 async def test_a_write_that_may_have_reached_native_is_not_retried(
@@ -155,7 +162,7 @@ async def test_a_write_that_may_have_reached_native_is_not_retried(
     r = await client.post("/sessions", json={"session_id": f"gw-noretry-{uuid.uuid4().hex[:8]}"})
     assert r.status == 504
     assert (await r.json())["detail"].startswith("Gateway timeout")
-    assert metric(client, "shadow_fallbacks_total", route="POST /sessions", reason="timeout") == 0
+    assert metric(client, "shadow_fallbacks_total", route="POST /sessions", reason="timeout", side="legacy") == 0
 
 
 # ---- the shadow side never touches the client's answer ------------------------------------
