@@ -488,6 +488,16 @@ def test_real_config_loads(real):
         "patch-non-finite-number",
         "create-unrenderable-nesting",
         "patch-unrenderable-nesting",
+        "database-away-list",
+        "database-away-read",
+        "database-away-runs",
+        "database-away-run-previews",
+        "database-away-run",
+        "database-away-create",
+        "database-away-rename",
+        "database-away-patch",
+        "database-away-delete",
+        "database-away-bulk-delete",
     ]
     assert load_known_differences(REPO / "config" / "known_differences.yaml") == real.known
 
