@@ -15,8 +15,17 @@ them with a real AgentOS configured the same way):
 * a valid token without the route's scope: 403
   `Insufficient permissions. Required scope(s): sessions:read`.
 
-agno's options that need code (audience, issuer, custom claims, roles, service accounts, user
-isolation) are not configured by environment in agno either; they are left out here and said
+Two of agno's options that agno sets in code have an environment variable here:
+
+* `AGNO_JWT_AUDIENCE` = agno's `AuthorizationConfig(verify_audience=True, audience=...)`: a token
+  without `aud` is 401 `Invalid token: Token is missing the "aud" claim. ...`, one whose `aud`
+  (a string or a list) names none of the audiences (comma-separated) is 401
+  `Invalid token audience - token not valid for this AgentOS instance`. agno falls back to the
+  AgentOS id when `verify_audience` is set without an audience: spell that id out here.
+* `AGNO_JWT_ISSUER` = agno's `Authorization(issuer=...)`: a token without `iss` or with another
+  issuer is 401 `Invalid token: ...` with agno's reason.
+
+The rest (custom claim names, roles, service accounts, per-user isolation) is left out and said
 so in docs/reliability.md. The algorithm is agno's default for `authorization=True`: RS256,
 `AGNO_JWT_ALGORITHM` changes it (agno: `AuthorizationConfig(algorithm=...)`).
 """
@@ -63,6 +72,11 @@ class JwtConfig:
     algorithm: str = "RS256"
     scopes_claim: str = "scopes"
     user_id_claim: str = "sub"
+    # agno's expected audience (verify_audience with audience) and pinned issuer; empty: off.
+    audience: tuple[str, ...] = ()
+    issuer: str | None = None
+    audience_claim: str = "aud"
+    issuer_claim: str = "iss"
 
 
 def load_jwks(path: str) -> dict[str, jwt.PyJWK]:
@@ -92,14 +106,19 @@ def jwt_config_from_env(env: Mapping[str, str]) -> JwtConfig | None:
     jwks = load_jwks(jwks_file) if jwks_file else {}
     if not key and not jwks:
         raise JwtConfigError(f"JWT_JWKS_FILE {jwks_file} holds no usable key")
+    audience = tuple(a.strip() for a in env.get("AGNO_JWT_AUDIENCE", "").split(",") if a.strip())
     return JwtConfig(
-        verification_keys=(key,) if key else (), jwks_keys=jwks, algorithm=env.get("AGNO_JWT_ALGORITHM") or "RS256"
+        verification_keys=(key,) if key else (),
+        jwks_keys=jwks,
+        algorithm=env.get("AGNO_JWT_ALGORITHM") or "RS256",
+        audience=audience,
+        issuer=env.get("AGNO_JWT_ISSUER") or None,
     )
 
 
 def validate_token(config: JwtConfig, token: str) -> dict[str, Any]:
-    """agno's `JWTValidator.validate_token` (no audience, no issuer pinned): the JWKS key named
-    by the token's kid first, then each static key. Raises PyJWT's errors as agno lets them out."""
+    """agno's `JWTValidator.validate_token`: the JWKS key named by the token's kid first, then
+    each static key, then the audience and issuer checks. Raises PyJWT's errors as agno does."""
     kwargs: dict[str, Any] = {"algorithms": [config.algorithm], "leeway": LEEWAY_S, "options": {"verify_aud": False}}
     last: Exception | None = None
     payload: dict[str, Any] | None = None
@@ -127,7 +146,38 @@ def validate_token(config: JwtConfig, token: str) -> dict[str, Any]:
                 last = exc
     if payload is None:
         raise last or jwt.InvalidTokenError("No verification keys configured")
+    check_audience_and_issuer(config, payload)
     return payload
+
+
+def check_audience_and_issuer(config: JwtConfig, payload: Mapping[str, Any]) -> None:
+    """agno's checks after the signature (`validate_token`'s tail), with agno's messages: the
+    audience when one is expected, then the issuer when one is pinned."""
+    if config.audience:
+        token_audience = payload.get(config.audience_claim)
+        if token_audience is None:
+            raise jwt.InvalidTokenError(
+                f'Token is missing the "{config.audience_claim}" claim. '
+                "Audience verification requires this claim to be present in the token."
+            )
+        expected = list(config.audience)
+        if isinstance(token_audience, str):
+            held = [token_audience]
+        elif isinstance(token_audience, list):
+            held = token_audience
+        else:
+            held = [token_audience] if token_audience else []
+        if not any(aud in expected for aud in held):
+            raise jwt.InvalidAudienceError(f"Invalid audience. Expected one of: {expected}, got: {held}")
+    if config.issuer:
+        token_issuer = payload.get(config.issuer_claim)
+        if token_issuer is None:
+            raise jwt.InvalidTokenError(
+                f'Token is missing the "{config.issuer_claim}" claim. '
+                "Issuer verification requires this claim to be present in the token."
+            )
+        if token_issuer != config.issuer:
+            raise jwt.InvalidIssuerError(f"Invalid issuer. Expected: {config.issuer}, got: {token_issuer}")
 
 
 def required_scopes(method: str, path: str) -> list[str]:
@@ -173,6 +223,8 @@ def check(config: JwtConfig, token: str | None, method: str, path: str) -> tuple
         return 401, "Authorization header missing"
     try:
         payload = validate_token(config, token)
+    except jwt.InvalidAudienceError:  # before InvalidTokenError, its base class (agno's order)
+        return 401, "Invalid token audience - token not valid for this AgentOS instance"
     except jwt.ExpiredSignatureError:
         return 401, "Token has expired"
     except jwt.InvalidTokenError as exc:
