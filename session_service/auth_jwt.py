@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
+from aiohttp import web
 
 ADMIN_SCOPE = "agent_os:admin"
 # agno's `DEFAULT_SCOPE_MAPPINGS` for the sessions routes, matched as agno matches them (fnmatch,
@@ -217,8 +218,27 @@ def insufficient_detail(required: list[str]) -> str:
     return f"{base}. Required scope(s): {', '.join(required)}" if required else base
 
 
+# The request key under which the middleware leaves a verified token's user id (its `sub`), as
+# agno's middleware sets `request.state.user_id`; agno's create route stores it as the owner.
+USER_ID_KEY = web.RequestKey("agno_jwt_user_id", str)
+
+
 def check(config: JwtConfig, token: str | None, method: str, path: str) -> tuple[int, str] | None:
     """None when the request may pass, else agno's (status, detail) for it."""
+    return authorize(config, token, method, path)[0]
+
+
+def authorize(config: JwtConfig, token: str | None, method: str, path: str) -> tuple[tuple[int, str] | None, Any]:
+    """`(refusal, user id)`: agno's (status, detail) or None when the request may pass, and the
+    verified token's user id claim (None without one, or when refused)."""
+    refusal = _refusal(config, token, method, path)
+    if isinstance(refusal, tuple):
+        return refusal, None
+    return None, refusal.get(config.user_id_claim)
+
+
+def _refusal(config: JwtConfig, token: str | None, method: str, path: str) -> tuple[int, str] | dict[str, Any]:
+    """agno's (status, detail) for a refused request, else the verified payload."""
     if not token:
         return 401, "Authorization header missing"
     try:
@@ -236,4 +256,4 @@ def check(config: JwtConfig, token: str | None, method: str, path: str) -> tuple
     required = required_scopes(method, path)
     if required and not has_scopes(token_scopes(config, payload), required):
         return 403, insufficient_detail(required)
-    return None
+    return payload

@@ -196,9 +196,11 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         return await handler(request)
     token = bearer_token(request.headers.get("Authorization", ""))
     if jwt_config is not None:
-        refusal = auth_jwt.check(jwt_config, token, request.method, request.path)
+        refusal, user_id = auth_jwt.authorize(jwt_config, token, request.method, request.path)
         if refusal is not None:
             return _refused(request, refusal[1], refusal[0])
+        if user_id is not None:
+            request[auth_jwt.USER_ID_KEY] = user_id  # agno's request.state.user_id
         return await handler(request)
     assert key is not None
     if not token:

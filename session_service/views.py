@@ -17,6 +17,7 @@ from aiohttp import web
 
 from . import render
 from .appkeys import DATABASES, SETTINGS
+from .auth_jwt import USER_ID_KEY
 from .store import SessionQuery, Store
 from .validation import (
     CREATE_PARAMS,
@@ -344,8 +345,10 @@ async def create_session(request: web.Request, path: dict[str, str]) -> web.Resp
         session_data["session_state"] = body.session_state
     if body.session_name is not None:
         session_data["session_name"] = body.session_name
+    # agno: a verified token's user id wins over the body's (request.state.user_id, JWT mode).
+    token_user_id = request.get(USER_ID_KEY)
     fields: dict[str, Any] = {
-        "user_id": body.user_id,
+        "user_id": body.user_id if token_user_id is None else token_user_id,
         "session_data": session_data or None,
         "metadata": metadata,
         f"{session_type}_id": getattr(body, f"{session_type}_id"),
