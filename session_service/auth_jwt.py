@@ -78,6 +78,8 @@ class JwtConfig:
     issuer: str | None = None
     audience_claim: str = "aud"
     issuer_claim: str = "iss"
+    # agno's `AgentOS(user_isolation=True)`: non-admin callers see and write only their own sessions.
+    user_isolation: bool = False
 
 
 def load_jwks(path: str) -> dict[str, jwt.PyJWK]:
@@ -114,6 +116,7 @@ def jwt_config_from_env(env: Mapping[str, str]) -> JwtConfig | None:
         algorithm=env.get("AGNO_JWT_ALGORITHM") or "RS256",
         audience=audience,
         issuer=env.get("AGNO_JWT_ISSUER") or None,
+        user_isolation=env.get("AGNO_USER_ISOLATION", "").strip().lower() in ("1", "true", "yes", "on"),
     )
 
 
@@ -221,6 +224,7 @@ def insufficient_detail(required: list[str]) -> str:
 # The request key under which the middleware leaves a verified token's user id (its `sub`), as
 # agno's middleware sets `request.state.user_id`; agno's create route stores it as the owner.
 USER_ID_KEY = web.RequestKey("agno_jwt_user_id", str)
+IDENTITY_KEY = web.RequestKey("agno_jwt_identity", object)  # an Identity (defined below)
 
 
 def check(config: JwtConfig, token: str | None, method: str, path: str) -> tuple[int, str] | None:
@@ -228,13 +232,36 @@ def check(config: JwtConfig, token: str | None, method: str, path: str) -> tuple
     return authorize(config, token, method, path)[0]
 
 
-def authorize(config: JwtConfig, token: str | None, method: str, path: str) -> tuple[tuple[int, str] | None, Any]:
-    """`(refusal, user id)`: agno's (status, detail) or None when the request may pass, and the
-    verified token's user id claim (None without one, or when refused)."""
+@dataclass(frozen=True)
+class Identity:
+    """Who a verified token says the caller is, as agno's middleware and `get_scoped_user_id`
+    (agno/os/middleware/user_scope.py) see it."""
+
+    user_id: str | None  # the token's `sub` (agno's request.state.user_id)
+    # Under user isolation, a non-admin caller's reads and writes are scoped to this user id.
+    scoped_user_id: str | None = None
+    # Isolation on and no identity: agno's routes answer 403 MISSING_USER_IDENTITY.
+    missing_identity: bool = False
+
+
+MISSING_USER_IDENTITY = "Authenticated request is missing a user identity"
+
+
+def authorize(
+    config: JwtConfig, token: str | None, method: str, path: str
+) -> tuple[tuple[int, str] | None, Identity | None]:
+    """`(refusal, identity)`: agno's (status, detail) or None when the request may pass, and
+    the verified token's identity (None when refused)."""
     refusal = _refusal(config, token, method, path)
     if isinstance(refusal, tuple):
         return refusal, None
-    return None, refusal.get(config.user_id_claim)
+    user_id = refusal.get(config.user_id_claim)
+    if not config.user_isolation or ADMIN_SCOPE in token_scopes(config, refusal):
+        # Isolation off, or an admin (the scope plane is agno's default: token scopes count).
+        return None, Identity(user_id)
+    if not user_id:
+        return None, Identity(user_id, missing_identity=True)
+    return None, Identity(user_id, scoped_user_id=user_id)
 
 
 def _refusal(config: JwtConfig, token: str | None, method: str, path: str) -> tuple[int, str] | dict[str, Any]:

@@ -16,7 +16,7 @@ import httpx
 
 from session_service.app import create_app
 from session_service.config import load_settings
-from tests.reliability.test_jwt import PUBLIC_PEM, bearer, legacy_jwt_url, token  # noqa: F401  (fixture)
+from tests.reliability.test_jwt import PUBLIC_PEM, bearer, legacy_jwt_url, token  # noqa: F401, F811  (fixture)
 
 WRITE = ["sessions:write"]
 
@@ -31,8 +31,8 @@ async def _owner(dsn: str, session_id: str) -> Any:
 
 async def test_create_stores_the_tokens_subject_as_agno_does(
     aiohttp_client: Any,
-    legacy_jwt_url: str,
-    pg_dsn: str,  # noqa: F811
+    legacy_jwt_url: str,  # noqa: F811  (the imported fixture)
+    pg_dsn: str,
 ) -> None:
     env = {"AGNO_PG_DSN": pg_dsn, "AGNO_DEFAULT_DB_ID": "main-db", "JWT_VERIFICATION_KEY": PUBLIC_PEM}
     native = await aiohttp_client(create_app(load_settings(env)))
