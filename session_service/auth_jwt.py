@@ -25,8 +25,13 @@ Two of agno's options that agno sets in code have an environment variable here:
 * `AGNO_JWT_ISSUER` = agno's `Authorization(issuer=...)`: a token without `iss` or with another
   issuer is 401 `Invalid token: ...` with agno's reason.
 
-The rest (custom claim names, roles, service accounts, per-user isolation) is left out and said
-so in docs/reliability.md. The algorithm is agno's default for `authorization=True`: RS256,
+* `AGNO_USER_ISOLATION=true` = agno's `AgentOS(user_isolation=True)`: for a caller without
+  `agent_os:admin`, the token's `sub` replaces the `user_id` filter of every route, and a token
+  without one gets 403 `Authenticated request is missing a user identity` (`Identity`; the views
+  apply it). In JWT mode a create is owned by the token's `sub` whatever the body says, as in agno.
+
+The rest (custom claim names, roles, service accounts) is left out and said so in
+docs/reliability.md. The algorithm is agno's default for `authorization=True`: RS256,
 `AGNO_JWT_ALGORITHM` changes it (agno: `AuthorizationConfig(algorithm=...)`).
 """
 
