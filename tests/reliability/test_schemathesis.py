@@ -12,6 +12,9 @@ of the seeded sessions and runs (real agent, team and workflow runs, harness/see
 fuzzer may delete and rewrite rows without touching the database the other tests share. A
 quarter of the cases are aimed at a stored session (their `session_id` drawn from the copy);
 a stored session a case deleted is put back before the next case.
+
+The generation is derandomized (a fixed seed); schemathesis's cases also depend on Python's
+string hashing, so `PYTHONHASHSEED=0` reproduces a run exactly (the same status counts).
 """
 
 from __future__ import annotations
