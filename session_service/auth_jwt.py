@@ -15,9 +15,23 @@ them with a real AgentOS configured the same way):
 * a valid token without the route's scope: 403
   `Insufficient permissions. Required scope(s): sessions:read`.
 
-agno's options that need code (audience, issuer, custom claims, roles, service accounts, user
-isolation) are not configured by environment in agno either; they are left out here and said
-so in docs/reliability.md. The algorithm is agno's default for `authorization=True`: RS256,
+Two of agno's options that agno sets in code have an environment variable here:
+
+* `AGNO_JWT_AUDIENCE` = agno's `AuthorizationConfig(verify_audience=True, audience=...)`: a token
+  without `aud` is 401 `Invalid token: Token is missing the "aud" claim. ...`, one whose `aud`
+  (a string or a list) names none of the audiences (comma-separated) is 401
+  `Invalid token audience - token not valid for this AgentOS instance`. agno falls back to the
+  AgentOS id when `verify_audience` is set without an audience: spell that id out here.
+* `AGNO_JWT_ISSUER` = agno's `Authorization(issuer=...)`: a token without `iss` or with another
+  issuer is 401 `Invalid token: ...` with agno's reason.
+
+* `AGNO_USER_ISOLATION=true` = agno's `AgentOS(user_isolation=True)`: for a caller without
+  `agent_os:admin`, the token's `sub` replaces the `user_id` filter of every route, and a token
+  without one gets 403 `Authenticated request is missing a user identity` (`Identity`; the views
+  apply it). In JWT mode a create is owned by the token's `sub` whatever the body says, as in agno.
+
+The rest (custom claim names, roles, service accounts) is left out and said so in
+docs/reliability.md. The algorithm is agno's default for `authorization=True`: RS256,
 `AGNO_JWT_ALGORITHM` changes it (agno: `AuthorizationConfig(algorithm=...)`).
 """
 
@@ -30,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
+from aiohttp import web
 
 ADMIN_SCOPE = "agent_os:admin"
 # agno's `DEFAULT_SCOPE_MAPPINGS` for the sessions routes, matched as agno matches them (fnmatch,
@@ -63,6 +78,13 @@ class JwtConfig:
     algorithm: str = "RS256"
     scopes_claim: str = "scopes"
     user_id_claim: str = "sub"
+    # agno's expected audience (verify_audience with audience) and pinned issuer; empty: off.
+    audience: tuple[str, ...] = ()
+    issuer: str | None = None
+    audience_claim: str = "aud"
+    issuer_claim: str = "iss"
+    # agno's `AgentOS(user_isolation=True)`: non-admin callers see and write only their own sessions.
+    user_isolation: bool = False
 
 
 def load_jwks(path: str) -> dict[str, jwt.PyJWK]:
@@ -92,14 +114,20 @@ def jwt_config_from_env(env: Mapping[str, str]) -> JwtConfig | None:
     jwks = load_jwks(jwks_file) if jwks_file else {}
     if not key and not jwks:
         raise JwtConfigError(f"JWT_JWKS_FILE {jwks_file} holds no usable key")
+    audience = tuple(a.strip() for a in env.get("AGNO_JWT_AUDIENCE", "").split(",") if a.strip())
     return JwtConfig(
-        verification_keys=(key,) if key else (), jwks_keys=jwks, algorithm=env.get("AGNO_JWT_ALGORITHM") or "RS256"
+        verification_keys=(key,) if key else (),
+        jwks_keys=jwks,
+        algorithm=env.get("AGNO_JWT_ALGORITHM") or "RS256",
+        audience=audience,
+        issuer=env.get("AGNO_JWT_ISSUER") or None,
+        user_isolation=env.get("AGNO_USER_ISOLATION", "").strip().lower() in ("1", "true", "yes", "on"),
     )
 
 
 def validate_token(config: JwtConfig, token: str) -> dict[str, Any]:
-    """agno's `JWTValidator.validate_token` (no audience, no issuer pinned): the JWKS key named
-    by the token's kid first, then each static key. Raises PyJWT's errors as agno lets them out."""
+    """agno's `JWTValidator.validate_token`: the JWKS key named by the token's kid first, then
+    each static key, then the audience and issuer checks. Raises PyJWT's errors as agno does."""
     kwargs: dict[str, Any] = {"algorithms": [config.algorithm], "leeway": LEEWAY_S, "options": {"verify_aud": False}}
     last: Exception | None = None
     payload: dict[str, Any] | None = None
@@ -127,7 +155,38 @@ def validate_token(config: JwtConfig, token: str) -> dict[str, Any]:
                 last = exc
     if payload is None:
         raise last or jwt.InvalidTokenError("No verification keys configured")
+    check_audience_and_issuer(config, payload)
     return payload
+
+
+def check_audience_and_issuer(config: JwtConfig, payload: Mapping[str, Any]) -> None:
+    """agno's checks after the signature (`validate_token`'s tail), with agno's messages: the
+    audience when one is expected, then the issuer when one is pinned."""
+    if config.audience:
+        token_audience = payload.get(config.audience_claim)
+        if token_audience is None:
+            raise jwt.InvalidTokenError(
+                f'Token is missing the "{config.audience_claim}" claim. '
+                "Audience verification requires this claim to be present in the token."
+            )
+        expected = list(config.audience)
+        if isinstance(token_audience, str):
+            held = [token_audience]
+        elif isinstance(token_audience, list):
+            held = token_audience
+        else:
+            held = [token_audience] if token_audience else []
+        if not any(aud in expected for aud in held):
+            raise jwt.InvalidAudienceError(f"Invalid audience. Expected one of: {expected}, got: {held}")
+    if config.issuer:
+        token_issuer = payload.get(config.issuer_claim)
+        if token_issuer is None:
+            raise jwt.InvalidTokenError(
+                f'Token is missing the "{config.issuer_claim}" claim. '
+                "Issuer verification requires this claim to be present in the token."
+            )
+        if token_issuer != config.issuer:
+            raise jwt.InvalidIssuerError(f"Invalid issuer. Expected: {config.issuer}, got: {token_issuer}")
 
 
 def required_scopes(method: str, path: str) -> list[str]:
@@ -167,12 +226,57 @@ def insufficient_detail(required: list[str]) -> str:
     return f"{base}. Required scope(s): {', '.join(required)}" if required else base
 
 
+# The request key under which the middleware leaves a verified token's user id (its `sub`), as
+# agno's middleware sets `request.state.user_id`; agno's create route stores it as the owner.
+USER_ID_KEY = web.RequestKey("agno_jwt_user_id", str)
+IDENTITY_KEY = web.RequestKey("agno_jwt_identity", object)  # an Identity (defined below)
+
+
 def check(config: JwtConfig, token: str | None, method: str, path: str) -> tuple[int, str] | None:
     """None when the request may pass, else agno's (status, detail) for it."""
+    return authorize(config, token, method, path)[0]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a verified token says the caller is, as agno's middleware and `get_scoped_user_id`
+    (agno/os/middleware/user_scope.py) see it."""
+
+    user_id: str | None  # the token's `sub` (agno's request.state.user_id)
+    # Under user isolation, a non-admin caller's reads and writes are scoped to this user id.
+    scoped_user_id: str | None = None
+    # Isolation on and no identity: agno's routes answer 403 MISSING_USER_IDENTITY.
+    missing_identity: bool = False
+
+
+MISSING_USER_IDENTITY = "Authenticated request is missing a user identity"
+
+
+def authorize(
+    config: JwtConfig, token: str | None, method: str, path: str
+) -> tuple[tuple[int, str] | None, Identity | None]:
+    """`(refusal, identity)`: agno's (status, detail) or None when the request may pass, and
+    the verified token's identity (None when refused)."""
+    refusal = _refusal(config, token, method, path)
+    if isinstance(refusal, tuple):
+        return refusal, None
+    user_id = refusal.get(config.user_id_claim)
+    if not config.user_isolation or ADMIN_SCOPE in token_scopes(config, refusal):
+        # Isolation off, or an admin (the scope plane is agno's default: token scopes count).
+        return None, Identity(user_id)
+    if not user_id:
+        return None, Identity(user_id, missing_identity=True)
+    return None, Identity(user_id, scoped_user_id=user_id)
+
+
+def _refusal(config: JwtConfig, token: str | None, method: str, path: str) -> tuple[int, str] | dict[str, Any]:
+    """agno's (status, detail) for a refused request, else the verified payload."""
     if not token:
         return 401, "Authorization header missing"
     try:
         payload = validate_token(config, token)
+    except jwt.InvalidAudienceError:  # before InvalidTokenError, its base class (agno's order)
+        return 401, "Invalid token audience - token not valid for this AgentOS instance"
     except jwt.ExpiredSignatureError:
         return 401, "Token has expired"
     except jwt.InvalidTokenError as exc:
@@ -184,4 +288,4 @@ def check(config: JwtConfig, token: str | None, method: str, path: str) -> tuple
     required = required_scopes(method, path)
     if required and not has_scopes(token_scopes(config, payload), required):
         return 403, insufficient_detail(required)
-    return None
+    return payload

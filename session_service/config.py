@@ -12,6 +12,7 @@ can be pointed at the same database as the AgentOS it replaces:
 | `AGNO_DB_SCHEMA`, `AGNO_SESSION_TABLE`, `AGNO_RUNS_TABLE` | agno's table options | `ai`, `agno_sessions`, `agno_runs` |
 | `OS_SECURITY_KEY` | bearer key, as AgentOS | open |
 | `JWT_VERIFICATION_KEY`, `JWT_JWKS_FILE`, `AGNO_JWT_ALGORITHM` | agno's JWT mode with its sessions scopes (auth_jwt.py) | off; RS256 |
+| `AGNO_JWT_AUDIENCE`, `AGNO_JWT_ISSUER`, `AGNO_USER_ISOLATION` | in JWT mode: agno's expected audience (comma-separated), pinned issuer, per-user isolation (auth_jwt.py) | off |
 | `AGNO_CORS_ORIGINS`, `CORS_ORIGIN_LIST`, `AGNO_CORS_ORIGIN_REGEX` | browser origins allowed by CORS, as AgentOS | agno's domains |
 | `AGNO_REQUEST_TIMEOUT_S` | a request's deadline (504 after it; the database timeouts are half of it) | 60 |
 | `AGNO_IDLE_TIMEOUT_S` | time to send a complete request head, and keep-alive idle time | 15 |

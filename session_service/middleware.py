@@ -196,9 +196,13 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         return await handler(request)
     token = bearer_token(request.headers.get("Authorization", ""))
     if jwt_config is not None:
-        refusal = auth_jwt.check(jwt_config, token, request.method, request.path)
-        if refusal is not None:
-            return _refused(request, refusal[1], refusal[0])
+        refusal, identity = auth_jwt.authorize(jwt_config, token, request.method, request.path)
+        if refusal is not None or identity is None:
+            status, detail = refusal or (401, "Invalid token")
+            return _refused(request, detail, status)
+        if identity.user_id is not None:
+            request[auth_jwt.USER_ID_KEY] = identity.user_id  # agno's request.state.user_id
+        request[auth_jwt.IDENTITY_KEY] = identity  # user isolation, read by the views
         return await handler(request)
     assert key is not None
     if not token:

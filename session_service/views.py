@@ -17,6 +17,7 @@ from aiohttp import web
 
 from . import render
 from .appkeys import DATABASES, SETTINGS
+from .auth_jwt import IDENTITY_KEY, MISSING_USER_IDENTITY, USER_ID_KEY, Identity
 from .store import SessionQuery, Store
 from .validation import (
     CREATE_PARAMS,
@@ -89,7 +90,17 @@ class DatabaseHandle:
 
 def _query(request: web.Request) -> dict[str, list[str]]:
     q = request.query
-    return {key: q.getall(key) for key in q.keys()}
+    query = {key: q.getall(key) for key in q.keys()}
+    scoped = _scoped_user_id(request)
+    if scoped is not None:
+        # agno's resolve_db_and_scope: the token's user wins over the user_id filter.
+        query["user_id"] = [scoped]
+    return query
+
+
+def _scoped_user_id(request: web.Request) -> str | None:
+    identity = request.get(IDENTITY_KEY)
+    return identity.scoped_user_id if isinstance(identity, Identity) else None
 
 
 async def _body(request: web.Request) -> Any:
@@ -114,7 +125,16 @@ def _collect(*steps: Any) -> list[Any]:
 
 
 async def resolve_db(request: web.Request, db_id: str | None, table: str | None) -> DatabaseHandle:
-    """agno's `get_db`: the same choices and the same error texts."""
+    """agno's `get_db` (the same choices and error texts), then `get_scoped_user_id`'s 403 for
+    a token without a user under user isolation (agno's `resolve_db_and_scope` order)."""
+    handle = await _resolve_db(request, db_id, table)
+    identity = request.get(IDENTITY_KEY)
+    if isinstance(identity, Identity) and identity.missing_identity:
+        raise HTTPError(403, MISSING_USER_IDENTITY)
+    return handle
+
+
+async def _resolve_db(request: web.Request, db_id: str | None, table: str | None) -> DatabaseHandle:
     if table and not db_id:
         raise HTTPError(400, "The db_id query parameter is required when passing a table")
     databases: dict[str, DatabaseHandle] = request.app[DATABASES]
@@ -326,6 +346,12 @@ def _session_values(session_type: str, session_id: str, fields: dict[str, Any], 
     }
 
 
+ID_TAKEN_ELSEWHERE = (
+    "Could not create a session with the supplied session_id. "
+    "Omit session_id to have one generated, or choose a different one."
+)
+
+
 async def create_session(request: web.Request, path: dict[str, str]) -> web.Response:
     raw = await _body(request)
     q, body = _collect(
@@ -344,8 +370,10 @@ async def create_session(request: web.Request, path: dict[str, str]) -> web.Resp
         session_data["session_state"] = body.session_state
     if body.session_name is not None:
         session_data["session_name"] = body.session_name
+    # agno: a verified token's user id wins over the body's (request.state.user_id, JWT mode).
+    token_user_id = request.get(USER_ID_KEY)
     fields: dict[str, Any] = {
-        "user_id": body.user_id,
+        "user_id": body.user_id if token_user_id is None else token_user_id,
         "session_data": session_data or None,
         "metadata": metadata,
         f"{session_type}_id": getattr(body, f"{session_type}_id"),
@@ -359,6 +387,10 @@ async def create_session(request: web.Request, path: dict[str, str]) -> web.Resp
     conflict = f"Session with id '{session_id}' already exists. Use PATCH /sessions/{session_id} to update it."
     async with db.pool.acquire() as conn:
         if body.session_id is not None and await db.store.session_exists(conn, session_id):
+            scoped = _scoped_user_id(request)
+            if scoped is not None and await db.store.get_session(conn, session_id, scoped) is None:
+                # agno under user isolation: another user's id is refused without saying so.
+                raise HTTPError(409, ID_TAKEN_ELSEWHERE)
             raise HTTPError(409, conflict)
         # Insert-if-absent is atomic here; agno's check-then-upsert could overwrite in a race.
         row = await db.store.insert_session(conn, _session_values(session_type, session_id, fields, now))

@@ -488,6 +488,16 @@ def test_real_config_loads(real):
         "patch-non-finite-number",
         "create-unrenderable-nesting",
         "patch-unrenderable-nesting",
+        "database-away-list",
+        "database-away-read",
+        "database-away-runs",
+        "database-away-run-previews",
+        "database-away-run",
+        "database-away-create",
+        "database-away-rename",
+        "database-away-patch",
+        "database-away-delete",
+        "database-away-bulk-delete",
     ]
     assert load_known_differences(REPO / "config" / "known_differences.yaml") == real.known
 
@@ -522,6 +532,16 @@ EXPLAINED = {
         resp(LEGACY_TYPE_ERROR, 500),
         resp({"detail": "summary: missing key 'summary'"}, 422),
         Request("PATCH", "/sessions/s1", JSON, b'{"summary":{"topics":[]}}'),
+    ),
+    "database-away-list": (
+        resp(b'{"detail":"Internal server error (OperationalError)"}', 500),
+        resp({"detail": "Database unavailable (ConnectionRefusedError)"}, 503),
+        Request.parse("GET /sessions?limit=5"),
+    ),
+    "database-away-bulk-delete": (
+        resp(b'{"detail":"Internal server error (OperationalError)"}', 500),
+        resp({"detail": "Database unavailable (ConnectionRefusedError)"}, 503),
+        Request("DELETE", "/sessions", JSON, b'{"session_ids":["s1"],"session_types":["agent"]}'),
     ),
 }
 
@@ -792,3 +812,12 @@ def test_rules_file_null_lists_and_omitted_keys(tmp_path):
     )
     assert r.defaults.headers == ("x-a",) and r.defaults.ignore == ()
     assert r.for_route("GET /a").headers == () and r.for_route("GET /b") == r.defaults
+
+
+def test_database_away_needs_legacys_500(real):
+    """Native's 503 beside a legacy that answered (its own database up) is not explained: only
+    the pair of both databases away is `database-away-*`."""
+    native = resp({"detail": "Database unavailable (ConnectionRefusedError)"}, 503)
+    assert _known(real, resp(LIST_PAGE, 200), native, Request.parse("GET /sessions")) == ("mismatch", None)
+    other_500 = resp(LEGACY_DATA_ERROR, 500)
+    assert _known(real, other_500, native, Request.parse("GET /sessions")) == ("mismatch", None)
