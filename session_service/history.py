@@ -22,6 +22,7 @@ Pure functions: validation raises `RequestInvalid` with FastAPI's 422 list, loca
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any
 
@@ -306,14 +307,32 @@ def validate_runs(runs: Any, session_type: str, session_id: str, loc: tuple[Any,
             continue
         seen.add(data["run_id"])
         data["session_id"] = session_id  # agno's runs carry their session's id
-        problems = unstorable(data, at, sanitized=True)
+        clean = _plainly_storable(data)
+        problems = [] if clean else unstorable(data, at, sanitized=True)
         if not problems and not render.renderable(data):
             problems = [_value_error(at, "nested too deeply for the run to be rendered", None)]
         errors.extend(problems)
-        stored.append(sanitize_strings(data))
+        stored.append(data if clean else sanitize_strings(data))
     if errors:
         raise RequestInvalid(errors)
     return stored
+
+
+# In `json.dumps(ensure_ascii=False)` text: an escaped character agno strips or Postgres refuses
+# (\x00-\x08, \x0b, \x0c, \x0e-\x1f), or a raw lone surrogate, U+FFFE or U+FFFF. A literal
+# backslash before `b`/`f` also matches: a false alarm only sends the run the slow way.
+_SUSPECT = re.compile(r"\\u00(?:0[0-8bcef]|1[0-9a-fA-F])|\\[bf]|[\ud800-\udfff\ufffe\uffff]")
+
+
+def _plainly_storable(data: Any) -> bool:
+    """Whether `data` certainly needs neither agno's string sanitizing nor a refusal: one
+    serialization and one regex search instead of two walks of every string (the import's
+    cost was mostly those walks). False means "look closer", never "refuse"."""
+    try:
+        text = json.dumps(data, ensure_ascii=False, allow_nan=False)
+    except ValueError:  # NaN or Infinity
+        return False
+    return _SUSPECT.search(text) is None
 
 
 def _value_error(loc: tuple[Any, ...], message: str, value: Any) -> _Obj:

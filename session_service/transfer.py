@@ -207,19 +207,27 @@ async def import_(dsn: str, tables: Tables, lines: Iterable[str], progress: Prog
         store = await _store(conn, tables, create=True)
         for batch in _batches(lines, PAGE):
             now = int(time.time())
-            prepared: list[Prepared] = []
+            decoded: list[tuple[int, Any]] = []
             for number, text in batch:
                 try:
-                    prepared.append(prepare(json.loads(text), number, now))
-                except (LineInvalid, ValueError, RecursionError) as exc:
+                    decoded.append((number, json.loads(text)))
+                except (ValueError, RecursionError) as exc:
                     failed += 1
-                    _report(progress, exc if isinstance(exc, LineInvalid) else f"line {number}: invalid JSON ({exc})")
-            present = await store.existing_session_ids(conn, [p.session_id for p in prepared])
+                    _report(progress, f"line {number}: invalid JSON ({exc})")
+            ids = [line.get("session_id") for _, line in decoded if isinstance(line, dict)]
+            present = await store.existing_session_ids(conn, [i for i in ids if isinstance(i, str)])
+            prepared: list[Prepared] = []
+            for number, line in decoded:
+                if not replace and isinstance(line, dict) and line.get("session_id") in present:
+                    progress.count("skipped")  # checked before validating: a resumed import is cheap
+                    continue
+                try:
+                    prepared.append(prepare(line, number, now))
+                except LineInvalid as exc:
+                    failed += 1
+                    _report(progress, exc)
             for p in prepared:
                 exists = p.session_id in present
-                if exists and not replace:
-                    progress.count("skipped")
-                    continue
                 try:
                     row = await store.insert_session_with_runs(conn, p.values, p.rows, replace=exists)
                 except asyncpg.UniqueViolationError as exc:
