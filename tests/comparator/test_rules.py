@@ -488,6 +488,8 @@ def test_real_config_loads(real):
         "patch-non-finite-number",
         "create-unrenderable-nesting",
         "patch-unrenderable-nesting",
+        "create-with-runs",
+        "create-with-summary",
     ]
     assert load_known_differences(REPO / "config" / "known_differences.yaml") == real.known
 
