@@ -307,32 +307,51 @@ def validate_runs(runs: Any, session_type: str, session_id: str, loc: tuple[Any,
             continue
         seen.add(data["run_id"])
         data["session_id"] = session_id  # agno's runs carry their session's id
-        clean = _plainly_storable(data)
-        problems = [] if clean else unstorable(data, at, sanitized=True)
+        text = _plainly_storable(data)
+        problems = [] if text is not None else unstorable(data, at, sanitized=True)
         if not problems and not render.renderable(data):
             problems = [_value_error(at, "nested too deeply for the run to be rendered", None)]
         errors.extend(problems)
-        stored.append(data if clean else sanitize_strings(data))
+        stored.append(RunData(data, text) if text is not None else RunData(sanitize_strings(data)))
     if errors:
         raise RequestInvalid(errors)
     return stored
 
 
+class RunData(dict[str, Any]):
+    """A stored run dict that may carry its JSON text (`json.dumps(ensure_ascii=False)`),
+    computed once by the storability check and written as is (the import's CPU was mostly
+    serializing each run twice)."""
+
+    def __init__(self, data: _Obj, text: str | None = None):
+        super().__init__(data)
+        self.text = text
+
+    def json_text(self) -> str:
+        return self.text if self.text is not None else json.dumps(self, ensure_ascii=False)
+
+
 # In `json.dumps(ensure_ascii=False)` text: an escaped character agno strips or Postgres refuses
-# (\x00-\x08, \x0b, \x0c, \x0e-\x1f), or a raw lone surrogate, U+FFFE or U+FFFF. A literal
-# backslash before `b`/`f` also matches: a false alarm only sends the run the slow way.
-_SUSPECT = re.compile(r"\\u00(?:0[0-8bcef]|1[0-9a-fA-F])|\\[bf]|[\ud800-\udfff\ufffe\uffff]")
+# (\x00-\x08, \x0b, \x0c, \x0e-\x1f; \b and \f are two of them), or a raw lone surrogate,
+# U+FFFE or U+FFFF. A literal backslash before `b`/`f` also matches: a false alarm only sends the
+# run the slow way.
+_ESCAPED = re.compile(r"\\u00(?:0[0-8bcef]|1[0-9a-fA-F])|\\[bf]")
+_RAW = re.compile("[\ud800-\udfff\ufffe\uffff]")
 
 
-def _plainly_storable(data: Any) -> bool:
-    """Whether `data` certainly needs neither agno's string sanitizing nor a refusal: one
-    serialization and one regex search instead of two walks of every string (the import's
-    cost was mostly those walks). False means "look closer", never "refuse"."""
+def _plainly_storable(data: Any) -> str | None:
+    """`data`'s JSON text when it certainly needs neither agno's string sanitizing nor a
+    refusal (one serialization and substring scans instead of two walks of every string), else
+    None, which means "look closer", never "refuse"."""
     try:
         text = json.dumps(data, ensure_ascii=False, allow_nan=False)
     except ValueError:  # NaN or Infinity
-        return False
-    return _SUSPECT.search(text) is None
+        return None
+    if ("\\u00" in text or "\\b" in text or "\\f" in text) and _ESCAPED.search(text):
+        return None
+    if not text.isascii() and _RAW.search(text):
+        return None
+    return text
 
 
 def _value_error(loc: tuple[Any, ...], message: str, value: Any) -> _Obj:
@@ -378,7 +397,7 @@ def run_rows(session_id: str, user_id: str | None, runs: list[_Obj], now: int) -
                 "parent_run_id": run.get("parent_run_id"),
                 "status": run.get("status"),
                 "run_index": index,
-                "run_data": run,
+                "run_data": run.json_text() if isinstance(run, RunData) else run,
                 "created_at": int(run.get("created_at") or now),
                 "updated_at": now,
             }

@@ -403,7 +403,14 @@ class Store:
         )
         await conn.executemany(
             f"INSERT INTO {self.runs} ({', '.join(self._RUN_COLUMNS)}) VALUES ({params})",
-            [tuple(_text(r[c]) if c == "run_data" else r[c] for c in self._RUN_COLUMNS) for r in rows],
+            # run_data may come as its JSON text already (session_service.history.RunData).
+            [
+                tuple(
+                    (r[c] if isinstance(r[c], str) else _text(r[c])) if c == "run_data" else r[c]
+                    for c in self._RUN_COLUMNS
+                )
+                for r in rows
+            ],
         )
 
     async def insert_session_with_runs(
