@@ -490,6 +490,8 @@ def test_real_config_loads(real):
         "patch-unrenderable-nesting",
         "create-with-runs",
         "create-with-summary",
+        "create-with-malformed-runs",
+        "create-with-malformed-summary",
     ]
     assert load_known_differences(REPO / "config" / "known_differences.yaml") == real.known
 

@@ -222,3 +222,23 @@ def test_known_difference_create_with_history(entry: str, extra: dict[str, Any],
     # Both read native's row alike: agno's reader sees the history native kept.
     for path in (f"/sessions/{nid}", f"/sessions/{nid}/runs"):
         pair.same(send(client, legacy, "GET", path), send(client, native, "GET", path), f"GET {path}")
+
+
+@pytest.mark.parametrize(
+    ("entry", "extra"),
+    [
+        ("create-with-malformed-runs", {"runs": [{"agent_id": "basic-agent", "run_input": "no run id"}]}),
+        ("create-with-malformed-summary", {"summary": {"topics": ["no summary key"]}}),
+    ],
+)
+def test_known_difference_malformed_history(entry: str, extra: dict[str, Any], pair: Pair) -> None:
+    """Legacy never reads the keys (201); native refuses what it cannot store as agno would."""
+    token = uuid.uuid4().hex[:8]
+    lid, nid = f"L-badhist-{token}", f"N-badhist-{token}"
+    client, legacy, native = pair
+    lr = send(client, legacy, "POST", "/sessions", body={"session_id": lid, **extra})
+    nr = send(client, native, "POST", "/sessions", body={"session_id": nid, **extra})
+    assert (lr.status, nr.status) == (201, 422), (lr.body, nr.body)
+    request = Request("POST", "/sessions", {"Content-Type": "application/json"}, json.dumps(extra).encode())
+    pair.known(entry, lr, nr, request)
+    assert send(client, native, "GET", f"/sessions/{nid}").status == 404
