@@ -211,3 +211,15 @@ def test_interrupted_import_resumes(exported: Path, pg_dsn: str, tmp_path: Path)
         ), resumed.err
         assert count(dsn) == total
         assert count(dsn, "agno_runs") == total * runs_per
+
+
+def test_db_id_names_a_database_of_the_services_configuration(
+    exported: Path, pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGNO_SESSION_DSN_MAP", json.dumps({"src": pg_dsn}))
+    by_id = run_command("export", "--db-id", "src", "--type", "workflow")
+    assert by_id.code == 0, by_id.err
+    expected = [i for i in lines(exported) if i["session_type"] == "workflow"]
+    assert [json.loads(line) for line in by_id.out.splitlines()] == expected
+    missing = run_command("export", "--db-id", "nowhere")
+    assert missing.code == 2 and "nowhere" in missing.err
