@@ -75,7 +75,9 @@ def reads(client: httpx.Client, base: str, db_id: str, session_ids: list[str]) -
         out[path] = r.content
         return r.content
 
-    get("/sessions?limit=100&sort_by=created_at&sort_order=asc")
+    # session_id order: unique, where created_at ties (sessions made in one second) order freely
+    get("/sessions?limit=100&sort_by=session_id&sort_order=asc")
+    get("/sessions?limit=100&sort_by=session_id&sort_order=desc&type=agent")
     for sid in session_ids:
         for stype in (None, "agent", "team", "workflow"):
             q = f"?type={stype}" if stype else ""
