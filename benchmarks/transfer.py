@@ -37,9 +37,16 @@ def _cpu_self() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _cpu_postgres() -> float:
-    """utime+stime (s) of every live `postgres` process on the machine (this run's embedded
-    server), plus the children they reaped (cutime+cstime: the postmaster's exited backends)."""
+def _cpu_postgres(data_dir: Path | None) -> float:
+    """utime+stime (s) of this run's Postgres: the postmaster (named in the data directory's
+    postmaster.pid) and its live children, plus the children it reaped (cutime+cstime). Other
+    Postgres servers on the machine (other test runs) are not counted. 0 without a data dir."""
+    if data_dir is None:
+        return 0.0
+    try:
+        postmaster = Path(data_dir, "postmaster.pid").read_text().split()[0]
+    except (OSError, IndexError):
+        return 0.0
     tick = os.sysconf("SC_CLK_TCK")
     total = 0
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -47,10 +54,11 @@ def _cpu_postgres() -> float:
             stat = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
             continue
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        if name.startswith("postgres"):
-            fields = stat[stat.rindex(")") + 2 :].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if pid == postmaster:
             total += sum(int(v) for v in fields[11:15])
+        elif fields[1] == postmaster:  # ppid
+            total += int(fields[11]) + int(fields[12])
     return total / tick
 
 
@@ -68,10 +76,10 @@ def synthetic(template: dict[str, Any], n: int, runs_per: int) -> Iterator[str]:
         yield json.dumps({**template, "session_id": sid, "created_at": template["created_at"] + i, "runs": runs})
 
 
-def _timed(label: str, fn: Any, sessions: int) -> dict[str, Any]:
-    cpu0, pg0, t0 = _cpu_self(), _cpu_postgres(), time.perf_counter()
+def _timed(label: str, fn: Any, sessions: int, data_dir: Path | None) -> dict[str, Any]:
+    cpu0, pg0, t0 = _cpu_self(), _cpu_postgres(data_dir), time.perf_counter()
     fn()
-    wall, cpu, pg = time.perf_counter() - t0, _cpu_self() - cpu0, _cpu_postgres() - pg0
+    wall, cpu, pg = time.perf_counter() - t0, _cpu_self() - cpu0, _cpu_postgres(data_dir) - pg0
     result = {
         "step": label,
         "sessions": sessions,
@@ -111,18 +119,24 @@ def main(argv: list[str] | None = None) -> int:
         src = create_database(server.admin_dsn, "bench_src")
         dst = create_database(server.admin_dsn, "bench_dst")
         exported = work / "exported.jsonl"
+        embedded = getattr(server, "_embedded", None)  # None on an external server: no Postgres CPU
+        data_dir = embedded.data_dir if embedded is not None else None
         results = [
-            _timed("import (into an empty database)", lambda: _import(src, tables, source, quiet), args.sessions),
-            _timed("export", lambda: _export(src, tables, exported, quiet), args.sessions),
+            _timed(
+                "import (into an empty database)", lambda: _import(src, tables, source, quiet), args.sessions, data_dir
+            ),
+            _timed("export", lambda: _export(src, tables, exported, quiet), args.sessions, data_dir),
             _timed(
                 "import (the export, into another database)",
                 lambda: _import(dst, tables, exported, quiet),
                 args.sessions,
+                data_dir,
             ),
             _timed(
                 "import again (every id present: all skipped)",
                 lambda: _import(dst, tables, exported, quiet),
                 args.sessions,
+                data_dir,
             ),
         ]
         print(
