@@ -374,3 +374,82 @@ class Store:
                 )
             if self.compactions:
                 await conn.execute(f"DELETE FROM {self.compactions} WHERE session_id = ANY($1::varchar[])", cascade)
+
+    # ---- sessions with their history (issue 14: create with runs, import) -------------------
+
+    _RUN_COLUMNS = (
+        "run_id",
+        "session_id",
+        "run_type",
+        "agent_id",
+        "team_id",
+        "workflow_id",
+        "user_id",
+        "parent_run_id",
+        "status",
+        "run_index",
+        "run_data",
+        "created_at",
+        "updated_at",
+    )
+
+    async def insert_runs(self, conn: asyncpg.Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """The runs-table rows of one session, as agno's `upsert_run` writes them (run_data as
+        JSON text cast to jsonb). A run id already stored anywhere raises UniqueViolationError."""
+        if not rows:
+            return
+        params = ", ".join(
+            f"${i + 1}::text::jsonb" if c == "run_data" else f"${i + 1}" for i, c in enumerate(self._RUN_COLUMNS)
+        )
+        await conn.executemany(
+            f"INSERT INTO {self.runs} ({', '.join(self._RUN_COLUMNS)}) VALUES ({params})",
+            # run_data may come as its JSON text already (session_service.history.RunData).
+            [
+                tuple(
+                    (r[c] if isinstance(r[c], str) else _text(r[c])) if c == "run_data" else r[c]
+                    for c in self._RUN_COLUMNS
+                )
+                for r in rows
+            ],
+        )
+
+    async def insert_session_with_runs(
+        self,
+        conn: asyncpg.Connection,
+        values: dict[str, Any],
+        rows: Sequence[dict[str, Any]],
+        *,
+        replace: bool = False,
+    ) -> dict[str, Any] | None:
+        """The session row and all its runs in one transaction. None when the id is taken
+        (and not `replace`); with `replace` the stored session and its runs are deleted first,
+        in the same transaction. A run id held by another session raises UniqueViolationError
+        and nothing is written."""
+        async with conn.transaction():
+            if replace:
+                await self.delete_session(conn, values["session_id"], None)
+            row = await self.insert_session(conn, values)
+            if row is None:
+                return None
+            await self.insert_runs(conn, rows)
+        return row
+
+    async def existing_session_ids(self, conn: asyncpg.Connection, session_ids: Sequence[str]) -> set[str]:
+        """Which of `session_ids` are stored (an import skips them)."""
+        rows = await conn.fetch(
+            f"SELECT session_id FROM {self.sessions} WHERE session_id = ANY($1::varchar[])", list(session_ids)
+        )
+        return {r["session_id"] for r in rows}
+
+    async def sessions_after(
+        self, conn: asyncpg.Connection, q: SessionQuery, after: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Export: the sessions matching the list filters, in session_id order after `after`
+        (keyset pages: stable while other clients write, unlike LIMIT/OFFSET)."""
+        where, args = self._list_where(q)
+        if after is not None:
+            args.append(after)
+            where += (" AND " if where else " WHERE ") + f"session_id > ${len(args)}"
+        args.append(limit)
+        rows = await conn.fetch(f"SELECT * FROM {self.sessions}{where} ORDER BY session_id LIMIT ${len(args)}", *args)
+        return [dict(r) for r in rows]

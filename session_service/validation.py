@@ -40,6 +40,10 @@ class CreateSessionRequest(BaseModel):
     agent_id: str | None = None
     team_id: str | None = None
     workflow_id: str | None = None
+    # Native only (issue 14): the session's history, validated by session_service.history with
+    # errors naming the run's index. agno 3.1.10 has neither field and drops both keys.
+    runs: Any = None
+    summary: Any = None
 
 
 class UpdateSessionRequest(BaseModel):

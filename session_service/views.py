@@ -15,7 +15,7 @@ from uuid import uuid4
 import asyncpg
 from aiohttp import web
 
-from . import render
+from . import history, render
 from .appkeys import DATABASES, SETTINGS
 from .auth_jwt import IDENTITY_KEY, MISSING_USER_IDENTITY, USER_ID_KEY, Identity
 from .store import SessionQuery, Store
@@ -383,8 +383,15 @@ async def create_session(request: web.Request, path: dict[str, str]) -> web.Resp
         for key in ("session_data", "workflow_data", "metadata"):
             if fields.get(key) is None:
                 fields[key] = {}
+    # Native only: a history sent with the session (see session_service.history and the known
+    # difference create-with-runs). Validated whole before anything is written.
+    runs = history.validate_runs(body.runs, session_type, session_id) if body.runs is not None else []
+    summary = history.validate_summary(body.summary, session_type)
+    if summary is not None:
+        fields["summary"] = summary
     now = int(time.time())
     conflict = f"Session with id '{session_id}' already exists. Use PATCH /sessions/{session_id} to update it."
+    values = _session_values(session_type, session_id, fields, now)
     async with db.pool.acquire() as conn:
         if body.session_id is not None and await db.store.session_exists(conn, session_id):
             scoped = _scoped_user_id(request)
@@ -393,10 +400,17 @@ async def create_session(request: web.Request, path: dict[str, str]) -> web.Resp
                 raise HTTPError(409, ID_TAKEN_ELSEWHERE)
             raise HTTPError(409, conflict)
         # Insert-if-absent is atomic here; agno's check-then-upsert could overwrite in a race.
-        row = await db.store.insert_session(conn, _session_values(session_type, session_id, fields, now))
+        if body.runs is None:
+            row = await db.store.insert_session(conn, values)
+        else:
+            try:
+                rows = history.run_rows(session_id, body.user_id, runs, now)
+                row = await db.store.insert_session_with_runs(conn, values, rows)
+            except asyncpg.UniqueViolationError:
+                raise HTTPError(409, "A run of this session is already stored (run ids are unique)") from None
     if row is None:
         raise HTTPError(409, conflict)
-    return json_response(render.session_detail(row, [], session_type, include_none=False), status=201)
+    return json_response(render.session_detail(row, runs, session_type, include_none=False), status=201)
 
 
 async def rename_session(request: web.Request, path: dict[str, str]) -> web.Response:
