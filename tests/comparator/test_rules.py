@@ -488,6 +488,10 @@ def test_real_config_loads(real):
         "patch-non-finite-number",
         "create-unrenderable-nesting",
         "patch-unrenderable-nesting",
+        "list-unrenderable-row",
+        "read-unrenderable-row",
+        "rename-unrenderable-row",
+        "patch-unrenderable-row",
     ]
     assert load_known_differences(REPO / "config" / "known_differences.yaml") == real.known
 
