@@ -608,6 +608,25 @@ def test_known_difference_wrong_body_trigger_is_mismatch(real):
         assert _known(real, legacy, native, Request("PATCH", "/sessions/s1", JSON, body)) == ("mismatch", None)
 
 
+@pytest.mark.parametrize(
+    "body,entry",
+    [
+        ('{"session_state":{"x":1e400}}', "create-non-finite-number"),
+        ('{"metadata":{"x":[-1E+400]}}', "create-non-finite-number"),
+        ("1e400", "create-non-finite-number"),
+        ('{"session_state":{"x":NaN}}', "create-non-finite-number"),
+        # Digits and an "e" inside a string (a hex id) are no number: the nesting explains it.
+        ('{"session_id":"L-deep-6b27e025","metadata":' + '{"a":' * 300 + "1" + "}" * 300 + "}", None),
+        ('{"session_id":"a-27e025","metadata":' + '{"a":' * 300 + "1" + "}" * 300 + "}", None),
+    ],
+)
+def test_non_finite_trigger_is_a_number_token(real, body, entry):
+    legacy = resp(b'{"detail":"Internal server error (PydanticSerializationError)"}', 500)
+    native = resp({"detail": [{"type": "value_error", "loc": ["body", "metadata"], "msg": "x"}]}, 422)
+    known = _known(real, legacy, native, Request("POST", "/sessions", JSON, body.encode()))
+    assert known == ("expected", entry or "create-unrenderable-nesting")
+
+
 def test_known_difference_fixed_body_must_match(real):
     """Where the entry fixes a side's body, another body on that side is a mismatch."""
     _, native, request = EXPLAINED["list-page-zero"]
