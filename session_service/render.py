@@ -29,8 +29,50 @@ import pydantic_core
 
 
 def dumps(body: Any) -> bytes:
-    """Response bytes exactly as FastAPI 0.165 writes a response model (pydantic-core)."""
-    return pydantic_core.to_json(body)
+    """Response bytes exactly as FastAPI 0.165 writes a response model (pydantic-core).
+
+    A stored value nested deeper than pydantic-core's limit (255 levels; only agno can store
+    one: its create/PATCH commits before failing to render) is written level by level instead,
+    so one such row never turns a read into a 500 (agno's does: see known differences). The
+    bytes are the ones pydantic-core writes for every value it can."""
+    try:
+        return pydantic_core.to_json(body)
+    except pydantic_core.PydanticSerializationError as exc:
+        if "depth exceeded" not in str(exc):
+            raise
+        return _dumps_deep(body)
+
+
+class _Token(bytes):
+    """Punctuation already written, on `_dumps_deep`'s stack among the values still to write."""
+
+
+def _dumps_deep(body: Any) -> bytes:
+    """pydantic-core's JSON for dicts and lists of any depth: containers walked with an explicit
+    stack (no recursion limit), every scalar written by pydantic-core itself."""
+    out: list[bytes] = []
+    stack: list[Any] = [body]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _Token):
+            out.append(item)
+        elif isinstance(item, dict):
+            todo: list[Any] = [_Token(b"{")]
+            for i, (key, value) in enumerate(item.items()):
+                key_json = pydantic_core.to_json(key if isinstance(key, str) else str(key))
+                todo += [_Token((b"," if i else b"") + key_json + b":"), value]
+            todo.append(_Token(b"}"))
+            stack.extend(reversed(todo))
+        elif isinstance(item, (list, tuple)):
+            todo = [_Token(b"[")]
+            for i, value in enumerate(item):
+                todo += [_Token(b",")] if i else []
+                todo.append(value)
+            todo.append(_Token(b"]"))
+            stack.extend(reversed(todo))
+        else:
+            out.append(pydantic_core.to_json(item))
+    return b"".join(out)
 
 
 def renderable(value: Any) -> bool:
@@ -39,18 +81,17 @@ def renderable(value: Any) -> bool:
     detail object. agno stores such a value and then answers 500 on every read of the row;
     native refuses it before writing (see known differences)."""
     try:
-        dumps({"field": value})
+        pydantic_core.to_json({"field": value})
     except pydantic_core.PydanticSerializationError:
         return False
     return True
 
 
 def dumps_page(page: dict[str, Any]) -> bytes:
-    """A `session_page` as FastAPI writes it. pydantic-core refuses values nested 255 deep
-    (PydanticSerializationError); agno's `PaginatedResponse[SessionSchema]` counts that depth
-    from inside each item's dict fields (a `session_state` or `metadata` nested 255 levels
-    still lists, 256 does not), so each item and its dict fields are written level by level
-    and only what lies below is handed to pydantic-core. The bytes are the same."""
+    """A `session_page` as FastAPI writes it. agno's `PaginatedResponse[SessionSchema]` counts
+    pydantic-core's depth limit from inside each item's dict fields (a `session_state` nested
+    255 levels still lists, 256 does not), so each item and its dict fields are written level by
+    level and what lies below goes to `dumps` (which also writes what agno cannot)."""
     items = b",".join(_dumps_levels(item, 2) for item in page["data"])
     return b'{"data":[' + items + b'],"meta":' + dumps(page["meta"]) + b"}"
 

@@ -10,10 +10,11 @@ import pydantic_core
 import pytest
 from agno.db.utils import merge_runs_table_with_legacy_blob
 from agno.models.message import Message
-from agno.os.schema import _agent_metadata
+from agno.os.schema import PaginatedResponse, SessionSchema, _agent_metadata
 from agno.os.utils import get_run_input, get_session_name, stringify_input_content
 from agno.session.summary import SessionSummary
 from agno.utils.string import sanitize_postgres_string, sanitize_postgres_strings
+from pydantic import TypeAdapter
 
 from session_service import render, validation
 
@@ -285,22 +286,69 @@ def test_dumps_page_is_the_same_bytes() -> None:
     assert render.dumps_page(page) == render.dumps(page)
 
 
-@pytest.mark.parametrize("depth,ok", [(255, True), (256, False)])
-def test_dumps_page_renders_as_deep_as_agnos_list(depth: int, ok: bool) -> None:
-    page = render.session_page([{"session_id": "s", "metadata": _nested(depth)}], 1, 20, 1)
-    if ok:
-        assert json.loads(render.dumps_page(page))["data"][0]["metadata"] == _nested(depth)
-    else:
-        with pytest.raises(pydantic_core.PydanticSerializationError, match="depth exceeded"):
-            render.dumps_page(page)
+def _agno_lists(item: dict) -> bool:
+    """Whether agno's list answer (`PaginatedResponse[SessionSchema]`, as FastAPI dumps it) renders."""
+    adapter = TypeAdapter(PaginatedResponse[SessionSchema])
+    meta = {"page": 1, "limit": 20, "total_pages": 1, "total_count": 1}
+    try:
+        adapter.dump_json(PaginatedResponse(data=[SessionSchema(**item)], meta=meta), exclude_none=True)
+    except pydantic_core.PydanticSerializationError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("depth", [255, 256, 300, 600])
+def test_dumps_page_renders_any_depth(depth: int) -> None:
+    """agno's list renders 255 levels inside an item's field, not 256 (it answers 500, a known
+    difference); native writes every row, with the bytes agno writes for the rows it can."""
+    item = {"session_id": "s", "session_name": "n", "metadata": _nested(depth)}
+    assert _agno_lists(item) is (depth <= 255)
+    page = render.session_page([item, {"session_id": "t", "session_state": _nested(depth)}], 1, 20, 2)
+    body = render.dumps_page(page)
+    assert json.loads(body)["data"][0]["metadata"] == _nested(depth)
+    assert json.loads(body)["data"][1]["session_state"] == _nested(depth)
+    if depth <= 255:
+        assert body == render.dumps(page)
 
 
 @pytest.mark.parametrize("depth,ok", [(253, True), (254, False)])
 def test_renderable_is_the_detail_limit(depth: int, ok: bool) -> None:
+    """Writes still refuse what agno could not answer (the detail limit, 254 levels)."""
     assert render.renderable(_nested(depth)) is ok
     if not ok:
         with pytest.raises(pydantic_core.PydanticSerializationError, match="depth exceeded"):
-            render.dumps({"session_state": _nested(depth)})
+            pydantic_core.to_json({"session_state": _nested(depth)})
+    # Native itself answers any depth it has stored (agno: 500, a known difference).
+    assert json.loads(render.dumps({"session_state": _nested(depth)}))["session_state"] == _nested(depth)
+
+
+DEEP_SAMPLES = [
+    {},
+    [],
+    {"a": [1, {"b": None}], "": [[], {}]},
+    ["Zoë 東京 ✓ 🙂", "\x01\x1f\u2028\ufffe", '"\\/', "<script>", "b" * 1000],
+    {"n": [0, -1, 2**53 + 1, 10**30, 1.5, -0.0, 1e-7, 1e308, 0.1, True, False, None]},
+    {"t": datetime(2026, 12, 1, 12, 0, tzinfo=UTC), "k\n": {"é": [1, [2, [3]]]}},
+]
+
+
+@pytest.mark.parametrize("value", DEEP_SAMPLES)
+def test_deep_writer_is_pydantic_cores_bytes(value: object) -> None:
+    """The fallback writes what pydantic-core writes, wherever both can write."""
+    assert render._dumps_deep(value) == pydantic_core.to_json(value)
+    assert render._dumps_deep({"x": value, "y": [value]}) == pydantic_core.to_json({"x": value, "y": [value]})
+
+
+def test_deep_writer_takes_lists_too() -> None:
+    value: list = [1]
+    for i in range(400):
+        value = [i, value] if i % 2 else [{"a": value}]
+    assert render.dumps(value) == json.dumps(value, separators=(",", ":")).encode()
+
+
+def test_other_serialization_errors_still_raise() -> None:
+    with pytest.raises(pydantic_core.PydanticSerializationError):
+        render.dumps({"x": object()})
 
 
 def test_body_nested_past_the_recursion_limit_is_unreadable() -> None:

@@ -502,6 +502,10 @@ def test_real_config_loads(real):
         "create-with-summary",
         "create-with-malformed-runs",
         "create-with-malformed-summary",
+        "list-unrenderable-row",
+        "read-unrenderable-row",
+        "rename-unrenderable-row",
+        "patch-unrenderable-row",
     ]
     assert load_known_differences(REPO / "config" / "known_differences.yaml") == real.known
 
@@ -626,6 +630,25 @@ def test_known_difference_wrong_body_trigger_is_mismatch(real):
     legacy, native, _ = EXPLAINED["patch-malformed-summary"]
     for body in (b'{"session_name":"x"}', b"", b"[]", b"not json"):
         assert _known(real, legacy, native, Request("PATCH", "/sessions/s1", JSON, body)) == ("mismatch", None)
+
+
+@pytest.mark.parametrize(
+    "body,entry",
+    [
+        ('{"session_state":{"x":1e400}}', "create-non-finite-number"),
+        ('{"metadata":{"x":[-1E+400]}}', "create-non-finite-number"),
+        ("1e400", "create-non-finite-number"),
+        ('{"session_state":{"x":NaN}}', "create-non-finite-number"),
+        # Digits and an "e" inside a string (a hex id) are no number: the nesting explains it.
+        ('{"session_id":"L-deep-6b27e025","metadata":' + '{"a":' * 300 + "1" + "}" * 300 + "}", None),
+        ('{"session_id":"a-27e025","metadata":' + '{"a":' * 300 + "1" + "}" * 300 + "}", None),
+    ],
+)
+def test_non_finite_trigger_is_a_number_token(real, body, entry):
+    legacy = resp(b'{"detail":"Internal server error (PydanticSerializationError)"}', 500)
+    native = resp({"detail": [{"type": "value_error", "loc": ["body", "metadata"], "msg": "x"}]}, 422)
+    known = _known(real, legacy, native, Request("POST", "/sessions", JSON, body.encode()))
+    assert known == ("expected", entry or "create-unrenderable-nesting")
 
 
 def test_known_difference_fixed_body_must_match(real):

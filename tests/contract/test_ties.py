@@ -3,9 +3,13 @@ agno AgentOS and by the native service over one Postgres, the same pages asked m
 
 Postgres lists tied rows in the order of the plan it picked, and both drivers change plans
 after a few executions of one statement (psycopg prepares from the 5th, asyncpg caches
-statements): the raw comparison (the shipped rules without the `sorted` rule) finds `order`
-mismatches on some pairs, the shipped rules on none, and a genuine order bug (two items of
-different keys swapped in one side's body) stays a mismatch.
+statements; Postgres then moves from custom plans to a generic one): for a while the two
+sides list a page from different plans. When exactly depends on which pooled connection
+served which request, so here each side's plan is pinned instead (`plan_cache_mode`: agno
+always plans the query with its values, native always uses the generic plan), which is where
+the switch leads, on every round. The raw comparison (the shipped rules without the `sorted`
+rule) finds `order` mismatches on some pairs, the shipped rules on none, and a genuine order
+bug (two items of different keys swapped in one side's body) stays a mismatch.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import random
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -100,14 +105,22 @@ def _response(answer: httpx.Response, side: str) -> Response:
     return Response(answer.status_code, headers, answer.content, side)  # type: ignore[arg-type]
 
 
+def _with_query(dsn: str, name: str, value: str) -> str:
+    parts = urlsplit(dsn)
+    query = urlencode([*parse_qsl(parts.query), (name, value)], quote_via=quote)
+    return urlunsplit(parts._replace(query=query))
+
+
 @pytest.fixture(scope="module")
 def sides(tied_rows: list[str], pg_dsn: str, fake_openai_url: str) -> Iterator[tuple[str, str]]:
     """A real AgentOS and a native service of their own, started after the rows are in: their
     drivers' statement caches start empty here, so the plan switches happen within this
     traffic whatever other tests asked the shared processes before."""
-    legacy = AgentOSProcess(pg_dsn, fake_openai_url, name="agentos-ties")
+    legacy_dsn = _with_query(pg_dsn, "options", "-c plan_cache_mode=force_custom_plan")  # libpq: psycopg
+    native_dsn = _with_query(pg_dsn, "plan_cache_mode", "force_generic_plan")  # asyncpg: a server setting
+    legacy = AgentOSProcess(legacy_dsn, fake_openai_url, name="agentos-ties")
     try:
-        native = NativeProcess({"AGNO_PG_DSN": pg_dsn, "AGNO_DEFAULT_DB_ID": "main-db"}, "native-ties")
+        native = NativeProcess({"AGNO_PG_DSN": native_dsn, "AGNO_DEFAULT_DB_ID": "main-db"}, "native-ties")
         try:
             yield legacy.url, native.url
         finally:
@@ -185,6 +198,10 @@ def test_raw_comparison_finds_tie_order_mismatches_and_the_rule_none(
             )
         print(f"[ties]   legacy {line[0]} native {line[1]}  {target}")
     assert raw_orders, "no pair differed in tie order: the traffic did not show the problem"
+    # The plans are pinned, so the sides differ on every round, not only while one has switched.
+    per_round = len(PAGES)
+    rounds_with_orders = {i // per_round for i, c in enumerate(before) if c.result == "mismatch"}
+    assert rounds_with_orders == set(range(ROUNDS)), sorted(rounds_with_orders)
     assert all({d.kind for d in c.differences} <= {"order", "value"} for c in raw_orders)
     assert mismatches_after == 0, [c.to_dict() for c in after if c.result == "mismatch"][:3]
     assert set(outcomes) <= {("match", None), ("expected", PAGE_EDGE_TIE)}
