@@ -38,6 +38,12 @@ from tests.reliability.fuzzing import SESSION_KEYED, Tally, changed_unnamed, fuz
 NATIVE_EXAMPLES = 70  # per operation: 10 operations
 GATEWAY_EXAMPLES = 40
 MIN_CASES = 1_000
+# Each test asserts its own share, so that either passes or fails alone (`-k`) and the two
+# together are over MIN_CASES (90 % of what was asked: schemathesis may drop duplicate cases).
+NATIVE_MIN_CASES = 640
+GATEWAY_MIN_CASES = 360
+assert NATIVE_MIN_CASES + GATEWAY_MIN_CASES >= MIN_CASES
+assert NATIVE_MIN_CASES <= NATIVE_EXAMPLES * 10 * 0.92 and GATEWAY_MIN_CASES <= GATEWAY_EXAMPLES * 10 * 0.9
 SCHEMA = "ai"
 # agno's own answer to `delete_media=true` on an AgentOS without media storage (agno's session
 # router raises it; native answers it byte for byte): a documented 503, not a server fault.
@@ -162,8 +168,8 @@ def test_native_answers_no_5xx_and_touches_only_named_rows(
     fuzz(schema, fuzz_native.url, examples=NATIVE_EXAMPLES, tally=tally, check=check, prepare=prepare)
     _report("native", tally, time.monotonic() - started, time.process_time() - cpu)
     CASES["native"] = tally.cases
-    assert tally.failures == []
-    assert tally.cases >= NATIVE_EXAMPLES * 10 * 0.9, tally.cases
+    assert not tally.failures, "\n".join(tally.failures)
+    assert tally.cases >= NATIVE_MIN_CASES, tally.cases
     # Both kinds of answer were reached: the fuzzer found the 2xx paths and the 4xx ones.
     assert any(s < 300 for s in tally.statuses) and any(400 <= s < 500 for s in tally.statuses), tally.statuses
 
@@ -194,8 +200,6 @@ def test_gateway_at_primary_answers_no_5xx(schema: Any, fuzz_gateway: Process, s
     fuzz(schema, fuzz_gateway.url, examples=GATEWAY_EXAMPLES, tally=tally, check=check, prepare=prepare)
     _report("gateway at primary", tally, time.monotonic() - started, time.process_time() - cpu)
     CASES["gateway"] = tally.cases
-    assert tally.failures == []
-    assert tally.cases >= GATEWAY_EXAMPLES * 10 * 0.9, tally.cases
-    total = sum(CASES.values())
-    print(f"[schemathesis] total: {total} cases ({json.dumps(CASES)})")
-    assert total >= MIN_CASES, CASES
+    assert not tally.failures, "\n".join(tally.failures)
+    assert tally.cases >= GATEWAY_MIN_CASES, tally.cases
+    print(f"[schemathesis] total: {sum(CASES.values())} cases ({json.dumps(CASES)})")
