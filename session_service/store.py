@@ -38,6 +38,39 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(typename, schema="pg_catalog", encoder=_text, decoder=json.loads, format="text")
 
 
+# Extra columns of the list statement, named so no sessions column can clash with them.
+FIRST_RUN = "agentos_session_first_run"
+FIRST_RUN_ID = "agentos_session_first_run_id"
+RUNS_ARRAY = "agentos_session_runs"
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """A `GET /sessions` page: the rows, the filtered total, and for each listed session with
+    no stored name that has runs, its first run (run_index, created_at order)."""
+
+    rows: list[dict[str, Any]]
+    total: int
+    first_runs: dict[str, Any]
+
+
+def _list_page(records: list[asyncpg.Record]) -> ListPage:
+    """Split the joined rows back into agno's two answers (an empty page is one row of NULLs)."""
+    total = int(records[0]["total"]) if records else 0
+    rows: list[dict[str, Any]] = []
+    first_runs: dict[str, Any] = {}
+    for record in records:
+        row = dict(record)
+        del row["total"]
+        run_id, run = row.pop(FIRST_RUN_ID), row.pop(FIRST_RUN)
+        if row["session_id"] is None:  # the page side of the join was empty (session_id is NOT NULL)
+            continue
+        if run_id is not None:
+            first_runs[row["session_id"]] = run
+        rows.append(row)
+    return ListPage(rows, total, first_runs)
+
+
 @dataclass(frozen=True)
 class SessionQuery:
     """The filters of `GET /sessions` (already validated)."""
@@ -192,20 +225,30 @@ class Store:
         column = "coalesce(updated_at, created_at)" if q.sort_by == "updated_at" else quote_ident(q.sort_by)
         return f" ORDER BY {column} {'ASC' if q.sort_order == 'asc' else 'DESC'}"
 
-    async def list_sessions(self, conn: asyncpg.Connection, q: SessionQuery) -> tuple[list[dict[str, Any]], int]:
-        """One page of session rows and the filtered total, the statement shapes agno runs."""
+    async def list_sessions(self, conn: asyncpg.Connection, q: SessionQuery) -> ListPage:
+        """One page of session rows, the filtered total and each unnamed row's first run, in one
+        round trip: agno's two statements (the count and the page) as the two sides of a join,
+        and the first run of every listed session without a stored name (what `session_name`
+        is derived from) as a lateral lookup on the runs' (session_id, run_index) index."""
         if not all(storable(v) for v in (q.user_id, q.component_id, q.session_name) if v is not None):
-            return [], 0  # a filter no stored text can equal or contain: agno answers 500 here
+            return ListPage([], 0, {})  # a filter no stored text can equal or contain: agno answers 500 here
         where, args = self._list_where(q)
-        total = await conn.fetchval(f"SELECT count(*) FROM (SELECT * FROM {self.sessions}{where}) AS filtered", *args)
         n = len(args)
+        # A LEFT JOIN LATERAL is a nested loop over the page: rows come back in the page's order.
         rows = await conn.fetch(
-            f"SELECT * FROM {self.sessions}{where}{self._order_by(q)} LIMIT ${n + 1} OFFSET ${n + 2}",
+            f"SELECT filtered.total, page.*, first_run.run_id AS {FIRST_RUN_ID}, first_run.run_data AS {FIRST_RUN} "
+            f"FROM (SELECT count(*) AS total FROM {self.sessions}{where}) AS filtered "
+            f"LEFT JOIN LATERAL (SELECT * FROM {self.sessions}{where}{self._order_by(q)} "
+            f"LIMIT ${n + 1} OFFSET ${n + 2}) AS page ON true "
+            f"LEFT JOIN LATERAL (SELECT run_id, run_data FROM {self.runs} "
+            "WHERE session_id = page.session_id "
+            "AND coalesce(page.session_data -> 'session_name', 'null'::jsonb) = 'null'::jsonb "
+            "ORDER BY run_index ASC, created_at ASC LIMIT 1) AS first_run ON true",
             *args,
             q.limit,
             (q.page - 1) * q.limit,
         )
-        return [dict(r) for r in rows], total
+        return _list_page(rows)
 
     async def runs_of_sessions(self, conn: asyncpg.Connection, session_ids: Sequence[str]) -> dict[str, list[Any]]:
         """Runs of many sessions in one query (agno's list order: run_index, created_at)."""
@@ -243,6 +286,53 @@ class Store:
             sql += " FOR UPDATE"
         row = await conn.fetchrow(sql, *args)
         return dict(row) if row is not None else None
+
+    async def session_with_runs(
+        self, conn: asyncpg.Connection, session_id: str, user_id: str | None
+    ) -> tuple[dict[str, Any] | None, list[Any]]:
+        """`get_session` and `runs_of_session` in one round trip: the runs (same order) as an
+        array column of the session row."""
+        if not storable(session_id) or (user_id is not None and not storable(user_id)):
+            return None, []  # no row can have it (agno's query fails: a 500; see known differences)
+        sql = (
+            f"SELECT s.*, ARRAY(SELECT run_data FROM {self.runs} WHERE session_id = s.session_id "
+            f"ORDER BY run_index ASC, created_at ASC, run_id ASC) AS {RUNS_ARRAY} "
+            f"FROM {self.sessions} AS s WHERE s.session_id = $1"
+        )
+        args: list[Any] = [session_id]
+        if user_id is not None:
+            sql += " AND s.user_id = $2"
+            args.append(user_id)
+        record = await conn.fetchrow(sql, *args)
+        if record is None:
+            return None, []
+        row = dict(record)
+        return row, list(row.pop(RUNS_ARRAY))
+
+    async def session_with_run(
+        self, conn: asyncpg.Connection, session_id: str, user_id: str | None, run_id: str
+    ) -> tuple[dict[str, Any] | None, bool, Any]:
+        """The session row and its run `run_id` by primary key, in one round trip: (row, whether
+        the runs table has that run for the session, its run_data)."""
+        if not storable(session_id) or (user_id is not None and not storable(user_id)):
+            return None, False, None
+        if not storable(run_id):
+            row = await self.get_session(conn, session_id, user_id)
+            return row, False, None
+        sql = (
+            f"SELECT s.*, r.run_id AS {FIRST_RUN_ID}, r.run_data AS {FIRST_RUN} FROM {self.sessions} AS s "
+            f"LEFT JOIN {self.runs} AS r ON r.run_id = $2 AND r.session_id = s.session_id WHERE s.session_id = $1"
+        )
+        args: list[Any] = [session_id, run_id]
+        if user_id is not None:
+            sql += " AND s.user_id = $3"
+            args.append(user_id)
+        record = await conn.fetchrow(sql, *args)
+        if record is None:
+            return None, False, None
+        row = dict(record)
+        found, run = row.pop(FIRST_RUN_ID) is not None, row.pop(FIRST_RUN)
+        return row, found, run
 
     async def session_exists(self, conn: asyncpg.Connection, session_id: str) -> bool:
         if not storable(session_id):
