@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from session_service import store
 from session_service.render import first_run_names
 
 SESSIONS = '"ai"."agno_sessions"'
@@ -30,6 +31,7 @@ RUNS = '"ai"."agno_runs"'
 FIRST_RUN = "agentos_session_first_run"
 FIRST_RUN_ID = "agentos_session_first_run_id"
 RUNS_ARRAY = "agentos_session_runs"
+NAME_INPUTS = store.NAME_INPUTS  # an expression, not a statement: the statements are spelled out here
 
 
 def _list(where: str, order: str, n: int) -> str:
@@ -40,7 +42,7 @@ def _list(where: str, order: str, n: int) -> str:
         f"FROM (SELECT count(*) AS total FROM {SESSIONS}{where}) AS filtered "
         f"LEFT JOIN LATERAL (SELECT * FROM {SESSIONS}{where}{order} "
         f"LIMIT ${n + 1} OFFSET ${n + 2}) AS page ON true "
-        f"LEFT JOIN LATERAL (SELECT run_id, run_data FROM {RUNS} "
+        f"LEFT JOIN LATERAL (SELECT run_id, {NAME_INPUTS} AS run_data FROM {RUNS} "
         "WHERE session_id = page.session_id "
         "AND coalesce(page.session_data -> 'session_name', 'null'::jsonb) = 'null'::jsonb "
         "ORDER BY run_index ASC, created_at ASC LIMIT 1) AS first_run ON true"

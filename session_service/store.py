@@ -42,6 +42,20 @@ async def init_connection(conn: asyncpg.Connection) -> None:
 FIRST_RUN = "agentos_session_first_run"
 FIRST_RUN_ID = "agentos_session_first_run_id"
 RUNS_ARRAY = "agentos_session_runs"
+# What `session_name` reads of a first run, cut down in SQL so a list page does not move and
+# decode whole runs (tool calls, metrics, every message) to derive 20 names: the member-run test
+# (`agent_id`), `input`, and of `messages` the user ones. Anything `render.first_run_names` would
+# not accept stays as stored (a run or a message that is not an object), so those sessions still
+# take the full derivation.
+NAME_INPUTS = (
+    "CASE WHEN jsonb_typeof(run_data) = 'object' THEN jsonb_build_object("
+    "'agent_id', run_data -> 'agent_id', 'input', run_data -> 'input', 'messages', "
+    "CASE WHEN jsonb_typeof(run_data -> 'messages') = 'array' THEN "
+    "(SELECT coalesce(jsonb_agg(m ORDER BY i), '[]'::jsonb) "
+    "FROM jsonb_array_elements(run_data -> 'messages') WITH ORDINALITY AS e(m, i) "
+    "WHERE jsonb_typeof(m) <> 'object' OR m ->> 'role' = 'user') "
+    "ELSE run_data -> 'messages' END) ELSE run_data END"
+)
 
 
 @dataclass(frozen=True)
@@ -240,7 +254,7 @@ class Store:
             f"FROM (SELECT count(*) AS total FROM {self.sessions}{where}) AS filtered "
             f"LEFT JOIN LATERAL (SELECT * FROM {self.sessions}{where}{self._order_by(q)} "
             f"LIMIT ${n + 1} OFFSET ${n + 2}) AS page ON true "
-            f"LEFT JOIN LATERAL (SELECT run_id, run_data FROM {self.runs} "
+            f"LEFT JOIN LATERAL (SELECT run_id, {NAME_INPUTS} AS run_data FROM {self.runs} "
             "WHERE session_id = page.session_id "
             "AND coalesce(page.session_data -> 'session_name', 'null'::jsonb) = 'null'::jsonb "
             "ORDER BY run_index ASC, created_at ASC LIMIT 1) AS first_run ON true",
