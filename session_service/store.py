@@ -89,6 +89,15 @@ NAME_INPUTS = (
 )
 
 
+async def keep_connection_state(conn: asyncpg.Connection) -> None:
+    """For `asyncpg.create_pool(reset=keep_connection_state)`: release a connection without the
+    default reset statement (`pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`), one
+    round trip per request. Safe here: the service leaves no session state on a connection (no
+    LISTEN, cursor, SET or session-level advisory lock; the DDL lock is transaction-scoped), and
+    asyncpg still rolls back a transaction left open before it calls this. Not wired in yet:
+    the pool is built in app.py (see docs/benchmarks.md, "Optimisation")."""
+
+
 @dataclass(frozen=True)
 class ListPage:
     """A `GET /sessions` page: the rows, the filtered total, and for each listed session with
