@@ -30,7 +30,6 @@ SESSIONS = '"ai"."agno_sessions"'
 RUNS = '"ai"."agno_runs"'
 FIRST_RUN = "agentos_session_first_run"
 FIRST_RUN_ID = "agentos_session_first_run_id"
-RUNS_ARRAY = "agentos_session_runs"
 NAME_INPUTS = store.NAME_INPUTS  # an expression, not a statement: the statements are spelled out here
 
 
@@ -58,11 +57,10 @@ RUNS_OF_SESSIONS = (
     f"SELECT session_id, run_data FROM {RUNS} WHERE session_id = ANY($1::varchar[]) "
     "ORDER BY run_index ASC, created_at ASC"
 )
-# GET /sessions/{id}, its runs, its run-previews: the row with all its runs.
-SESSION_WITH_RUNS = (
-    f"SELECT s.*, ARRAY(SELECT run_data FROM {RUNS} WHERE session_id = s.session_id "
-    f"ORDER BY run_index ASC, created_at ASC, run_id ASC) AS {RUNS_ARRAY} "
-    f"FROM {SESSIONS} AS s WHERE s.session_id = $1"
+# GET /sessions/{id}, its runs, its run-previews: the row, then all its runs.
+GET_SESSION = f"SELECT * FROM {SESSIONS} WHERE session_id = $1"
+RUNS_OF_SESSION = (
+    f"SELECT run_data FROM {RUNS} WHERE session_id = $1 ORDER BY run_index ASC, created_at ASC, run_id ASC"
 )
 # GET /sessions/{id}/runs/{run_id}: the row with that run, by primary key.
 SESSION_WITH_RUN = (
@@ -117,13 +115,24 @@ async def _session(request: web.Request, sql: str, *args: Any) -> dict[str, Any]
     return dict(row)
 
 
+async def _session_and_runs(request: web.Request) -> tuple[dict[str, Any], list[Any]]:
+    session_id = request.match_info["session_id"]
+    async with request.app[POOL].acquire() as conn:
+        row = await conn.fetchrow(GET_SESSION, session_id)
+        if row is None:
+            raise web.HTTPNotFound()
+        runs = await conn.fetch(RUNS_OF_SESSION, session_id)
+    return dict(row), [r["run_data"] for r in runs]
+
+
 async def get_session(request: web.Request) -> web.Response:
-    row = await _session(request, SESSION_WITH_RUNS)
-    return _json({**row, "runs": row.pop(RUNS_ARRAY)})
+    row, runs = await _session_and_runs(request)
+    return _json({**row, "runs": runs})
 
 
 async def get_runs(request: web.Request) -> web.Response:
-    return _json((await _session(request, SESSION_WITH_RUNS))[RUNS_ARRAY])
+    _row, runs = await _session_and_runs(request)
+    return _json(runs)
 
 
 async def get_run(request: web.Request) -> web.Response:

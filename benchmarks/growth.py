@@ -29,7 +29,8 @@ PLANS: dict[str, tuple[str, tuple[Any, ...]]] = {
     "list": (floor.LIST, (20, 0)),
     "filtered list": (floor.FILTERED, ("bench-user-7", "agent", 20, 0)),
     "sorted list": (floor.SORTED, (20, 0)),
-    "detail": (floor.SESSION_WITH_RUNS, (dataset.runs_session_id(20),)),
+    "detail: session": (floor.GET_SESSION, (dataset.runs_session_id(20),)),
+    "detail: runs": (floor.RUNS_OF_SESSION, (dataset.runs_session_id(20),)),
     "run by id": (
         floor.SESSION_WITH_RUN,
         (dataset.runs_session_id(20), dataset.run_id_of(dataset.runs_session_id(20), 7)),

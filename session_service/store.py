@@ -72,7 +72,6 @@ async def init_connection(conn: asyncpg.Connection) -> None:
 # Extra columns of the list statement, named so no sessions column can clash with them.
 FIRST_RUN = "agentos_session_first_run"
 FIRST_RUN_ID = "agentos_session_first_run_id"
-RUNS_ARRAY = "agentos_session_runs"
 # What `session_name` reads of a first run, cut down in SQL so a list page does not move and
 # decode whole runs (tool calls, metrics, every message) to derive 20 names: the member-run test
 # (`agent_id`), `input`, and of `messages` the user ones. Anything `render.first_run_names` would
@@ -344,24 +343,14 @@ class Store:
     async def session_with_runs(
         self, conn: asyncpg.Connection, session_id: str, user_id: str | None
     ) -> tuple[dict[str, Any] | None, list[Any]]:
-        """`get_session` and `runs_of_session` in one round trip: the runs (same order) as an
-        array column of the session row."""
-        if not storable(session_id) or (user_id is not None and not storable(user_id)):
-            return None, []  # no row can have it (agno's query fails: a 500; see known differences)
-        sql = (
-            f"SELECT s.*, ARRAY(SELECT run_data FROM {self.runs} WHERE session_id = s.session_id "
-            f"ORDER BY run_index ASC, created_at ASC, run_id ASC) AS {RUNS_ARRAY} "
-            f"FROM {self.sessions} AS s WHERE s.session_id = $1"
-        )
-        args: list[Any] = [session_id]
-        if user_id is not None:
-            sql += " AND s.user_id = $2"
-            args.append(user_id)
-        record = await conn.fetchrow(sql, *args)
-        if record is None:
+        """The session row, then its runs (none looked up when there is no row). Two statements
+        on one connection: folding the runs into the row's statement (an `ARRAY(...)` or
+        `jsonb_agg` column) measured slower, as Postgres builds and quotes one big value
+        (docs/benchmarks.md, "Optimisation")."""
+        row = await self.get_session(conn, session_id, user_id)
+        if row is None:
             return None, []
-        row = dict(record)
-        return row, list(row.pop(RUNS_ARRAY))
+        return row, await self.runs_of_session(conn, session_id)
 
     async def session_with_run(
         self, conn: asyncpg.Connection, session_id: str, user_id: str | None, run_id: str

@@ -105,7 +105,7 @@ def test_floor_sql_is_the_native_stores(bench_dsn: str) -> None:
         "filtered": [floor.FILTERED],
         "sorted": [floor.SORTED],
         "runs_of_sessions": [floor.RUNS_OF_SESSIONS],
-        "session_with_runs": [floor.SESSION_WITH_RUNS],
+        "session_with_runs": [floor.GET_SESSION, floor.RUNS_OF_SESSION],
         "session_with_run": [floor.SESSION_WITH_RUN],
     }
 
