@@ -15,13 +15,21 @@ from importlib import metadata
 
 import comparator.cli
 import session_service.cli
+import session_service.migrate
 import session_service.transfer
 import shadow_proxy.cli
 
 from . import probe
 from .defaults import default_file
 
-PARTS = (session_service.cli, session_service.transfer, comparator.cli, shadow_proxy.cli, probe)
+PARTS = (
+    session_service.cli,
+    session_service.transfer,
+    session_service.migrate,
+    comparator.cli,
+    shadow_proxy.cli,
+    probe,
+)
 
 # Option destination -> shipped file it defaults to, wherever a command leaves it unset.
 # comparator.yaml names known_differences.yaml, and gateway.yaml names comparator.yaml, both by a

@@ -2,7 +2,9 @@
 
 A bare aiohttp handler per endpoint that runs the very statements the native service runs
 (asyncpg, the same pool size, JSONB decoded by `json.loads` as the native service does) and
-returns the rows with `json.dumps`: no validation, no rendering, no logging, no metrics. The
+returns the rows with `json.dumps`: no validation, no rendering, no logging, no metrics. (It
+borrows one pure rule of the native service, `first_run_names`, only to send the same follow-up
+statement on the same list pages.) The
 native service's cost above the floor is then its own code, not Postgres or the network.
 
 The statements are copies of what `session_service/store.py` builds for these requests (the
@@ -21,27 +23,49 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from session_service import store
+from session_service.render import first_run_names
+
 SESSIONS = '"ai"."agno_sessions"'
 RUNS = '"ai"."agno_runs"'
+FIRST_RUN = "agentos_session_first_run"
+FIRST_RUN_ID = "agentos_session_first_run_id"
+NAME_INPUTS = store.NAME_INPUTS  # an expression, not a statement: the statements are spelled out here
 
-# GET /sessions (default sort: created_at desc), its filtered total, then the runs of the
-# unnamed sessions on the page (the native service derives their session_name from them).
-LIST_COUNT = f"SELECT count(*) FROM (SELECT * FROM {SESSIONS}) AS filtered"
-LIST_PAGE = f'SELECT * FROM {SESSIONS} ORDER BY "created_at" DESC LIMIT $1 OFFSET $2'
-# GET /sessions?type=...&user_id=...
-FILTERED_WHERE = " WHERE user_id = $1 AND session_type = $2"
-FILTERED_COUNT = f"SELECT count(*) FROM (SELECT * FROM {SESSIONS}{FILTERED_WHERE}) AS filtered"
-FILTERED_PAGE = f'SELECT * FROM {SESSIONS}{FILTERED_WHERE} ORDER BY "created_at" DESC LIMIT $3 OFFSET $4'
-# GET /sessions?sort_by=updated_at
-SORTED_PAGE = f"SELECT * FROM {SESSIONS} ORDER BY coalesce(updated_at, created_at) DESC LIMIT $1 OFFSET $2"
+
+def _list(where: str, order: str, n: int) -> str:
+    """The store's one list statement: the filtered count joined to the page, and the first run
+    of each listed session without a stored name (its session_name is derived from it)."""
+    return (
+        f"SELECT filtered.total, page.*, first_run.run_id AS {FIRST_RUN_ID}, first_run.run_data AS {FIRST_RUN} "
+        f"FROM (SELECT count(*) AS total FROM {SESSIONS}{where}) AS filtered "
+        f"LEFT JOIN LATERAL (SELECT * FROM {SESSIONS}{where}{order} "
+        f"LIMIT ${n + 1} OFFSET ${n + 2}) AS page ON true "
+        f"LEFT JOIN LATERAL (SELECT run_id, {NAME_INPUTS} AS run_data FROM {RUNS} "
+        "WHERE session_id = page.session_id "
+        "AND coalesce(page.session_data -> 'session_name', 'null'::jsonb) = 'null'::jsonb "
+        "ORDER BY run_index ASC, created_at ASC LIMIT 1) AS first_run ON true"
+    )
+
+
+# GET /sessions (default sort: created_at desc), filtered by type and user, sorted by updated_at.
+LIST = _list("", ' ORDER BY "created_at" DESC', 0)
+FILTERED = _list(" WHERE user_id = $1 AND session_type = $2", ' ORDER BY "created_at" DESC', 2)
+SORTED = _list("", " ORDER BY coalesce(updated_at, created_at) DESC", 0)
+# The runs of the listed sessions whose first run does not decide their session_name.
 RUNS_OF_SESSIONS = (
     f"SELECT session_id, run_data FROM {RUNS} WHERE session_id = ANY($1::varchar[]) "
     "ORDER BY run_index ASC, created_at ASC"
 )
-# GET /sessions/{id}, its runs, its run-previews, one run: the row, then all its runs.
+# GET /sessions/{id}, its runs, its run-previews: the row, then all its runs.
 GET_SESSION = f"SELECT * FROM {SESSIONS} WHERE session_id = $1"
 RUNS_OF_SESSION = (
     f"SELECT run_data FROM {RUNS} WHERE session_id = $1 ORDER BY run_index ASC, created_at ASC, run_id ASC"
+)
+# GET /sessions/{id}/runs/{run_id}: the row with that run, by primary key.
+SESSION_WITH_RUN = (
+    f"SELECT s.*, r.run_id AS {FIRST_RUN_ID}, r.run_data AS {FIRST_RUN} FROM {SESSIONS} AS s "
+    f"LEFT JOIN {RUNS} AS r ON r.run_id = $2 AND r.session_id = s.session_id WHERE s.session_id = $1"
 )
 
 POOL = web.AppKey("pool", asyncpg.Pool)
@@ -56,8 +80,15 @@ async def _init(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(typename, schema="pg_catalog", encoder=json.dumps, decoder=json.loads, format="text")
 
 
-def _unnamed(rows: list[asyncpg.Record]) -> list[str]:
-    return [r["session_id"] for r in rows if (r["session_data"] or {}).get("session_name") is None]
+def _undecided(rows: list[dict[str, Any]]) -> list[str]:
+    """The unnamed sessions the native service loads all runs of (as it decides it)."""
+    return [
+        r["session_id"]
+        for r in rows
+        if (r["session_data"] or {}).get("session_name") is None
+        and r[FIRST_RUN_ID] is not None
+        and not first_run_names(r[FIRST_RUN], r["session_type"])
+    ]
 
 
 async def list_sessions(request: web.Request) -> web.Response:
@@ -66,15 +97,22 @@ async def list_sessions(request: web.Request) -> web.Response:
     offset = (int(q.get("page", "1")) - 1) * limit
     async with request.app[POOL].acquire() as conn:
         if "user_id" in q and "type" in q:
-            args = (q["user_id"], q["type"])
-            total = await conn.fetchval(FILTERED_COUNT, *args)
-            rows = await conn.fetch(FILTERED_PAGE, *args, limit, offset)
+            records = await conn.fetch(FILTERED, q["user_id"], q["type"], limit, offset)
         else:
-            total = await conn.fetchval(LIST_COUNT)
-            page = SORTED_PAGE if q.get("sort_by") == "updated_at" else LIST_PAGE
-            rows = await conn.fetch(page, limit, offset)
-        runs = await conn.fetch(RUNS_OF_SESSIONS, _unnamed(rows))
-    return _json({"data": [dict(r) for r in rows], "runs": [dict(r) for r in runs], "total": total})
+            records = await conn.fetch(SORTED if q.get("sort_by") == "updated_at" else LIST, limit, offset)
+        rows = [dict(r) for r in records if r["session_id"] is not None]
+        undecided = _undecided(rows)
+        runs = await conn.fetch(RUNS_OF_SESSIONS, undecided) if undecided else []
+    total = records[0]["total"] if records else 0
+    return _json({"data": rows, "runs": [dict(r) for r in runs], "total": total})
+
+
+async def _session(request: web.Request, sql: str, *args: Any) -> dict[str, Any]:
+    async with request.app[POOL].acquire() as conn:
+        row = await conn.fetchrow(sql, request.match_info["session_id"], *args)
+    if row is None:
+        raise web.HTTPNotFound()
+    return dict(row)
 
 
 async def _session_and_runs(request: web.Request) -> tuple[dict[str, Any], list[Any]]:
@@ -98,12 +136,10 @@ async def get_runs(request: web.Request) -> web.Response:
 
 
 async def get_run(request: web.Request) -> web.Response:
-    _row, runs = await _session_and_runs(request)
-    run_id = request.match_info["run_id"]
-    for run in runs:
-        if run.get("run_id") == run_id:
-            return _json(run)
-    raise web.HTTPNotFound()
+    row = await _session(request, SESSION_WITH_RUN, request.match_info["run_id"])
+    if row[FIRST_RUN_ID] is None:
+        raise web.HTTPNotFound()
+    return _json(row[FIRST_RUN])
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -26,13 +26,15 @@ SIZE_ENDPOINTS = {
 
 # The native statements (the floor's copies, tested equal to the store's) and their arguments.
 PLANS: dict[str, tuple[str, tuple[Any, ...]]] = {
-    "list: count": (floor.LIST_COUNT, ()),
-    "list: page": (floor.LIST_PAGE, (20, 0)),
-    "filtered list: count": (floor.FILTERED_COUNT, ("bench-user-7", "agent")),
-    "filtered list: page": (floor.FILTERED_PAGE, ("bench-user-7", "agent", 20, 0)),
-    "sorted list: page": (floor.SORTED_PAGE, (20, 0)),
+    "list": (floor.LIST, (20, 0)),
+    "filtered list": (floor.FILTERED, ("bench-user-7", "agent", 20, 0)),
+    "sorted list": (floor.SORTED, (20, 0)),
     "detail: session": (floor.GET_SESSION, (dataset.runs_session_id(20),)),
     "detail: runs": (floor.RUNS_OF_SESSION, (dataset.runs_session_id(20),)),
+    "run by id": (
+        floor.SESSION_WITH_RUN,
+        (dataset.runs_session_id(20), dataset.run_id_of(dataset.runs_session_id(20), 7)),
+    ),
 }
 
 

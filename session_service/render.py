@@ -289,6 +289,28 @@ def session_name(session_data: Any, runs: list[dict[str, Any]], session_type: An
     return ""
 
 
+def first_run_names(run: Any, session_type: Any) -> bool:
+    """Whether `session_name` over a session's runs is decided by its first run alone, so the
+    list page can derive names from one run per session instead of all of them.
+
+    True where the loop of `session_name` returns at the first run (a workflow looks only at
+    `runs[0]`; an agent or team run returns on a user message with content, or on its input).
+    A team's member run (`agent_id` set) is skipped there, and odd shapes are left to the full
+    derivation: False, and the caller loads every run."""
+    if not isinstance(run, dict):
+        return False
+    if session_type == "workflow":
+        return True
+    if session_type == "team" and run.get("agent_id"):
+        return False
+    messages = run.get("messages") or []
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        return False
+    if any(m.get("role") == "user" and m.get("content") for m in messages):
+        return True
+    return run.get("input") is not None
+
+
 # --------------------------------------------------------------------------------------------
 # Session summary (agno.session.summary.SessionSummary round trip)
 # --------------------------------------------------------------------------------------------

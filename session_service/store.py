@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import orjson
 
 from .config import Tables
 from .validation import sanitize_string, sanitize_strings, storable
@@ -32,10 +33,95 @@ def _text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+# 19 digits in a row: the shortest integer orjson could read otherwise than `json.loads` (2**63
+# has 19 digits; every integer up to 18 digits is an int to both). Found by a byte table (digits
+# to "0", all else to " ") and a substring search, both in C: a regex over the text costs more
+# than the parse it guards.
+_DIGIT_MASK = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))
+_LONG_DIGITS = b"0" * 19
+
+
+def _long_digit_run(text: str) -> bool:
+    return _LONG_DIGITS in text.encode().translate(_DIGIT_MASK)
+
+
+def decode_jsonb(text: str) -> Any:
+    """JSONB text as Python values, equal to `json.loads(text)` (tests/test_jsonb_decode.py), in
+    a fraction of its time: decoding JSONB was the largest pure-Python cost of the reads.
+
+    orjson gives the same values for what Postgres prints for jsonb (keys in stored order and
+    unique, numbers as plain decimals, strings valid UTF-8), except integers past 64 bits, which
+    it reads as floats: text with 19 digits in a row (any integer past 64 bits has them; so do
+    some strings and long decimals, which merely take the slow path) goes to `json.loads`, as
+    does what orjson refuses (nesting past its limit), so those keep the stdlib's answer too."""
+    if not _long_digit_run(text):
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
 async def init_connection(conn: asyncpg.Connection) -> None:
-    """Decode json/jsonb with the stdlib parser: key order and float values stay agno's."""
-    for typename in ("json", "jsonb"):
-        await conn.set_type_codec(typename, schema="pg_catalog", encoder=_text, decoder=json.loads, format="text")
+    """Decode jsonb with `decode_jsonb`, json (text kept as sent: duplicate keys, exponents)
+    with the stdlib parser: key order and float values stay agno's."""
+    await conn.set_type_codec("jsonb", schema="pg_catalog", encoder=_text, decoder=decode_jsonb, format="text")
+    await conn.set_type_codec("json", schema="pg_catalog", encoder=_text, decoder=json.loads, format="text")
+
+
+# Extra columns of the list statement, named so no sessions column can clash with them.
+FIRST_RUN = "agentos_session_first_run"
+FIRST_RUN_ID = "agentos_session_first_run_id"
+# What `session_name` reads of a first run, cut down in SQL so a list page does not move and
+# decode whole runs (tool calls, metrics, every message) to derive 20 names: the member-run test
+# (`agent_id`), `input`, and of `messages` the user ones. Anything `render.first_run_names` would
+# not accept stays as stored (a run or a message that is not an object), so those sessions still
+# take the full derivation.
+NAME_INPUTS = (
+    "CASE WHEN jsonb_typeof(run_data) = 'object' THEN jsonb_build_object("
+    "'agent_id', run_data -> 'agent_id', 'input', run_data -> 'input', 'messages', "
+    "CASE WHEN jsonb_typeof(run_data -> 'messages') = 'array' THEN "
+    "(SELECT coalesce(jsonb_agg(m ORDER BY i), '[]'::jsonb) "
+    "FROM jsonb_array_elements(run_data -> 'messages') WITH ORDINALITY AS e(m, i) "
+    "WHERE jsonb_typeof(m) <> 'object' OR m ->> 'role' = 'user') "
+    "ELSE run_data -> 'messages' END) ELSE run_data END"
+)
+
+
+async def keep_connection_state(conn: asyncpg.Connection) -> None:
+    """For `asyncpg.create_pool(reset=keep_connection_state)`: release a connection without the
+    default reset statement (`pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`), one
+    round trip per request. Safe here: the service leaves no session state on a connection (no
+    LISTEN, cursor, SET or session-level advisory lock; the DDL lock is transaction-scoped), and
+    asyncpg still rolls back a transaction left open before it calls this. Not wired in yet:
+    the pool is built in app.py (see docs/benchmarks.md, "Optimisation")."""
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """A `GET /sessions` page: the rows, the filtered total, and for each listed session with
+    no stored name that has runs, its first run (run_index, created_at order)."""
+
+    rows: list[dict[str, Any]]
+    total: int
+    first_runs: dict[str, Any]
+
+
+def _list_page(records: list[asyncpg.Record]) -> ListPage:
+    """Split the joined rows back into agno's two answers (an empty page is one row of NULLs)."""
+    total = int(records[0]["total"]) if records else 0
+    rows: list[dict[str, Any]] = []
+    first_runs: dict[str, Any] = {}
+    for record in records:
+        row = dict(record)
+        del row["total"]
+        run_id, run = row.pop(FIRST_RUN_ID), row.pop(FIRST_RUN)
+        if row["session_id"] is None:  # the page side of the join was empty (session_id is NOT NULL)
+            continue
+        if run_id is not None:
+            first_runs[row["session_id"]] = run
+        rows.append(row)
+    return ListPage(rows, total, first_runs)
 
 
 @dataclass(frozen=True)
@@ -192,20 +278,30 @@ class Store:
         column = "coalesce(updated_at, created_at)" if q.sort_by == "updated_at" else quote_ident(q.sort_by)
         return f" ORDER BY {column} {'ASC' if q.sort_order == 'asc' else 'DESC'}"
 
-    async def list_sessions(self, conn: asyncpg.Connection, q: SessionQuery) -> tuple[list[dict[str, Any]], int]:
-        """One page of session rows and the filtered total, the statement shapes agno runs."""
+    async def list_sessions(self, conn: asyncpg.Connection, q: SessionQuery) -> ListPage:
+        """One page of session rows, the filtered total and each unnamed row's first run, in one
+        round trip: agno's two statements (the count and the page) as the two sides of a join,
+        and the first run of every listed session without a stored name (what `session_name`
+        is derived from) as a lateral lookup on the runs' (session_id, run_index) index."""
         if not all(storable(v) for v in (q.user_id, q.component_id, q.session_name) if v is not None):
-            return [], 0  # a filter no stored text can equal or contain: agno answers 500 here
+            return ListPage([], 0, {})  # a filter no stored text can equal or contain: agno answers 500 here
         where, args = self._list_where(q)
-        total = await conn.fetchval(f"SELECT count(*) FROM (SELECT * FROM {self.sessions}{where}) AS filtered", *args)
         n = len(args)
+        # A LEFT JOIN LATERAL is a nested loop over the page: rows come back in the page's order.
         rows = await conn.fetch(
-            f"SELECT * FROM {self.sessions}{where}{self._order_by(q)} LIMIT ${n + 1} OFFSET ${n + 2}",
+            f"SELECT filtered.total, page.*, first_run.run_id AS {FIRST_RUN_ID}, first_run.run_data AS {FIRST_RUN} "
+            f"FROM (SELECT count(*) AS total FROM {self.sessions}{where}) AS filtered "
+            f"LEFT JOIN LATERAL (SELECT * FROM {self.sessions}{where}{self._order_by(q)} "
+            f"LIMIT ${n + 1} OFFSET ${n + 2}) AS page ON true "
+            f"LEFT JOIN LATERAL (SELECT run_id, {NAME_INPUTS} AS run_data FROM {self.runs} "
+            "WHERE session_id = page.session_id "
+            "AND coalesce(page.session_data -> 'session_name', 'null'::jsonb) = 'null'::jsonb "
+            "ORDER BY run_index ASC, created_at ASC LIMIT 1) AS first_run ON true",
             *args,
             q.limit,
             (q.page - 1) * q.limit,
         )
-        return [dict(r) for r in rows], total
+        return _list_page(rows)
 
     async def runs_of_sessions(self, conn: asyncpg.Connection, session_ids: Sequence[str]) -> dict[str, list[Any]]:
         """Runs of many sessions in one query (agno's list order: run_index, created_at)."""
@@ -243,6 +339,43 @@ class Store:
             sql += " FOR UPDATE"
         row = await conn.fetchrow(sql, *args)
         return dict(row) if row is not None else None
+
+    async def session_with_runs(
+        self, conn: asyncpg.Connection, session_id: str, user_id: str | None
+    ) -> tuple[dict[str, Any] | None, list[Any]]:
+        """The session row, then its runs (none looked up when there is no row). Two statements
+        on one connection: folding the runs into the row's statement (an `ARRAY(...)` or
+        `jsonb_agg` column) measured slower, as Postgres builds and quotes one big value
+        (docs/benchmarks.md, "Optimisation")."""
+        row = await self.get_session(conn, session_id, user_id)
+        if row is None:
+            return None, []
+        return row, await self.runs_of_session(conn, session_id)
+
+    async def session_with_run(
+        self, conn: asyncpg.Connection, session_id: str, user_id: str | None, run_id: str
+    ) -> tuple[dict[str, Any] | None, bool, Any]:
+        """The session row and its run `run_id` by primary key, in one round trip: (row, whether
+        the runs table has that run for the session, its run_data)."""
+        if not storable(session_id) or (user_id is not None and not storable(user_id)):
+            return None, False, None
+        if not storable(run_id):
+            row = await self.get_session(conn, session_id, user_id)
+            return row, False, None
+        sql = (
+            f"SELECT s.*, r.run_id AS {FIRST_RUN_ID}, r.run_data AS {FIRST_RUN} FROM {self.sessions} AS s "
+            f"LEFT JOIN {self.runs} AS r ON r.run_id = $2 AND r.session_id = s.session_id WHERE s.session_id = $1"
+        )
+        args: list[Any] = [session_id, run_id]
+        if user_id is not None:
+            sql += " AND s.user_id = $3"
+            args.append(user_id)
+        record = await conn.fetchrow(sql, *args)
+        if record is None:
+            return None, False, None
+        row = dict(record)
+        found, run = row.pop(FIRST_RUN_ID) is not None, row.pop(FIRST_RUN)
+        return row, found, run
 
     async def session_exists(self, conn: asyncpg.Connection, session_id: str) -> bool:
         if not storable(session_id):

@@ -205,15 +205,31 @@ async def list_sessions(request: web.Request, path: dict[str, str]) -> web.Respo
         sort_order=q["sort_order"],
     )
     async with db.pool.acquire() as conn:
-        rows, total = await db.store.list_sessions(conn, query)
-        # Runs only feed the derived session_name: skip them where a name is stored.
-        unnamed = [r["session_id"] for r in rows if (r.get("session_data") or {}).get("session_name") is None]
-        runs = await db.store.runs_of_sessions(conn, unnamed)
+        listed = await db.store.list_sessions(conn, query)
+        # session_name is derived from the runs only where no name is stored; one run per such
+        # session (fetched with the page) decides it in the common case, the rest load them all.
+        runs: dict[str, list[Any]] = {}
+        undecided = []
+        for row in listed.rows:
+            sid = row["session_id"]
+            if (row.get("session_data") or {}).get("session_name") is not None:
+                continue
+            first = listed.first_runs.get(sid)
+            if row.get("runs"):  # a 2.x blob comes first in the merged order
+                undecided.append(sid)
+            elif sid not in listed.first_runs:
+                runs[sid] = []
+            elif render.first_run_names(first, row.get("session_type")):
+                runs[sid] = [first]
+            else:
+                undecided.append(sid)
+        if undecided:
+            runs.update(await db.store.runs_of_sessions(conn, undecided))
     items = [
         render.session_list_item(row, render.merge_runs(runs.get(row["session_id"], []), row.get("runs")))
-        for row in rows
+        for row in listed.rows
     ]
-    page = render.session_page(items, query.page, query.limit, total)
+    page = render.session_page(items, query.page, query.limit, listed.total)
     return web.Response(body=render.dumps_page(page), content_type=JSON)
 
 
@@ -252,10 +268,9 @@ async def _load_session(
     db: DatabaseHandle, session_id: str, user_id: str | None
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     async with db.pool.acquire() as conn:
-        row = await db.store.get_session(conn, session_id, user_id)
-        if row is None:
-            return None, []
-        table_runs = await db.store.runs_of_session(conn, session_id)
+        row, table_runs = await db.store.session_with_runs(conn, session_id, user_id)
+    if row is None:
+        return None, []
     return row, _runs_with_legacy(table_runs, row)
 
 
@@ -304,6 +319,14 @@ async def get_session_run(request: web.Request, path: dict[str, str]) -> web.Res
     q = parse_query(_query(request), RUN_PARAMS)
     db = await resolve_db(request, q["db_id"], q["table"])
     session_id, run_id = path["session_id"], path["run_id"]
+    async with db.pool.acquire() as conn:
+        row, found, run = await db.store.session_with_run(conn, session_id, q["user_id"], run_id)
+    if row is None:
+        raise HTTPError(404, f"Session with ID {session_id} not found")
+    # The run by primary key is the one agno finds when there is no 2.x blob to search first and
+    # the stored run carries its own id (agno writes run_id and run_data from the same run).
+    if found and not row.get("runs") and isinstance(run, dict) and run.get("run_id") == run_id:
+        return json_response(render.run_by_shape(run, row))
     row, runs = await _load_session(db, session_id, q["user_id"])
     if row is None:
         raise HTTPError(404, f"Session with ID {session_id} not found")

@@ -82,8 +82,8 @@ async def _store_statements(dsn: str) -> dict[str, list[str]]:
         "filtered": lambda: store.list_sessions(conn, SessionQuery(session_type="agent", user_id="bench-user-7")),
         "sorted": lambda: store.list_sessions(conn, SessionQuery(sort_by="updated_at")),
         "runs_of_sessions": lambda: store.runs_of_sessions(conn, [sid]),
-        "get_session": lambda: store.get_session(conn, sid, None),
-        "runs_of_session": lambda: store.runs_of_session(conn, sid),
+        "session_with_runs": lambda: store.session_with_runs(conn, sid, None),
+        "session_with_run": lambda: store.session_with_run(conn, sid, None, dataset.run_id_of(sid, 7)),
     }
     out = {}
     try:
@@ -101,12 +101,12 @@ async def _store_statements(dsn: str) -> dict[str, list[str]]:
 def test_floor_sql_is_the_native_stores(bench_dsn: str) -> None:
     sent = asyncio.run(_store_statements(bench_dsn))
     assert sent == {
-        "list": [floor.LIST_COUNT, floor.LIST_PAGE],
-        "filtered": [floor.FILTERED_COUNT, floor.FILTERED_PAGE],
-        "sorted": [floor.LIST_COUNT, floor.SORTED_PAGE],
+        "list": [floor.LIST],
+        "filtered": [floor.FILTERED],
+        "sorted": [floor.SORTED],
         "runs_of_sessions": [floor.RUNS_OF_SESSIONS],
-        "get_session": [floor.GET_SESSION],
-        "runs_of_session": [floor.RUNS_OF_SESSION],
+        "session_with_runs": [floor.GET_SESSION, floor.RUNS_OF_SESSION],
+        "session_with_run": [floor.SESSION_WITH_RUN],
     }
 
 

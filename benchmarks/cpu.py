@@ -1,0 +1,291 @@
+"""CPU time per request, per endpoint and server: the figure that survives a busy machine.
+
+Wall-clock req/s on two shared cores says as much about the neighbours as about the server.
+The CPU a server process spends per request does not: it is read from the kernel's accounting
+(utime + stime in /proc/<pid>/stat) before and after a wrk run and divided by the requests wrk
+counted. Postgres's CPU (the postmaster's children: the backends serving the pools) is read the
+same way and shown next to it, because on the list endpoints the SQL, not Python, is the cost.
+
+    .venv/bin/python -m benchmarks.cpu                       # native, floor and legacy; 10k sessions
+    .venv/bin/python -m benchmarks.cpu --servers native --seconds 3 --endpoints list,detail
+    .venv/bin/python -m benchmarks.cpu --hold                # seed, start, print pids, wait (profiling)
+    .venv/bin/python -m benchmarks.cpu --dsn postgresql://...  # a database --hold already seeded
+
+The rows are the suite's (benchmarks/dataset.py: real agno rows copied to --sessions sessions
+plus the 20- and 1,000-run sessions); the endpoints are the suite's READS and WRITES.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+from . import _harness, dataset
+from .loadgen import READ_SCRIPT, WRITE_SCRIPT, Cores, WrkResult, cpu_seconds, run_wrk, settle, wrk_available
+from .servers import Server, log_dir, pin_all, start_floor, start_legacy, start_native
+from .suite import READS, RENAME_POOL, WRITES, started_together
+
+SERVERS = ("native", "floor", "legacy")
+DELETE_POOL = 20_000  # ids per server for delete (each used once); more than 4 s of native deletes
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--servers", default=",".join(SERVERS), help=f"comma-separated, of {', '.join(SERVERS)}")
+    names = [e.name for e in READS] + list(WRITES)
+    parser.add_argument("--endpoints", default=",".join(names), help=f"comma-separated, of {', '.join(names)}")
+    parser.add_argument("--sessions", type=int, default=10_000)
+    parser.add_argument("--seconds", type=int, default=3, help="wrk seconds per measurement (default 3)")
+    parser.add_argument("--warmup", type=int, default=1, help="wrk seconds of warm-up before each (default 1)")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="measurements per server, alternating; the least is shown (default 3)"
+    )
+    parser.add_argument("--dsn", help="an already seeded database (e.g. from --hold): no Postgres of our own")
+    parser.add_argument("--hold", action="store_true", help="seed and start, print DSN and pids, wait for Ctrl-C")
+    parser.add_argument(
+        "--base",
+        type=Path,
+        help="also measure a native service `base` from this source tree (e.g. `git archive main | tar -x -C DIR`)",
+    )
+    args = parser.parse_args(argv)
+    args.servers = [s for s in args.servers.split(",") if s]
+    args.endpoints = [e for e in args.endpoints.split(",") if e]
+    unknown = set(args.servers) - set(SERVERS) | set(args.endpoints) - set(names)
+    if unknown:
+        parser.error(f"unknown names {sorted(unknown)}")
+    return args
+
+
+def postgres_pids(dsn_pid: int | None) -> list[int]:
+    """The postmaster `dsn_pid` and its children (backends, background workers)."""
+    if dsn_pid is None:
+        return []
+    pids = [dsn_pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == dsn_pid:
+                pids.append(int(entry.name))
+    return pids
+
+
+def postmaster_pid(data_dir: Path | None) -> int | None:
+    if data_dir is None or not (data_dir / "postmaster.pid").exists():
+        return None
+    return int((data_dir / "postmaster.pid").read_text().split()[0])
+
+
+def cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    out = {}
+    for pid in pids:
+        try:
+            out[pid] = cpu_seconds(pid)
+        except OSError:
+            pass  # a backend that ended meanwhile
+    return out
+
+
+def cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds between two readings: a pid born in between counts whole; one that ended in
+    between loses its last stretch (agno's pool may close backends; the native pools do not)."""
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
+
+
+def measure(
+    server: Server, pg_pids: Callable[[], list[int]], run: Callable[[float], WrkResult], seconds: int, warmup: int
+) -> dict[str, Any]:
+    """One warm-up, then one measured wrk run: CPU µs per request of the server and of Postgres."""
+    if warmup:
+        run(warmup)
+        settle(server.pid)
+    s0, p0 = cpu_seconds(server.pid), cpu_by_pid(pg_pids())
+    result = run(seconds)
+    settle(server.pid)
+    s1, p1 = cpu_seconds(server.pid), cpu_by_pid(pg_pids())
+    n = max(result.requests, 1)
+    return {
+        "requests": result.requests,
+        "errors": result.error_count,
+        "rps": round(result.rps, 1),
+        "server_us": round((s1 - s0) * 1e6 / n),
+        "postgres_us": round(cpu_spent(p0, p1) * 1e6 / n),
+    }
+
+
+def start_base(dsn: str, tree: Path) -> Server:
+    """The native service of another source tree (same interpreter and packages), as `base`."""
+    import subprocess
+
+    port = _harness.free_port()
+    env = {
+        **os.environ,
+        "AGNO_PG_DSN": dsn,
+        "AGNO_DEFAULT_DB_ID": "main-db",
+        "AGNO_LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(tree),
+    }
+    argv = [sys.executable, "-m", "session_service", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    log = open(log_dir() / "base.log", "ab")  # noqa: SIM115 - kept open for the child's lifetime
+    proc = subprocess.Popen(argv, cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        raise RuntimeError(f"base native service from {tree} did not start (log {log.name})")
+    return Server("base", url, proc.pid, lambda: (proc.terminate(), proc.wait(30), log.close()))
+
+
+@contextmanager
+def environment(args: argparse.Namespace) -> Iterator[tuple[str, Path | None, dict[str, Server]]]:
+    """The database (ours, seeded, or the given one) and the servers, stopped on the way out."""
+    with ExitStack() as stack:
+        data_dir: Path | None = None
+        if args.dsn:
+            dsn = args.dsn
+            data_dir = Path(os.environ["BENCH_PGDATA"]) if os.environ.get("BENCH_PGDATA") else None
+        else:
+            pg = _harness.PgServer()
+            stack.callback(pg.stop)
+            dsn = pg.main_dsn
+            data_dir = pg._embedded.data_dir if pg._embedded is not None else None
+        openai_url, stop_openai = _harness.start_fake_openai()
+        stack.callback(stop_openai)
+        if not args.dsn:
+            print("[cpu] seeding through agno", file=sys.stderr, flush=True)
+            _harness.seed(dsn, openai_url)
+            dataset.build(dsn, args.sessions, (20, 1000))
+            dataset.analyze(dsn)
+        starts = {
+            "native": lambda: start_native(dsn),
+            "floor": lambda: start_floor(dsn, log_dir()),
+            "legacy": lambda: start_legacy(dsn, openai_url),
+        }
+        names = list(args.servers)
+        if args.base:
+            starts["base"] = lambda: start_base(dsn, args.base)
+            names.insert(names.index("native") + 1 if "native" in names else 0, "base")
+        servers = started_together(*(starts[name] for name in names))
+        for server in servers:
+            stack.callback(server.stop)
+        yield dsn, data_dir, {s.name: s for s in servers}
+
+
+def runner(
+    server: Server, endpoint: str, connections: int, cpus: str, used: dict[str, int]
+) -> Callable[[float], WrkResult]:
+    read = next((e for e in READS if e.name == endpoint), None)
+
+    def run(seconds: float) -> WrkResult:
+        if read is not None:
+            return run_wrk(server.url + read.path, seconds, connections=connections, script=READ_SCRIPT, cpus=cpus)
+        if endpoint == "delete":
+            script_args = ["delete", f"bench-d-{server.name}-", str(used.get(server.name, 0)), str(DELETE_POOL), "1"]
+        else:
+            script_args = [endpoint, f"bench-w-{server.name}-", "0", str(RENAME_POOL), "1"]
+        result = run_wrk(
+            server.url, seconds, connections=connections, script=WRITE_SCRIPT, script_args=script_args, cpus=cpus
+        )
+        used[server.name] = used.get(server.name, 0) + result.requests
+        return result
+
+    return run
+
+
+def table(rows: list[dict[str, Any]], servers: list[str]) -> str:
+    head = "| endpoint | " + " | ".join(f"{s} server / postgres µs" for s in servers) + " |"
+    lines = [head, "|---|" + "---|" * len(servers)]
+    for row in rows:
+        cells = []
+        for s in servers:
+            m = row.get(s)
+            cells.append(
+                "–"
+                if m is None
+                else f"{m['server_us']:,} / {m['postgres_us']:,}" + (f" ({m['errors']} errors)" if m["errors"] else "")
+            )
+        lines.append(f"| {row['endpoint']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not wrk_available():
+        print("wrk is not installed: run `make tools` (Debian package wrk)", file=sys.stderr)
+        return 2
+    cores = Cores.split()
+    with environment(args) as (dsn, data_dir, servers):
+        pin_all(list(servers.values()), cores.server)
+        if args.hold:
+            print(f"[cpu] DSN {dsn}  PGDATA {data_dir}", flush=True)
+            for s in servers.values():
+                print(f"[cpu] {s.name} {s.url} pid {s.pid}", flush=True)
+            # A background job may start with SIGINT ignored: SIGTERM ends the hold as well.
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                return 0
+        master = postmaster_pid(data_dir)
+        rows: list[dict[str, Any]] = []
+        used: dict[str, int] = {}
+        pools_added = False
+        for endpoint in args.endpoints:
+            if endpoint in WRITES and not pools_added:
+                # After the reads, as in the suite: the reads see exactly --sessions rows.
+                for name in servers:
+                    dataset.add_write_pool(dsn, f"bench-w-{name}-", RENAME_POOL)
+                    dataset.add_write_pool(dsn, f"bench-d-{name}-", DELETE_POOL)
+                dataset.analyze(dsn)
+                pools_added = True
+            row: dict[str, Any] = {"endpoint": endpoint}
+            measured = {
+                name: server
+                for name, server in servers.items()
+                if not (name == "floor" and endpoint not in {e.name for e in READS if e.floor})
+            }
+            rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in measured}
+            for i in range(args.rounds):
+                for name, server in measured.items():
+                    run = runner(server, endpoint, args.connections, cores.generator, used)
+                    # Warm-up before the first round only; later rounds follow another server's.
+                    warm = args.warmup if i == 0 else 0
+                    rounds[name].append(measure(server, lambda: postgres_pids(master), run, args.seconds, warm))
+            for name, results in rounds.items():
+                # Interference (other processes on the cores) only adds CPU time: the least round
+                # is the closest to the server's own cost.
+                row[name] = min(results, key=lambda m: m["server_us"] + m["postgres_us"])
+                print(f"[cpu] {endpoint} {name}: {row[name]} of {len(results)} rounds", file=sys.stderr, flush=True)
+            rows.append(row)
+    load = os.getloadavg()
+    print(
+        f"CPU µs per request (utime+stime over a {args.seconds} s wrk run, {args.connections} connections, "
+        f"the least of {args.rounds} alternating rounds; load average at the end {load[0]:.2f})\n"
+    )
+    print(table(rows, [s for s in ("native", "base", "floor", "legacy") if s in servers]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
