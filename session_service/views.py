@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
 import asyncpg
@@ -40,6 +40,9 @@ from .validation import (
     storable,
     unstorable,
 )
+
+if TYPE_CHECKING:
+    from .core import CoreRequest
 
 JSON = "application/json"
 
@@ -87,12 +90,12 @@ class DatabaseHandle:
 # --------------------------------------------------------------------------------------------
 
 
-def _query(request: web.Request) -> dict[str, list[str]]:
+def _query(request: CoreRequest) -> dict[str, list[str]]:
     q = request.query
     return {key: q.getall(key) for key in q.keys()}
 
 
-async def _body(request: web.Request) -> Any:
+async def _body(request: CoreRequest) -> Any:
     try:
         return decode_body(await request.read(), request.headers.get("Content-Type"))
     except BodyUnreadable:
@@ -113,7 +116,7 @@ def _collect(*steps: Any) -> list[Any]:
     return results
 
 
-async def resolve_db(request: web.Request, db_id: str | None, table: str | None) -> DatabaseHandle:
+async def resolve_db(request: CoreRequest, db_id: str | None, table: str | None) -> DatabaseHandle:
     """agno's `get_db`: the same choices and the same error texts."""
     if table and not db_id:
         raise HTTPError(400, "The db_id query parameter is required when passing a table")
@@ -157,7 +160,7 @@ def _title(session_type: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-async def list_sessions(request: web.Request, path: dict[str, str]) -> web.Response:
+async def list_sessions(request: CoreRequest, path: dict[str, str]) -> web.Response:
     q = parse_query(_query(request), LIST_PARAMS)
     db = await resolve_db(request, q["db_id"], q["table"])
     if q["page"] == 0:
@@ -200,7 +203,7 @@ async def list_sessions(request: web.Request, path: dict[str, str]) -> web.Respo
 _BIGINT_MAX = 2**63 - 1  # Postgres LIMIT and OFFSET are bigint
 
 
-def _refuse_out_of_range(request: web.Request, limit: int, page: int) -> None:
+def _refuse_out_of_range(request: CoreRequest, limit: int, page: int) -> None:
     """A LIMIT or OFFSET past bigint is a 500 (DataError) in agno; a client mistake here, a 422
     (see known differences)."""
     if limit > _BIGINT_MAX:
@@ -239,7 +242,7 @@ async def _load_session(
     return row, _runs_with_legacy(table_runs, row)
 
 
-async def get_session(request: web.Request, path: dict[str, str]) -> web.Response:
+async def get_session(request: CoreRequest, path: dict[str, str]) -> web.Response:
     q = parse_query(_query(request), DETAIL_PARAMS)
     db = await resolve_db(request, q["db_id"], q["table"])
     session_id = path["session_id"]
@@ -252,7 +255,7 @@ async def get_session(request: web.Request, path: dict[str, str]) -> web.Respons
     return json_response(render.session_detail(row, runs, as_type, include_none=False))
 
 
-async def _session_run_schemas(request: web.Request, path: dict[str, str]) -> list[dict[str, Any]]:
+async def _session_run_schemas(request: CoreRequest, path: dict[str, str]) -> list[dict[str, Any]]:
     q = parse_query(_query(request), RUNS_PARAMS)
     wanted = None
     if q["status"]:
@@ -270,17 +273,17 @@ async def _session_run_schemas(request: web.Request, path: dict[str, str]) -> li
     return render.filter_status(render.classify_runs(runs, session_type, row), wanted)
 
 
-async def get_session_runs(request: web.Request, path: dict[str, str]) -> web.Response:
+async def get_session_runs(request: CoreRequest, path: dict[str, str]) -> web.Response:
     schemas = await _session_run_schemas(request, path)
     return json_response([render.drop_none(s) for s in schemas])
 
 
-async def get_session_run_previews(request: web.Request, path: dict[str, str]) -> web.Response:
+async def get_session_run_previews(request: CoreRequest, path: dict[str, str]) -> web.Response:
     schemas = await _session_run_schemas(request, path)
     return json_response([render.run_preview(s) for s in schemas])
 
 
-async def get_session_run(request: web.Request, path: dict[str, str]) -> web.Response:
+async def get_session_run(request: CoreRequest, path: dict[str, str]) -> web.Response:
     q = parse_query(_query(request), RUN_PARAMS)
     db = await resolve_db(request, q["db_id"], q["table"])
     session_id, run_id = path["session_id"], path["run_id"]
@@ -326,7 +329,7 @@ def _session_values(session_type: str, session_id: str, fields: dict[str, Any], 
     }
 
 
-async def create_session(request: web.Request, path: dict[str, str]) -> web.Response:
+async def create_session(request: CoreRequest, path: dict[str, str]) -> web.Response:
     raw = await _body(request)
     q, body = _collect(
         lambda: parse_query(_query(request), CREATE_PARAMS),
@@ -367,7 +370,7 @@ async def create_session(request: web.Request, path: dict[str, str]) -> web.Resp
     return json_response(render.session_detail(row, [], session_type, include_none=False), status=201)
 
 
-async def rename_session(request: web.Request, path: dict[str, str]) -> web.Response:
+async def rename_session(request: CoreRequest, path: dict[str, str]) -> web.Response:
     raw = await _body(request)
     q, name = _collect(
         lambda: parse_query(_query(request), RENAME_PARAMS),
@@ -435,7 +438,7 @@ def _refuse_unstorable(body: Any, *, raw: tuple[str, ...], stored: tuple[str, ..
 _TOO_DEEP = "Value error, nested too deeply for a session to be rendered (pydantic-core stops at 255 levels)"
 
 
-async def update_session(request: web.Request, path: dict[str, str]) -> web.Response:
+async def update_session(request: CoreRequest, path: dict[str, str]) -> web.Response:
     raw = await _body(request)
     q, body = _collect(
         lambda: parse_query(_query(request), UPDATE_PARAMS),
@@ -476,7 +479,7 @@ async def update_session(request: web.Request, path: dict[str, str]) -> web.Resp
     return json_response(render.session_detail(updated, runs, response_type, include_none=True))
 
 
-async def delete_session(request: web.Request, path: dict[str, str]) -> web.Response:
+async def delete_session(request: CoreRequest, path: dict[str, str]) -> web.Response:
     q = parse_query(_query(request), DELETE_PARAMS)
     db = await resolve_db(request, q["db_id"], q["table"])
     if q["delete_media"]:
@@ -486,7 +489,7 @@ async def delete_session(request: web.Request, path: dict[str, str]) -> web.Resp
     return no_content()
 
 
-async def delete_sessions(request: web.Request, path: dict[str, str]) -> web.Response:
+async def delete_sessions(request: CoreRequest, path: dict[str, str]) -> web.Response:
     raw = await _body(request)
     q, body = _collect(
         lambda: parse_query(_query(request), DELETE_PARAMS),
