@@ -133,6 +133,9 @@ def _session(connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:
     return without_silent_retry(session)
 
 
+NAME_ONLY = "http://native.local"  # a base for parsing a target as a client would send it
+
+
 class InProcessNative:
     """The native service's core (session_service/core.py), called in this process with a
     request value: the same stages (observe, cors, authenticate) and views as
@@ -196,10 +199,14 @@ class InProcessNative:
         return Answer(Response(status, headers, body, self.name), time.perf_counter() - started, True)
 
     def _value(self, request: Request) -> core.CoreRequest:
+        target = request.target
+        if not target.isascii() or " " in target or "#" in target:
+            # What `HttpSide` would put on the request line: no fragment, odd characters quoted.
+            target = exact_url(NAME_ONLY + target).raw_path_qs
         return core.request_value(
             self.app,
             request.method,
-            request.target,
+            target,
             request.headers,
             request.body,
             peer=None,
