@@ -1,5 +1,5 @@
-"""The sides on public transports: the in-process native service on its private Unix socket
-(mode 0700, gone after close, the client's address still seen and logged at DEBUG), aiohttp's
+"""The sides on public APIs: the in-process native service called through its core (its pools
+opened and closed with the side, the client's address still seen and logged at DEBUG), aiohttp's
 silent resend switched off for real (a server that drops a kept-alive connection sees one
 DELETE, not two), and no private aiohttp attribute anywhere in shadow_proxy."""
 
