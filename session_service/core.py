@@ -77,11 +77,11 @@ def parse_target(target: str) -> URL:
     `URL.build(..., encoded=True)`; absolute-form: its relative part), so `.path` and `.query`
     (a multidict, repeated keys and `;` as aiohttp gives them) are the same on both paths."""
     if target.startswith("/"):
-        path, _, rest = target.partition("?")
-        query, fragment = "", ""
-        if _:
+        path, has_query, rest = target.partition("?")  # a `#` before the `?` stays in the path
+        if has_query:
             query, _, fragment = rest.partition("#")
         else:
+            query = ""
             path, _, fragment = path.partition("#")
         return URL.build(path=path, query_string=query, fragment=fragment, encoded=True)
     url = URL(target, encoded=True)

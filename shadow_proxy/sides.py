@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -65,32 +64,22 @@ class Side(Protocol):
     async def send(self, request: Request, timeout_s: float, max_body_bytes: int | None = None) -> Answer: ...
 
 
-ConnectorFactory = Callable[..., aiohttp.BaseConnector]
-
-
 class HttpSide:
     """A side at a base URL. Reads go through a pool of kept-alive connections; writes always
     get a fresh connection, because a pooled one may have been closed by the server without
     notice (uvicorn does, after an unhandled error), and a write sent on it cannot be safely
-    sent again, while a read can. `connector` makes the connections (TCP unless told)."""
+    sent again, while a read can."""
 
-    def __init__(
-        self,
-        name: SideName,
-        base_url: str,
-        max_connections: int,
-        connector: ConnectorFactory = aiohttp.TCPConnector,
-    ) -> None:
+    def __init__(self, name: SideName, base_url: str, max_connections: int) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
         self._max_connections = max_connections
-        self._connector = connector
         self._pooled: aiohttp.ClientSession | None = None
         self._fresh: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        self._pooled = _session(self._connector(limit=self._max_connections))
-        self._fresh = _session(self._connector(limit=self._max_connections, force_close=True))
+        self._pooled = _session(aiohttp.TCPConnector(limit=self._max_connections))
+        self._fresh = _session(aiohttp.TCPConnector(limit=self._max_connections, force_close=True))
 
     async def close(self) -> None:
         for session in (self._pooled, self._fresh):

@@ -40,6 +40,7 @@ TARGETS = [
     "/sessions/s-1#frag",
     "/sessions/s-1?x=1#frag?y=2",
     "/sessions/s-1#frag#more",
+    "/sessions/s-1#frag?x=1",
     "//sessions//x/",
     "/sessions/%73-1/./../x",
     "/a/%25/%2525",
@@ -87,6 +88,11 @@ def _value(app: web.Application, target: str = "/sessions/s-agent-1", **kwargs: 
     return core.request_value(
         app, "GET", target, {"X-Forwarded-For": "203.0.113.9"}, b"", peer="10.0.0.1", arrived=0.0, **kwargs
     )
+
+
+def test_the_open_paths_are_the_operational_routes() -> None:
+    """Auth skips exactly the paths the core serves itself (one list would be two otherwise)."""
+    assert frozenset(core.OPERATIONAL) == middleware.OPEN_PATHS
 
 
 def test_the_value_is_frozen_plain_data() -> None:
