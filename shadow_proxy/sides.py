@@ -135,10 +135,12 @@ class InProcessNative:
     public `startup()` / `cleanup()`. The value is marked `from_gateway`, so the core believes
     the `X-Forwarded-For` hop the gateway appends and logs and counts the client's address, as
     behind any trusted proxy; its access lines stay at the level it was built with (DEBUG in
-    the gateway). Each call runs as its own task, shielded from the caller's timeout: as over
-    HTTP, a request the gateway stopped waiting for is still finished by the service (within
-    its own request timeout), never cut off halfway through a write. At most
-    `max_connections` calls run at once, as a connection pool would allow."""
+    the gateway). A write runs as its own task, shielded from the caller's timeout: as over
+    HTTP, a write the gateway stopped waiting for is still finished by the service (within its
+    own request timeout), never cut off halfway. A read (a safe method) runs in the caller's
+    task and is cancelled at the timeout: it has no effect to finish, and a task per read
+    cost about 90 µs of CPU (two more turns of the event loop). At most `max_connections`
+    calls run at once, as a connection pool would allow."""
 
     name: SideName = "native"
 
@@ -172,11 +174,17 @@ class InProcessNative:
             return _failed(self.name, exc, started, reached=False)
         try:
             async with asyncio.timeout(timeout_s):
-                await self._slots.acquire()
-                task = asyncio.ensure_future(core.handle(value))
-                self._running.add(task)
-                task.add_done_callback(self._finished)
-                response = await asyncio.shield(task)
+                if request.method in SAFE_METHODS:
+                    # A read has nothing to finish once nobody waits for it: run it in the
+                    # caller's task (no task and no extra turns of the event loop per call).
+                    async with self._slots:
+                        response = await core.handle(value)
+                else:
+                    await self._slots.acquire()
+                    task = asyncio.ensure_future(core.handle(value))
+                    self._running.add(task)
+                    task.add_done_callback(self._finished)
+                    response = await asyncio.shield(task)
             status, headers, body = core.response_parts(response, request.method)
         except TimeoutError as exc:
             return _failed(self.name, exc, started, reached=True, timed_out=True)

@@ -1,8 +1,8 @@
 """The in-process native side's own semantics, those `HttpSide` has over a connection: a timeout
-is an `Answer` with `timed_out` (and the request is still finished by the service, as a server
-finishes one whose client stopped waiting), an answer over the caller's limit is `too_large`
-unread, at most `max_connections` calls run at once, and `close()` lets calls in flight end
-before the pools close."""
+is an `Answer` with `timed_out` (and a write is still finished by the service, as a server
+finishes one whose client stopped waiting; a read is dropped), an answer over the caller's
+limit is `too_large` unread, at most `max_connections` calls run at once, and `close()` lets
+writes in flight end before the pools close."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from session_service.config import load_settings
 from shadow_proxy.sides import InProcessNative
 
 GET = Request("GET", "/sessions/s-agent-1", {}, b"")
+DELETE = Request("DELETE", "/sessions/no-such-session-inprocess", {}, b"")
 
 
 def _side(pg_dsn: str, max_connections: int = 100) -> InProcessNative:
@@ -37,9 +38,9 @@ async def side(pg_dsn: str, seeded: None) -> AsyncIterator[InProcessNative]:
         await started.close()
 
 
-def _slow(monkeypatch: pytest.MonkeyPatch, delay_s: float, log: list[str]) -> None:
-    """`GET /sessions/{id}` takes `delay_s`, then answers as usual; `log` records its steps."""
-    real = views.HANDLERS["get_session"]
+def _slow(monkeypatch: pytest.MonkeyPatch, delay_s: float, log: list[str], view: str = "get_session") -> None:
+    """`view` takes `delay_s`, then answers as usual; `log` records its steps."""
+    real = views.HANDLERS[view]
     running = [0]
 
     async def slow(request: Any, path: dict[str, str]) -> Any:
@@ -47,24 +48,34 @@ def _slow(monkeypatch: pytest.MonkeyPatch, delay_s: float, log: list[str]) -> No
         log.append(f"start {running[0]}")
         try:
             await asyncio.sleep(delay_s)
-            return await real(request, path)
+            answer = await real(request, path)
+            log.append("answered")
+            return answer
         finally:
             running[0] -= 1
             log.append("done")
 
-    monkeypatch.setitem(views.HANDLERS, "get_session", slow)
+    monkeypatch.setitem(views.HANDLERS, view, slow)
 
 
-async def test_a_timeout_is_an_answer_and_the_request_still_ends(
-    side: InProcessNative, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_timed_out_write_still_ends(side: InProcessNative, monkeypatch: pytest.MonkeyPatch) -> None:
     log: list[str] = []
-    _slow(monkeypatch, 0.5, log)
-    answer = await side.send(GET, 0.1)
+    _slow(monkeypatch, 0.5, log, "delete_session")
+    answer = await side.send(DELETE, 0.1)
     assert (answer.timed_out, answer.reached, answer.response.status, answer.drop_reason) == (True, True, 0, "timeout")
     assert answer.response.error and answer.response.error.startswith("TimeoutError")
     assert log == ["start 1"]  # not cut off where the gateway stopped waiting
     await asyncio.sleep(0.8)
+    assert log == ["start 1", "answered", "done"]
+
+
+async def test_a_timed_out_read_is_dropped(side: InProcessNative, monkeypatch: pytest.MonkeyPatch) -> None:
+    log: list[str] = []
+    _slow(monkeypatch, 0.5, log)
+    answer = await side.send(GET, 0.1)
+    assert (answer.timed_out, answer.reached, answer.response.status) == (True, True, 0)
+    assert log == ["start 1", "done"]  # cancelled: nothing was answered, nothing is left running
+    await asyncio.sleep(0.6)
     assert log == ["start 1", "done"]
 
 
@@ -89,20 +100,20 @@ async def test_at_most_max_connections_calls_run_at_once(
     finally:
         await side.close()
     assert [a.response.status for a in answers] == [200, 200, 200]
-    assert log == ["start 1", "done"] * 3  # one at a time
+    assert log == ["start 1", "answered", "done"] * 3  # one at a time
 
 
-async def test_close_lets_a_call_in_flight_end_first(
+async def test_close_lets_a_write_in_flight_end_first(
     pg_dsn: str, seeded: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     log: list[str] = []
-    _slow(monkeypatch, 0.3, log)
+    _slow(monkeypatch, 0.3, log, "delete_session")
     side = _side(pg_dsn)
     await side.start()
-    answer = await side.send(GET, 0.05)  # the gateway stops waiting; the call goes on
+    answer = await side.send(DELETE, 0.05)  # the gateway stops waiting; the write goes on
     assert answer.timed_out
     await side.close()
-    assert log == ["start 1", "done"]
+    assert log == ["start 1", "answered", "done"]
 
 
 async def test_a_target_no_client_could_send_never_reaches_the_core(side: InProcessNative) -> None:
