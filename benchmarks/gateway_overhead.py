@@ -43,6 +43,7 @@ from harness.services import start_legacy as AgentOSProcess
 from harness.services import start_native as NativeProcess
 
 PATH = "/sessions/s-agent-1"
+LOG_LEVEL = "WARNING"  # the gateway's and native direct's: no access lines on either side
 
 
 async def load(url: str, seconds: float, concurrency: int) -> tuple[float, float, float]:
@@ -73,6 +74,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def run_context() -> str:
+    """When, on what and at which commit a run was made: the line to paste above its table
+    (figures from a loaded machine are not comparable with a quiet one's)."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+    except OSError:
+        commit = ""
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    return f"Run {stamp}, commit {commit or 'unknown'}, {os.cpu_count()} CPUs, load average {load} (1, 5, 15 min)"
+
+
 def start_gateway(dsn: str, legacy_url: str, stage: str, log_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     # A stored stage wins over the configured one: start each run from no stored stage.
     asyncio.run(reset_gateway_tables(dsn))
@@ -83,7 +98,7 @@ def start_gateway(dsn: str, legacy_url: str, stage: str, log_dir: Path) -> tuple
         "AGNO_LEGACY_URL": legacy_url,
         "AGNO_GATEWAY_PORT": str(port),
         "AGNO_GATEWAY_STAGE": stage,
-        "AGNO_LOG_LEVEL": "WARNING",
+        "AGNO_LOG_LEVEL": LOG_LEVEL,
     }
     return start_process(port, env, log_dir / f"gateway-{stage}.log"), f"http://127.0.0.1:{port}"
 
@@ -103,7 +118,10 @@ def main() -> None:
         seed(pg.main_dsn, openai_url)
         legacy = AgentOSProcess(pg.main_dsn, openai_url, name="bench-legacy")
         services.append(legacy)
-        native = NativeProcess({"AGNO_PG_DSN": pg.main_dsn, "AGNO_DEFAULT_DB_ID": "main-db"}, "bench-native")
+        # At the gateway's log level: an access line written per request by one side only would
+        # be counted as the other's saving (the in-process core writes its line at DEBUG).
+        native_env = {"AGNO_PG_DSN": pg.main_dsn, "AGNO_DEFAULT_DB_ID": "main-db", "AGNO_LOG_LEVEL": LOG_LEVEL}
+        native = NativeProcess(native_env, "bench-native")
         services.append(native)
         rows = []
         if args.only == "native":
@@ -133,7 +151,8 @@ def main() -> None:
             service.stop()
         stop_openai()
         pg.stop()
-    print(f"GET {PATH}, {args.concurrency} workers, {args.seconds:.0f} s each\n")
+    print(f"GET {PATH}, {args.concurrency} workers, {args.seconds:g} s each")
+    print(f"{run_context()}\n")
     print("| path | req/s | p50 ms | p99 ms | req/s vs direct |\n|---|---:|---:|---:|---:|")
     for name, rps, p50, p99 in rows:
         base = native_direct[0] if "native" in name and "shadow" not in name else legacy_direct[0]
@@ -160,7 +179,8 @@ def native_rounds(dsn: str, legacy_url: str, native: tuple[str, int], log_dir: P
             rounds.append((timed(native_url, native_pid), timed(gateway_url, proc.pid)))
     finally:
         stop(proc)
-    print(f"GET {PATH}, {args.concurrency} workers, {args.seconds:.0f} s each, {args.repeat} rounds\n")
+    print(f"GET {PATH}, {args.concurrency} workers, {args.seconds:g} s each, {args.repeat} rounds")
+    print(f"{run_context()}\n")
     print(
         "| round | direct req/s | direct p50 ms | direct CPU µs/req | gateway req/s | gateway p50 ms "
         "| gateway CPU µs/req | p50 difference ms |"

@@ -1,6 +1,11 @@
 """The app factory. `create_app(settings)` builds the aiohttp app; pools open and close through
 `cleanup_ctx`, so `python -m aiohttp.web session_service.app:create_app` works as well.
 
+The app is a thin adapter (`serve`) around the core (session_service/core.py), which the
+gateway's in-process native side calls too: the app's mapping is the core's state (settings,
+metrics, databases), opened and closed by its `cleanup_ctx` (`await app.startup()` and
+`await app.cleanup()` for a caller that serves it without a runner).
+
 Operational routes (open, no key): `/healthz`, `/readyz` (session_service/health.py), `/metrics`,
 and `/openapi.json` (agno's document for the sessions routes: session_service/openapi.py).
 """
@@ -15,42 +20,53 @@ from typing import Any
 
 import asyncpg
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from . import routes, views
-from .appkeys import DATABASES, METRICS, ROUTE_MATCH, SETTINGS
+from . import core, views
+from .appkeys import DATABASES, METRICS, SETTINGS
 from .config import Database, Settings, settings_from_env
-from .cors import cors_middleware
-from .health import healthz, readiness_ctx, readyz
+from .health import readiness_ctx
 from .metrics import ServiceMetrics
-from .middleware import ACCESS_LOG_LEVEL, authenticate, observe
-from .openapi import document_bytes, openapi_view
+from .middleware import ACCESS_LOG_LEVEL
 from .store import Store, init_connection
-from .validation import starlette_path
 
 log = logging.getLogger("session_service")
 
 
-async def dispatch(request: web.Request) -> web.StreamResponse:
-    """Every non-operational path: the Starlette-style match `observe` made, then the view."""
-    found = request.get(ROUTE_MATCH) or routes.match(request.method, starlette_path(request.raw_path))
-    if found.status == 404:
-        return views.error_response(404, "Not Found")
-    if found.status == 405:
-        return views.error_response(405, "Method Not Allowed", headers={"Allow": ", ".join(found.allow)})
-    assert found.route is not None
-    handler = views.HANDLERS[found.route.handler_name]
-    try:
-        return await handler(request, found.params)
-    except views.HTTPError as exc:
-        return views.error_response(exc.status, exc.detail)
-    except views.RequestInvalid as exc:
-        return views.error_response(422, exc.errors)
-
-
-async def metrics_view(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+@web.middleware
+async def serve(request: web.Request, handler: Any) -> web.Response:
+    """The whole aiohttp side of the service: read the body (within the limit and the request
+    timeout), hand the request to the core as a value, return its answer. A middleware, not a
+    route, so that every request target reaches the core, even one no route could match
+    (`OPTIONS *`); aiohttp's own `handler` (its router's 404) is never called."""
+    app = request.app
+    arrived = asyncio.get_running_loop().time()
+    settings = app[SETTINGS]
+    body = b""
+    refused: core.BodyRefusal | None = None
+    length = request.content_length
+    if length is not None and length > settings.max_body_bytes:
+        refused = "too_large"  # refused unread, before any stage runs (as before the core)
+    elif request.body_exists:
+        try:
+            async with asyncio.timeout_at(arrived + settings.request_timeout_s):
+                body = await request.read()
+        except web.HTTPRequestEntityTooLarge:  # a chunked body over client_max_size
+            refused = "too_large"
+        except TimeoutError:  # a body that trickles: 504, within the request timeout
+            refused = "timeout"
+    value = core.CoreRequest(
+        app,
+        request.method,
+        request.raw_path,
+        request.path,
+        request.query,
+        request.headers,
+        body,
+        request.remote,
+        arrived,
+        body_refused=refused,
+    )
+    return await core.handle(value)
 
 
 async def _open_database(db: Database, settings: Settings, metrics: ServiceMetrics) -> views.DatabaseHandle:
@@ -119,10 +135,8 @@ def create_app(
         configure_logging(os.environ.get("AGNO_LOG_LEVEL", "INFO"))
     if not isinstance(settings, Settings):
         settings = settings_from_env()
-    # CORS inside `observe` (a crash's 500 has no CORS headers, as in AgentOS) and outside
-    # `authenticate` (a preflight needs no key; a 401 gets CORS headers).
-    cors = cors_middleware(lambda request: request.app[SETTINGS].cors)
-    app = web.Application(middlewares=[observe, cors, authenticate], client_max_size=settings.max_body_bytes)
+    # No routes: `serve` hands every request to the core (session_service/core.py), which routes.
+    app = web.Application(middlewares=[serve], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[METRICS] = ServiceMetrics()
     app[DATABASES] = {}
@@ -132,12 +146,6 @@ def create_app(
         app[METRICS].pool_max.labels(db.db_id).set(settings.pool_max_size)
     app.cleanup_ctx.append(_databases_ctx)
     app.cleanup_ctx.append(readiness_ctx)  # after the pools open, cancelled before they close
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_view)
-    app.router.add_get("/openapi.json", openapi_view(document_bytes()))  # open, as in AgentOS
-    # `(?s:...)`: aiohttp's `.` stops at a newline, and an id may hold one (agno routes it).
-    app.router.add_route("*", "/{tail:(?s:.*)}", dispatch)
     return app
 
 

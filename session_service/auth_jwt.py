@@ -44,7 +44,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
-from aiohttp import web
 
 ADMIN_SCOPE = "agent_os:admin"
 # agno's `DEFAULT_SCOPE_MAPPINGS` for the sessions routes, matched as agno matches them (fnmatch,
@@ -224,12 +223,6 @@ def insufficient_detail(required: list[str]) -> str:
     """agno's `build_insufficient_permissions_detail`."""
     base = "Insufficient permissions"
     return f"{base}. Required scope(s): {', '.join(required)}" if required else base
-
-
-# The request key under which the middleware leaves a verified token's user id (its `sub`), as
-# agno's middleware sets `request.state.user_id`; agno's create route stores it as the owner.
-USER_ID_KEY = web.RequestKey("agno_jwt_user_id", str)
-IDENTITY_KEY = web.RequestKey("agno_jwt_identity", object)  # an Identity (defined below)
 
 
 def check(config: JwtConfig, token: str | None, method: str, path: str) -> tuple[int, str] | None:

@@ -19,10 +19,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
+
+if TYPE_CHECKING:
+    from .core import CoreRequest, Handler
+    from .routes import Match
 
 # agno's default browser origins (agno.os.settings.AgnoAPISettings.cors_origin_list).
 AGNO_ORIGINS = (
@@ -111,16 +116,13 @@ def add_simple_headers(policy: CorsPolicy, origin: str | None, response: web.Str
     response.headers["Vary"] = ", ".join([*vary, "Origin"])
 
 
-def cors_middleware(policy: Callable[[web.Request], CorsPolicy]) -> Callable[..., Awaitable[web.StreamResponse]]:
-    @web.middleware
-    async def cors(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        origin = request.headers.get("Origin")
-        if origin is not None and request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-            return preflight(policy(request), request.headers)
-        response = await handler(request)
-        add_simple_headers(policy(request), origin, response)
-        return response
-
-    return cors
+async def cors(policy: CorsPolicy, request: CoreRequest, found: Match | None, handler: Handler) -> web.Response:
+    """The CORS stage of the core: inside `observe` (a crash's 500 has no CORS headers, as in
+    AgentOS) and outside `authenticate` (a preflight needs no key; a 401 gets CORS headers)."""
+    headers = request.headers
+    origin = headers.get("Origin")
+    if origin is not None and request.method == "OPTIONS" and "Access-Control-Request-Method" in headers:
+        return preflight(policy, headers)
+    response = await handler(request, found)
+    add_simple_headers(policy, origin, response)
+    return response

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import asyncpg
 from aiohttp import web
@@ -24,6 +25,9 @@ from aiohttp import web
 from agentos_session.watch import watch_readiness
 
 from .appkeys import DATABASES, METRICS, SETTINGS
+
+if TYPE_CHECKING:
+    from .core import CoreRequest
 
 log = logging.getLogger("session_service")
 
@@ -60,7 +64,7 @@ async def check_databases(app: web.Application) -> dict[str, str]:
     return {db_id: reason for db_id, reason in zip(ids, reasons, strict=True) if reason}
 
 
-async def healthz(request: web.Request) -> web.Response:
+async def healthz(request: CoreRequest) -> web.Response:
     """`{"status":"ok"}` when every database answers `SELECT 1`, else 503 with the reason."""
     for db_id, handle in request.app[DATABASES].items():
         reason = await ping(handle.pool)
@@ -69,7 +73,7 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def readyz(request: web.Request) -> web.Response:
+async def readyz(request: CoreRequest) -> web.Response:
     """200 when every configured database answers, else 503 naming each that does not."""
     not_ready = await check_databases(request.app)
     databases = {db.db_id: not_ready.get(db.db_id, "ok") for db in request.app[SETTINGS].databases}

@@ -6,9 +6,14 @@ Labels are bounded: the route *template* (`/sessions/{session_id}`), never the c
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
+
+if TYPE_CHECKING:
+    from .core import CoreRequest
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -67,5 +72,29 @@ class ServiceMetrics:
             registry=self.registry,
         )
 
+        # The labelled children, looked up once per (method, route[, status]): prometheus_client's
+        # `labels()` validates and joins the labels under a lock on every call.
+        self._counted: dict[tuple[str, str, int], Any] = {}
+        self._timed: dict[tuple[str, str], Any] = {}
+
+    def observe_request(self, method: str, route: str, status: int, elapsed_s: float) -> None:
+        """One answered request: `agno_session_requests_total` and its duration."""
+        counted = self._counted.get((method, route, status))
+        if counted is None:
+            counted = self._counted[(method, route, status)] = self.requests.labels(method, route, str(status))
+        counted.inc()
+        timed = self._timed.get((method, route))
+        if timed is None:
+            timed = self._timed[(method, route)] = self.latency.labels(method, route)
+        timed.observe(elapsed_s)
+
     def watch_pools(self, pools: Callable[[], dict[str, object]]) -> None:
         self.registry.register(PoolCollector(pools))
+
+
+async def metrics_view(request: CoreRequest) -> web.Response:
+    """`GET /metrics`: the app's own registry, in Prometheus's text format."""
+    from .appkeys import METRICS  # appkeys names ServiceMetrics
+
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

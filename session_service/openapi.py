@@ -15,11 +15,14 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Iterator
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from agentos_session.sessions_api import SESSION_ROUTES
+
+if TYPE_CHECKING:
+    from .core import CoreRequest
 
 DOCUMENT = "openapi.json"
 REF_PREFIX = "#/components/"
@@ -88,10 +91,10 @@ def document_bytes() -> bytes:
     return json.dumps(json.loads(text), ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def openapi_view(body: bytes) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def openapi_view(body: bytes) -> Callable[[CoreRequest], Awaitable[web.Response]]:
     """The handler of `GET /openapi.json`, serving `body` (read once, when the app is built)."""
 
-    async def openapi(request: web.Request) -> web.Response:
+    async def openapi(request: CoreRequest) -> web.Response:
         return web.Response(body=body, content_type="application/json")
 
     return openapi

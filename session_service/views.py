@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
 import asyncpg
@@ -17,7 +17,7 @@ from aiohttp import web
 
 from . import history, render
 from .appkeys import DATABASES, SETTINGS
-from .auth_jwt import IDENTITY_KEY, MISSING_USER_IDENTITY, USER_ID_KEY, Identity
+from .auth_jwt import MISSING_USER_IDENTITY
 from .store import SessionQuery, Store
 from .validation import (
     CREATE_PARAMS,
@@ -41,6 +41,9 @@ from .validation import (
     storable,
     unstorable,
 )
+
+if TYPE_CHECKING:
+    from .core import CoreRequest
 
 JSON = "application/json"
 
@@ -88,7 +91,7 @@ class DatabaseHandle:
 # --------------------------------------------------------------------------------------------
 
 
-def _query(request: web.Request) -> dict[str, list[str]]:
+def _query(request: CoreRequest) -> dict[str, list[str]]:
     q = request.query
     query = {key: q.getall(key) for key in q.keys()}
     scoped = _scoped_user_id(request)
@@ -98,12 +101,11 @@ def _query(request: web.Request) -> dict[str, list[str]]:
     return query
 
 
-def _scoped_user_id(request: web.Request) -> str | None:
-    identity = request.get(IDENTITY_KEY)
-    return identity.scoped_user_id if isinstance(identity, Identity) else None
+def _scoped_user_id(request: CoreRequest) -> str | None:
+    return request.identity.scoped_user_id if request.identity is not None else None
 
 
-async def _body(request: web.Request) -> Any:
+async def _body(request: CoreRequest) -> Any:
     try:
         return decode_body(await request.read(), request.headers.get("Content-Type"))
     except BodyUnreadable:
@@ -124,17 +126,16 @@ def _collect(*steps: Any) -> list[Any]:
     return results
 
 
-async def resolve_db(request: web.Request, db_id: str | None, table: str | None) -> DatabaseHandle:
+async def resolve_db(request: CoreRequest, db_id: str | None, table: str | None) -> DatabaseHandle:
     """agno's `get_db` (the same choices and error texts), then `get_scoped_user_id`'s 403 for
     a token without a user under user isolation (agno's `resolve_db_and_scope` order)."""
     handle = await _resolve_db(request, db_id, table)
-    identity = request.get(IDENTITY_KEY)
-    if isinstance(identity, Identity) and identity.missing_identity:
+    if request.identity is not None and request.identity.missing_identity:
         raise HTTPError(403, MISSING_USER_IDENTITY)
     return handle
 
 
-async def _resolve_db(request: web.Request, db_id: str | None, table: str | None) -> DatabaseHandle:
+async def _resolve_db(request: CoreRequest, db_id: str | None, table: str | None) -> DatabaseHandle:
     if table and not db_id:
         raise HTTPError(400, "The db_id query parameter is required when passing a table")
     databases: dict[str, DatabaseHandle] = request.app[DATABASES]
@@ -177,7 +178,7 @@ def _title(session_type: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-async def list_sessions(request: web.Request, path: dict[str, str]) -> web.Response:
+async def list_sessions(request: CoreRequest, path: dict[str, str]) -> web.Response:
     q = parse_query(_query(request), LIST_PARAMS)
     db = await resolve_db(request, q["db_id"], q["table"])
     if q["page"] == 0:
@@ -236,7 +237,7 @@ async def list_sessions(request: web.Request, path: dict[str, str]) -> web.Respo
 _BIGINT_MAX = 2**63 - 1  # Postgres LIMIT and OFFSET are bigint
 
 
-def _refuse_out_of_range(request: web.Request, limit: int, page: int) -> None:
+def _refuse_out_of_range(request: CoreRequest, limit: int, page: int) -> None:
     """A LIMIT or OFFSET past bigint is a 500 (DataError) in agno; a client mistake here, a 422
     (see known differences)."""
     if limit > _BIGINT_MAX:
@@ -274,7 +275,7 @@ async def _load_session(
     return row, _runs_with_legacy(table_runs, row)
 
 
-async def get_session(request: web.Request, path: dict[str, str]) -> web.Response:
+async def get_session(request: CoreRequest, path: dict[str, str]) -> web.Response:
     q = parse_query(_query(request), DETAIL_PARAMS)
     db = await resolve_db(request, q["db_id"], q["table"])
     session_id = path["session_id"]
@@ -287,7 +288,7 @@ async def get_session(request: web.Request, path: dict[str, str]) -> web.Respons
     return json_response(render.session_detail(row, runs, as_type, include_none=False))
 
 
-async def _session_run_schemas(request: web.Request, path: dict[str, str]) -> list[dict[str, Any]]:
+async def _session_run_schemas(request: CoreRequest, path: dict[str, str]) -> list[dict[str, Any]]:
     q = parse_query(_query(request), RUNS_PARAMS)
     wanted = None
     if q["status"]:
@@ -305,17 +306,17 @@ async def _session_run_schemas(request: web.Request, path: dict[str, str]) -> li
     return render.filter_status(render.classify_runs(runs, session_type, row), wanted)
 
 
-async def get_session_runs(request: web.Request, path: dict[str, str]) -> web.Response:
+async def get_session_runs(request: CoreRequest, path: dict[str, str]) -> web.Response:
     schemas = await _session_run_schemas(request, path)
     return json_response([render.drop_none(s) for s in schemas])
 
 
-async def get_session_run_previews(request: web.Request, path: dict[str, str]) -> web.Response:
+async def get_session_run_previews(request: CoreRequest, path: dict[str, str]) -> web.Response:
     schemas = await _session_run_schemas(request, path)
     return json_response([render.run_preview(s) for s in schemas])
 
 
-async def get_session_run(request: web.Request, path: dict[str, str]) -> web.Response:
+async def get_session_run(request: CoreRequest, path: dict[str, str]) -> web.Response:
     q = parse_query(_query(request), RUN_PARAMS)
     db = await resolve_db(request, q["db_id"], q["table"])
     session_id, run_id = path["session_id"], path["run_id"]
@@ -375,7 +376,7 @@ ID_TAKEN_ELSEWHERE = (
 )
 
 
-async def create_session(request: web.Request, path: dict[str, str]) -> web.Response:
+async def create_session(request: CoreRequest, path: dict[str, str]) -> web.Response:
     raw = await _body(request)
     q, body = _collect(
         lambda: parse_query(_query(request), CREATE_PARAMS),
@@ -394,7 +395,7 @@ async def create_session(request: web.Request, path: dict[str, str]) -> web.Resp
     if body.session_name is not None:
         session_data["session_name"] = body.session_name
     # agno: a verified token's user id wins over the body's (request.state.user_id, JWT mode).
-    token_user_id = request.get(USER_ID_KEY)
+    token_user_id = request.identity.user_id if request.identity is not None else None
     fields: dict[str, Any] = {
         "user_id": body.user_id if token_user_id is None else token_user_id,
         "session_data": session_data or None,
@@ -436,7 +437,7 @@ async def create_session(request: web.Request, path: dict[str, str]) -> web.Resp
     return json_response(render.session_detail(row, runs, session_type, include_none=False), status=201)
 
 
-async def rename_session(request: web.Request, path: dict[str, str]) -> web.Response:
+async def rename_session(request: CoreRequest, path: dict[str, str]) -> web.Response:
     raw = await _body(request)
     q, name = _collect(
         lambda: parse_query(_query(request), RENAME_PARAMS),
@@ -504,7 +505,7 @@ def _refuse_unstorable(body: Any, *, raw: tuple[str, ...], stored: tuple[str, ..
 _TOO_DEEP = "Value error, nested too deeply for a session to be rendered (pydantic-core stops at 255 levels)"
 
 
-async def update_session(request: web.Request, path: dict[str, str]) -> web.Response:
+async def update_session(request: CoreRequest, path: dict[str, str]) -> web.Response:
     raw = await _body(request)
     q, body = _collect(
         lambda: parse_query(_query(request), UPDATE_PARAMS),
@@ -545,7 +546,7 @@ async def update_session(request: web.Request, path: dict[str, str]) -> web.Resp
     return json_response(render.session_detail(updated, runs, response_type, include_none=True))
 
 
-async def delete_session(request: web.Request, path: dict[str, str]) -> web.Response:
+async def delete_session(request: CoreRequest, path: dict[str, str]) -> web.Response:
     q = parse_query(_query(request), DELETE_PARAMS)
     db = await resolve_db(request, q["db_id"], q["table"])
     if q["delete_media"]:
@@ -555,7 +556,7 @@ async def delete_session(request: web.Request, path: dict[str, str]) -> web.Resp
     return no_content()
 
 
-async def delete_sessions(request: web.Request, path: dict[str, str]) -> web.Response:
+async def delete_sessions(request: CoreRequest, path: dict[str, str]) -> web.Response:
     raw = await _body(request)
     q, body = _collect(
         lambda: parse_query(_query(request), DELETE_PARAMS),

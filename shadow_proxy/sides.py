@@ -1,11 +1,11 @@
-"""The two sides as the gateway calls them, all over aiohttp's public client API:
+"""The two sides as the gateway calls them, on public APIs only:
 
-- `HttpSide`: a side at a base URL (legacy always; native when `native.url` is set);
-- `InProcessNative`: the native service's aiohttp app run inside the gateway's event loop, on
-  a `web.AppRunner` + `web.UnixSite` bound to a socket file in a private directory (mode 0700),
-  and called with the same `HttpSide` code over an `aiohttp.UnixConnector`. No TCP hop, no
-  port, and nothing of aiohttp's internals: the native app's router, middlewares (observe,
-  cors, authenticate) and handlers run exactly as in `agentos-session serve`.
+- `HttpSide`: a side at a base URL over aiohttp's client (legacy always; native when
+  `native.url` is set);
+- `InProcessNative`: the native service's core (session_service/core.py) called in the
+  gateway's event loop with a request value, and its `web.Response` read back as a `Response`:
+  the same stages (observe, cors, authenticate) and views as `agentos-session serve`, without a
+  socket or a second HTTP round of serialising and parsing.
 
 Each call gives an `Answer`: the `Response` (with `error` set when there was no HTTP answer),
 its latency, and whether the request may have reached the side, which decides if a write may be
@@ -15,12 +15,8 @@ of the client's connection is kept after its request ended.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import tempfile
+import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -31,8 +27,8 @@ from agentos_session.routing import SAFE_METHODS
 from comparator import Request, Response
 from comparator import Side as SideName
 from comparator.fetch import BodyTooLarge, exact_url, request_once_more_if_safe, without_silent_retry
-from session_service.middleware import TRUST_UNIX_PEER
-from session_service.serving import HEAD_LIMIT
+from session_service import core
+from session_service.appkeys import SETTINGS
 
 from .metrics import GatewayMetrics, code_class
 
@@ -68,32 +64,22 @@ class Side(Protocol):
     async def send(self, request: Request, timeout_s: float, max_body_bytes: int | None = None) -> Answer: ...
 
 
-ConnectorFactory = Callable[..., aiohttp.BaseConnector]
-
-
 class HttpSide:
     """A side at a base URL. Reads go through a pool of kept-alive connections; writes always
     get a fresh connection, because a pooled one may have been closed by the server without
     notice (uvicorn does, after an unhandled error), and a write sent on it cannot be safely
-    sent again, while a read can. `connector` makes the connections (TCP unless told)."""
+    sent again, while a read can."""
 
-    def __init__(
-        self,
-        name: SideName,
-        base_url: str,
-        max_connections: int,
-        connector: ConnectorFactory = aiohttp.TCPConnector,
-    ) -> None:
+    def __init__(self, name: SideName, base_url: str, max_connections: int) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
         self._max_connections = max_connections
-        self._connector = connector
         self._pooled: aiohttp.ClientSession | None = None
         self._fresh: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        self._pooled = _session(self._connector(limit=self._max_connections))
-        self._fresh = _session(self._connector(limit=self._max_connections, force_close=True))
+        self._pooled = _session(aiohttp.TCPConnector(limit=self._max_connections))
+        self._fresh = _session(aiohttp.TCPConnector(limit=self._max_connections, force_close=True))
 
     async def close(self) -> None:
         for session in (self._pooled, self._fresh):
@@ -136,64 +122,100 @@ def _session(connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:
     return without_silent_retry(session)
 
 
-class InProcessNative:
-    """The native service's aiohttp `app`, served in this process on a Unix socket that only
-    this process can reach, and called over it like any HTTP side.
+NAME_ONLY = "http://native.local"  # a base for parsing a target as a client would send it
 
-    The socket lives in a fresh `tempfile.mkdtemp` directory (mode 0700: no other user can
-    connect), removed on `close()`. The app is told (`TRUST_UNIX_PEER`) that a peer on a Unix
-    socket is the gateway, so it believes the `X-Forwarded-For` hop the gateway appends and logs
-    and counts the client's address, as it would behind any trusted proxy; on TCP nothing
-    changes. Its access lines stay at the level it was built with (DEBUG in the gateway)."""
+
+class InProcessNative:
+    """The native service's core (session_service/core.py), called in this process with a
+    request value: the same stages (observe, cors, authenticate) and views as
+    `agentos-session serve`, without a socket, a second HTTP serialisation or a parse.
+
+    `app` is the native service's aiohttp app, used only as the core's state (settings,
+    metrics, databases); `start()` and `close()` open and close its databases through its
+    public `startup()` / `cleanup()`. The value is marked `from_gateway`, so the core believes
+    the `X-Forwarded-For` hop the gateway appends and logs and counts the client's address, as
+    behind any trusted proxy; its access lines stay at the level it was built with (DEBUG in
+    the gateway). A write runs as its own task, shielded from the caller's timeout: as over
+    HTTP, a write the gateway stopped waiting for is still finished by the service (within its
+    own request timeout), never cut off halfway. A read (a safe method) runs in the caller's
+    task and is cancelled at the timeout: it has no effect to finish, and a task per read
+    cost about 90 µs of CPU (two more turns of the event loop). At most `max_connections`
+    calls run at once, as a connection pool would allow."""
 
     name: SideName = "native"
-    SOCKET = "native.sock"
 
     def __init__(self, app: web.Application, max_connections: int = 100) -> None:
         self.app = app
-        self.app[TRUST_UNIX_PEER] = True
-        self._max_connections = max_connections
-        self._dir: str | None = None
-        self._runner: web.AppRunner | None = None
-        self._client: HttpSide | None = None
-
-    @property
-    def socket_path(self) -> str:
-        assert self._dir is not None, "start() first"
-        return os.path.join(self._dir, self.SOCKET)
+        self._slots = asyncio.Semaphore(max_connections)
+        self._running: set[asyncio.Task[web.Response]] = set()
+        self._started = False
 
     async def start(self) -> None:
-        self._dir = tempfile.mkdtemp(prefix="agentos-native-")  # created 0700
-        # aiohttp's own access logger off: the app's `observe` middleware writes its lines.
-        self._runner = web.AppRunner(
-            self.app, access_log=None, handle_signals=False, max_line_size=HEAD_LIMIT, max_field_size=HEAD_LIMIT
-        )
-        await self._runner.setup()  # the app's startup and cleanup_ctx: its database pools
-        await web.UnixSite(self._runner, self.socket_path).start()
-        path = self.socket_path
-
-        def connector(*, limit: int, force_close: bool = False) -> aiohttp.BaseConnector:
-            return aiohttp.UnixConnector(path, limit=limit, force_close=force_close)
-
-        # The host is a name only (the socket is the address): the app sees `Host: native.local`.
-        self._client = HttpSide(self.name, "http://native.local", self._max_connections, connector)
-        await self._client.start()
+        self.app.freeze()  # what a runner does first; the signals must be frozen to be sent
+        await self.app.startup()  # the app's cleanup_ctx: its database pools, its readiness loop
+        self._started = True
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        if self._dir is not None:
-            with contextlib.suppress(OSError):
-                shutil.rmtree(self._dir)
-            self._dir = None
+        if not self._started:
+            return
+        self._started = False
+        if self._running:  # calls the gateway stopped waiting for end within their own deadline
+            _, pending = await asyncio.wait(set(self._running), timeout=self.app[SETTINGS].request_timeout_s + 1)
+            for task in pending:
+                task.cancel()
+        await self.app.cleanup()
 
     async def send(self, request: Request, timeout_s: float, max_body_bytes: int | None = None) -> Answer:
-        assert self._client is not None, "start() first"
-        return await self._client.send(request, timeout_s, max_body_bytes)
+        assert self._started, "start() first"
+        started = time.perf_counter()
+        try:
+            value = self._value(request)
+        except ValueError as exc:  # a target no HTTP parser would take: it never reached the core
+            return _failed(self.name, exc, started, reached=False)
+        try:
+            async with asyncio.timeout(timeout_s):
+                if request.method in SAFE_METHODS:
+                    # A read has nothing to finish once nobody waits for it: run it in the
+                    # caller's task (no task and no extra turns of the event loop per call).
+                    async with self._slots:
+                        response = await core.handle(value)
+                else:
+                    await self._slots.acquire()
+                    task = asyncio.ensure_future(core.handle(value))
+                    self._running.add(task)
+                    task.add_done_callback(self._finished)
+                    response = await asyncio.shield(task)
+            status, headers, body = core.response_parts(response, request.method)
+        except TimeoutError as exc:
+            return _failed(self.name, exc, started, reached=True, timed_out=True)
+        except Exception as exc:  # the core answers every failure itself: this is a bug
+            return _failed(self.name, exc, started, reached=True)
+        if max_body_bytes is not None and len(body) > max_body_bytes:
+            too_large = BodyTooLarge(f"body of {len(body)} bytes is over the limit of {max_body_bytes}")
+            return _failed(self.name, too_large, started, reached=True, too_large=True)
+        return Answer(Response(status, headers, body, self.name), time.perf_counter() - started, True)
+
+    def _value(self, request: Request) -> core.CoreRequest:
+        target = request.target
+        if not target.isascii() or " " in target or "#" in target:
+            # What `HttpSide` would put on the request line: no fragment, odd characters quoted.
+            target = exact_url(NAME_ONLY + target).raw_path_qs
+        return core.request_value(
+            self.app,
+            request.method,
+            target,
+            request.headers,
+            request.body,
+            peer=None,
+            arrived=asyncio.get_running_loop().time(),
+            from_gateway=True,
+        )
+
+    def _finished(self, task: asyncio.Task[web.Response]) -> None:
+        self._running.discard(task)
+        self._slots.release()
+        if not task.cancelled():
+            task.exception()  # retrieved: one the caller stopped waiting for is not "never retrieved"
 
 
 def _failed(

@@ -1,5 +1,5 @@
-"""The sides on public transports: the in-process native service on its private Unix socket
-(mode 0700, gone after close, the client's address still seen and logged at DEBUG), aiohttp's
+"""The sides on public APIs: the in-process native service called through its core (its pools
+opened and closed with the side, the client's address still seen and logged at DEBUG), aiohttp's
 silent resend switched off for real (a server that drops a kept-alive connection sees one
 DELETE, not two), and no private aiohttp attribute anywhere in shadow_proxy."""
 
@@ -21,8 +21,8 @@ from yarl import URL
 from comparator import Request
 from comparator.fetch import request_once_more_if_safe, without_silent_retry
 from session_service.app import create_app as create_native_app
+from session_service.appkeys import DATABASES
 from session_service.config import load_settings
-from session_service.middleware import TRUST_UNIX_PEER
 from shadow_proxy.appkeys import GATEWAY
 from shadow_proxy.sides import HttpSide, InProcessNative
 from tests.shadow.conftest import GatewayFactory, gateway_config
@@ -158,26 +158,27 @@ async def native_side(pg_dsn: str, seeded: None) -> AsyncIterator[InProcessNativ
         await side.close()
 
 
-async def test_the_native_socket_is_private_and_removed(pg_dsn: str, seeded: None) -> None:
+async def test_the_in_process_side_opens_its_pools_and_closes_them(pg_dsn: str, seeded: None) -> None:
+    """No socket and no runner: `start()` opens the core's databases through the app's public
+    `startup()`, `close()` closes them through `cleanup()`."""
     settings = load_settings({"AGNO_PG_DSN": pg_dsn, "AGNO_DEFAULT_DB_ID": "main-db"})
     side = InProcessNative(create_native_app(settings))
     await side.start()
-    path = Path(side.socket_path)
+    handles = list(side.app[DATABASES].values())
     try:
-        assert stat.S_ISSOCK(path.stat().st_mode)
-        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+        assert handles and not any(h.pool.is_closing() for h in handles)
         answer = await side.send(Request("GET", "/sessions/s-agent-1", {}, b""), 10)
         assert (answer.response.status, answer.response.side, answer.reached) == (200, "native", True)
     finally:
         await side.close()
-    assert not path.parent.exists()
+    assert all(h.pool.is_closing() for h in handles)
 
 
-async def test_native_believes_forwarding_only_on_its_private_socket(
+async def test_native_believes_forwarding_only_from_the_gateway(
     native_side: InProcessNative, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """On the socket, the gateway's last X-Forwarded-For hop is the client; its access line is
-    at DEBUG. Served on TCP (no trusted proxies), the same header is ignored."""
+    """Called in-process by the gateway, the gateway's last X-Forwarded-For hop is the client;
+    its access line is at DEBUG. Served on TCP (no trusted proxies), the same header is ignored."""
     headers = {"X-Forwarded-For": "203.0.113.9, 198.51.100.7", "X-Request-ID": "sides-unix"}
     with caplog.at_level(logging.DEBUG, logger="session_service.access"):
         answer = await native_side.send(Request("GET", "/sessions/s-agent-1", headers, b""), 10)
@@ -187,12 +188,11 @@ async def test_native_believes_forwarding_only_on_its_private_socket(
     assert line.fields["client_ip"] == "198.51.100.7"  # type: ignore[attr-defined]  # set by observe
 
 
-async def test_a_tcp_peer_is_not_trusted_by_the_flag(
+async def test_a_tcp_peer_is_never_taken_for_the_gateway(
     pg_dsn: str, seeded: None, aiohttp_client: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = load_settings({"AGNO_PG_DSN": pg_dsn, "AGNO_DEFAULT_DB_ID": "main-db"})
     app = create_native_app(settings)
-    app[TRUST_UNIX_PEER] = True  # even if set, a TCP peer is not the gateway's socket
     client = await aiohttp_client(app)
     with caplog.at_level(logging.INFO, logger="session_service.access"):
         r = await client.get("/sessions/s-agent-1", headers={"X-Forwarded-For": "203.0.113.9"})
