@@ -93,8 +93,8 @@ async def keep_connection_state(conn: asyncpg.Connection) -> None:
     default reset statement (`pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`), one
     round trip per request. Safe here: the service leaves no session state on a connection (no
     LISTEN, cursor, SET or session-level advisory lock; the DDL lock is transaction-scoped), and
-    asyncpg still rolls back a transaction left open before it calls this. Not wired in yet:
-    the pool is built in app.py (see docs/benchmarks.md, "Optimisation")."""
+    asyncpg still rolls back a transaction left open before it calls this (session_service/app.py
+    builds the pools with it; docs/benchmarks.md, "Optimisation", has what it saves)."""
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,7 @@ def test_the_value_is_frozen_plain_data() -> None:
         "arrived",
         "from_gateway",
         "body_refused",
+        "identity",
     ]
     assert isinstance(value.headers, CIMultiDictProxy) and value.headers["x-forwarded-for"] == "203.0.113.9"
 
