@@ -136,7 +136,8 @@ class WriteVerification:
         except ValueError:
             return []
         ids = asked.get(self.bulk_field) if isinstance(asked, dict) else None
-        return [i for i in ids if isinstance(i, str)] if isinstance(ids, list) else []
+        # An empty id names no resource: its read-back path (`/sessions/`) would be another route.
+        return [i for i in ids if isinstance(i, str) and i] if isinstance(ids, list) else []
 
     def reads(self, method: str, resource_id: str, query: Sequence[tuple[str, str]]) -> list[str]:
         """The targets to read back for one written id, with the write's selecting query kept."""

@@ -7,8 +7,8 @@ aiohttp bounds none of these by default in a way an internet-facing service need
   if no complete request head has arrived by then; bytes trickling in do not reset it. So a client
   that sends its headers one byte per second, or opens a connection and sends nothing, is cut off
   after this long. (`web.run_app`'s default is 75 s.)
-* **Request body**: read inside the request, so the request timeout (`AGNO_REQUEST_TIMEOUT_S`,
-  the `observe` middleware's deadline) bounds a slow body: 504 JSON.
+* **Request body**: read by the app's adapter (session_service/app.py `serve`) under the request
+  timeout (`AGNO_REQUEST_TIMEOUT_S`), so a slow body is bounded: 504 JSON.
 * **Connections** (`AGNO_MAX_CONNECTIONS`, default 1000): a connection over the limit is answered
   `503 {"detail":"Too many connections"}` with `Retry-After` and closed at once, before it reaches
   aiohttp, so it costs no request handler.
@@ -25,6 +25,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
+from typing import cast
 
 from aiohttp import web
 
@@ -51,9 +52,11 @@ class _Refuse(asyncio.Protocol):
     """A connection over the limit: one 503 and the connection is closed."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        transport.write(_refusal())
-        transport.close()
+        # A stream connection's transport: uvloop's is not a subclass of asyncio.Transport
+        # (an isinstance check refused every connection past the limit without its 503).
+        stream = cast(asyncio.WriteTransport, transport)
+        stream.write(_refusal())
+        stream.close()
 
 
 class ConnectionLimit:

@@ -45,7 +45,7 @@ from aiohttp import web
 
 from agentos_session.routing import SAFE_METHODS, Match, RouteTable
 from agentos_session.sessions_api import cannot_serve
-from comparator import Request
+from comparator import Request, Response
 from session_service.middleware import request_id_of
 
 from .config import GatewayConfig, Group, Stage
@@ -148,10 +148,12 @@ class Proxy:
         answer = await self._call(primary_side, exchange, route, stage)
         served_by, fallback = primary_side, None
         refusal = None if answer.response.error else cannot_serve(answer.response.status, answer.response.body)
-        if primary_side == "native" and group is not None and (answer.failed or refusal):
-            self.rollout.windows[group.name].observe_native(True)
-        elif primary_side == "native" and group is not None:
-            self.rollout.windows[group.name].observe_native(False)
+        # What the gate counts as a native error: a failure, or a "cannot serve" answer that
+        # legacy then answers otherwise. A refusal legacy repeats byte for byte (a db_id neither
+        # side knows) is the client's mistake, answered right by native: counting it would let
+        # a client's bad ids roll a route back.
+        native_error = answer.failed or refusal is not None
+        native_answer = answer.response
         if primary_side == "native" and (answer.failed or refusal) and self.sides.legacy is not None:
             reason = (
                 "timeout"
@@ -169,6 +171,8 @@ class Proxy:
                 self.metrics.fallbacks.labels(route, reason, "legacy").inc()
                 answer = await self._call("legacy", exchange, route, stage)
                 served_by, fallback = "legacy", reason
+                if not native_answer.error and native_answer.status < 500:
+                    native_error = not _same_answer(native_answer, answer.response)
             else:
                 log.warning(
                     "native failed a %s (%s) that may have reached it; not retried on legacy",
@@ -182,6 +186,8 @@ class Proxy:
             elif route in self.legacy_away:
                 self.legacy_away.discard(route)
                 log.info("legacy answers %s again (fallback_to_native no longer used)", route)
+        if primary_side == "native" and group is not None:
+            self.rollout.windows[group.name].observe_native(native_error)
         if group is not None and shadow_side is not None:
             if served_by != primary_side:
                 self.metrics.mirror_skipped.labels(route, "fallback").inc()
@@ -315,3 +321,8 @@ def access(
 
 def json_error(status: int, detail: str, request_id: str) -> web.Response:
     return web.json_response({"detail": detail}, status=status, headers={"X-Request-ID": request_id})
+
+
+def _same_answer(native: Response, legacy: Response) -> bool:
+    """Whether legacy repeated native's answer: the same status and body bytes."""
+    return native.status == legacy.status and native.body == legacy.body

@@ -202,4 +202,9 @@ def test_gateway_at_primary_answers_no_5xx(schema: Any, fuzz_gateway: Process, s
     CASES["gateway"] = tally.cases
     assert not tally.failures, "\n".join(tally.failures)
     assert tally.cases >= GATEWAY_MIN_CASES, tally.cases
+    # Random clients must not move the rollout: a bad id both sides refuse alike is no native
+    # error, an empty id in a bulk delete names nothing to read back; every group stays at
+    # primary (else legacy, with agno's own 500s, would have answered part of the run).
+    groups = httpx.get(fuzz_gateway.url + "/shadow/stage", timeout=10).json()["groups"]
+    assert {name: g["stage"] for name, g in groups.items()} == dict.fromkeys(groups, "primary"), groups
     print(f"[schemathesis] total: {sum(CASES.values())} cases ({json.dumps(CASES)})")

@@ -298,3 +298,22 @@ async def test_native_database_away_falls_back_as_cannot_serve(bare_gateway: Gat
     assert (r.status, await r.read()) == await _get(legacy_url, path)
     metrics = await (await gw.get("/metrics")).text()
     assert _metric(metrics, "shadow_fallbacks_total", reason="cannot_serve") == 1  # native's answer now
+
+
+async def test_a_refusal_legacy_repeats_is_no_native_error_for_the_gate(
+    bare_gateway: GatewayOf, legacy_multi_url: str
+) -> None:
+    """A db_id neither side knows is refused by native ("cannot serve") and then by legacy with
+    the same bytes: native answered right, and the gate must not count it as a native error
+    (random client ids would roll a route back: the schemathesis run did). An id legacy serves
+    and native cannot is a native error."""
+    gw = await bare_gateway(legacy_multi_url, "primary")
+    windows = gw.server.app[GATEWAY].rollout.windows["reads"]
+    unknown = "/sessions?type=agent&db_id=no-such-db"
+    r = await gw.get(unknown)
+    assert (r.status, await r.read()) == await _get(legacy_multi_url, unknown)
+    assert r.status == 404
+    assert (windows.native_calls.total, windows.native_calls.failures) == (1, 0)
+    r = await gw.get(f"/sessions?type=agent&db_id={MAIN_DB_ID}")  # legacy serves it, native cannot
+    assert r.status == 200
+    assert (windows.native_calls.total, windows.native_calls.failures) == (2, 1)
