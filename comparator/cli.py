@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .engine import compare
 from .fetch import UrlTarget
-from .model import Comparison, Request, Response, Result
+from .model import SIDES, Comparison, Request, Response, Result
 from .noise import NoiseModel, Thresholds, proposals_yaml
 from .report import render_text
 from .rules import SESSIONS_LABEL, Rules, RulesError, import_labeller
@@ -51,7 +51,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     p.add_argument(
         "--primary-side",
-        choices=("legacy", "native"),
+        choices=SIDES,
         default="legacy",
         help="which side A is, for known differences (default legacy)",
     )

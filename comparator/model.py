@@ -27,6 +27,8 @@ Kind = Literal["status", "header", "value", "type", "missing", "extra", "order",
 RESULTS: tuple[Result, ...] = ("match", "expected", "mismatch", "error")
 # The results that pass a check (a registered known difference is `expected`, not a failure).
 PASSING: tuple[Result, ...] = ("match", "expected")
+# The sides in the order tables and command lines show them.
+SIDES: tuple[Side, ...] = ("legacy", "native")
 KINDS: tuple[Kind, ...] = ("status", "header", "value", "type", "missing", "extra", "order", "length", "tie")
 
 

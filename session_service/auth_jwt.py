@@ -162,12 +162,7 @@ def check_audience_and_issuer(config: JwtConfig, payload: Mapping[str, Any]) -> 
     """agno's checks after the signature (`validate_token`'s tail), with agno's messages: the
     audience when one is expected, then the issuer when one is pinned."""
     if config.audience:
-        token_audience = payload.get(config.audience_claim)
-        if token_audience is None:
-            raise jwt.InvalidTokenError(
-                f'Token is missing the "{config.audience_claim}" claim. '
-                "Audience verification requires this claim to be present in the token."
-            )
+        token_audience = _required_claim(payload, config.audience_claim, "Audience")
         expected = list(config.audience)
         if isinstance(token_audience, str):
             held = [token_audience]
@@ -178,14 +173,20 @@ def check_audience_and_issuer(config: JwtConfig, payload: Mapping[str, Any]) -> 
         if not any(aud in expected for aud in held):
             raise jwt.InvalidAudienceError(f"Invalid audience. Expected one of: {expected}, got: {held}")
     if config.issuer:
-        token_issuer = payload.get(config.issuer_claim)
-        if token_issuer is None:
-            raise jwt.InvalidTokenError(
-                f'Token is missing the "{config.issuer_claim}" claim. '
-                "Issuer verification requires this claim to be present in the token."
-            )
+        token_issuer = _required_claim(payload, config.issuer_claim, "Issuer")
         if token_issuer != config.issuer:
             raise jwt.InvalidIssuerError(f"Invalid issuer. Expected: {config.issuer}, got: {token_issuer}")
+
+
+def _required_claim(payload: Mapping[str, Any], claim: str, verification: str) -> Any:
+    """The claim's value, or agno's error for a token without it."""
+    value = payload.get(claim)
+    if value is None:
+        raise jwt.InvalidTokenError(
+            f'Token is missing the "{claim}" claim. '
+            f"{verification} verification requires this claim to be present in the token."
+        )
+    return value
 
 
 def required_scopes(method: str, path: str) -> list[str]:

@@ -207,14 +207,6 @@ _SHARED = (
     "response_audio",
     "events",
 )
-_LINEAGE = (
-    "followups",
-    "forked_from_run_id",
-    "forked_from_message_index",
-    "forked_from_session_id",
-    "regenerated_from",
-    "last_checkpoint_at_message_index",
-)
 
 
 def stored_from_rendered(run: _RenderedCommon) -> _Obj:
@@ -240,7 +232,7 @@ def stored_from_rendered(run: _RenderedCommon) -> _Obj:
     id_key = "team_id" if isinstance(run, RenderedTeamRun) else "agent_id"
     for key in (id_key, "parent_run_id", "user_id"):
         _put(out, key, data.get(key), empty="")
-    for key in ("messages", "tools", "session_state", *_LINEAGE):
+    for key in ("messages", "tools", "session_state", *render.LINEAGE_FIELDS):
         _put(out, key, data.get(key))
     if isinstance(run, RenderedAgentRun):
         _put(out, "metadata", data.get("metadata"))

@@ -609,7 +609,7 @@ def _response_format(run: dict[str, Any]) -> str:
 
 # The last fields of agno's AgentRunSchema and TeamRunSchema, in the same order in both (the
 # schemas differ before them, and key order is part of byte parity).
-_LINEAGE_FIELDS = (
+LINEAGE_FIELDS = (
     "followups",
     "forked_from_run_id",
     "forked_from_message_index",
@@ -620,7 +620,7 @@ _LINEAGE_FIELDS = (
 
 
 def _followups_and_lineage(run: dict[str, Any]) -> dict[str, Any]:
-    return {name: run.get(name) for name in _LINEAGE_FIELDS}
+    return {name: run.get(name) for name in LINEAGE_FIELDS}
 
 
 def agent_run(run: dict[str, Any], session: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from urllib.parse import parse_qsl
 from agentos_session.routing import SAFE_METHODS, RouteTable
 from agentos_session.sessions_api import WriteVerification
 from comparator import Comparison, Difference, Request, Response, Rules, compare_async
+from comparator.model import RESULTS
 from comparator.noise import NoiseModel
 
 from .config import GatewayConfig, Group, Stage
@@ -50,7 +51,6 @@ log = logging.getLogger("shadow_proxy")
 # Distinct `path` label values of shadow_mismatch_paths_total per route; the rest is OTHER_PATHS.
 MAX_PATH_LABELS = 100
 OTHER_PATHS = "<other>"
-RESULTS = ("match", "expected", "mismatch", "error")
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ from agentos_session.sessions_api import route_label
 from comparator import Request, Rules, RulesError, Side, compare_async
 from comparator.cli import add_color_option, add_header_option, add_rules_option, parse_headers, use_color
 from comparator.fetch import UrlTarget
+from comparator.model import SIDES
 from comparator.report import Check, render_text, report_json, report_markdown, summary
 
 from .recorder import read_recording
@@ -117,7 +118,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--native", required=True, metavar="URL", help="base URL of the native service")
     p.add_argument(
         "--primary",
-        choices=("legacy", "native"),
+        choices=SIDES,
         default="legacy",
         help="the side playing the primary (default legacy)",
     )

@@ -37,15 +37,12 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from agentos_session.routing import SAFE_METHODS
-from comparator.model import ABSENT
+from comparator.model import ABSENT, RESULTS, SIDES
 from comparator.paths import Segment, parse_path
 from comparator.report import show
 
 from .redact import REDACTED
 from .routestats import COHORTS, latency_view
-
-RESULTS = ("match", "expected", "mismatch", "error")
-SIDES = ("legacy", "native")
 
 # A body longer than this is cut in the side-by-side view: the page must stay light enough to
 # open in a browser when the store holds large answers.
@@ -199,7 +196,7 @@ def route_view(route: str, counts: Mapping[str, Any]) -> dict[str, Any]:
     return {"route": route, "counts": [counts.get(r, 0) for r in RESULTS], "percent": percent}
 
 
-def parity_of(counts: Mapping[str, int]) -> float | None:
+def parity_of(counts: Mapping[Any, int]) -> float | None:
     """Agreement over comparisons that reached a verdict: (match + expected) / (those + mismatch)."""
     agreed = counts.get("match", 0) + counts.get("expected", 0)
     judged = agreed + counts.get("mismatch", 0)
@@ -325,7 +322,7 @@ def cohort_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 # ---- stored samples ----------------------------------------------------------------------------
 
 
-def sample_view(sample: Mapping[str, Any], sides: Mapping[str, str | None]) -> dict[str, Any]:
+def sample_view(sample: Mapping[str, Any], sides: Mapping[Any, str | None]) -> dict[str, Any]:
     request = sample.get("request") or {}
     comparison = sample.get("comparison") or {}
     differences = comparison.get("differences") or []
