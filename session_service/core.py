@@ -2,7 +2,7 @@
 
 Two callers share it, so both run exactly the same code:
 
-- the aiohttp app (session_service/app.py), a thin adapter: one catch-all route reads the body
+- the aiohttp app (session_service/app.py), a thin adapter: one middleware reads the body
   (within the limit and the request timeout), builds a `CoreRequest` and returns `handle`'s
   answer;
 - the gateway's in-process native side (shadow_proxy/sides.py), which builds the value from the

@@ -3,7 +3,7 @@ True, audience=...)`, `Authorization(issuer=...)`), set in native by `AGNO_JWT_A
 `AGNO_JWT_ISSUER` (session_service/auth_jwt.py).
 
 - The audience, differential: a real AgentOS with audience verification
-  (tests/reliability/agentos_jwt_audience_app.py) and the native service answer every token the
+  (tests/reliability/agentos_jwt_app.py, JWT_TEST_AUDIENCE) and the native service answer every token the
   same (status, body, CORS headers), through agno's middleware and its 401 texts.
 - The audience and the issuer against agno's own validator (`agno.os.middleware.jwt.
   JWTValidator.validate_token`, configured with the key, audience and issuer): the same payload
@@ -54,7 +54,7 @@ def legacy_audience_url(seeded: None, pg_dsn: str, fake_openai_url: str) -> Iter
         pg_dsn,
         fake_openai_url,
         name="agentos-legacy-jwt-audience",
-        app="tests.reliability.agentos_jwt_audience_app:app",
+        app="tests.reliability.agentos_jwt_app:app",
         extra_env={"JWT_VERIFICATION_KEY": PUBLIC_PEM, "JWT_TEST_AUDIENCE": AUDIENCE},
     )
     try:

@@ -1,6 +1,6 @@
 """agno's per-user isolation (`AgentOS(authorization=True, user_isolation=True)`), set in native by
 `AGNO_USER_ISOLATION=true` beside the JWT key. Differential: a real AgentOS configured so
-(tests/reliability/agentos_jwt_isolation_app.py) and the native service over the same database
+(tests/reliability/agentos_jwt_app.py, JWT_TEST_USER_ISOLATION) and the native service over the same database
 answer the same to tokens of two users, an admin and a token without a subject: status and body.
 
 What agno does (agno/os/middleware/user_scope.py, the session router): for a non-admin caller the
@@ -33,8 +33,8 @@ def legacy_isolation_url(seeded: None, pg_dsn: str, fake_openai_url: str) -> Ite
         pg_dsn,
         fake_openai_url,
         name="agentos-legacy-jwt-isolation",
-        app="tests.reliability.agentos_jwt_isolation_app:app",
-        extra_env={"JWT_VERIFICATION_KEY": PUBLIC_PEM},
+        app="tests.reliability.agentos_jwt_app:app",
+        extra_env={"JWT_VERIFICATION_KEY": PUBLIC_PEM, "JWT_TEST_USER_ISOLATION": "true"},
     )
     try:
         yield server.url
