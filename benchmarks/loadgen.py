@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 LUA_DIR = Path(__file__).resolve().parent / "wrk"
 READ_SCRIPT = LUA_DIR / "read.lua"
@@ -110,20 +111,10 @@ def wrk_command(
     return cmd
 
 
-def run_wrk(
-    url: str,
-    seconds: float,
-    *,
-    connections: int,
-    threads: int = 1,
-    script: Path = READ_SCRIPT,
-    script_args: Sequence[str] = (),
-    cpus: str | None = None,
-) -> WrkResult:
-    """One closed-loop wrk run of `seconds` against `url`, on `cpus` when given."""
-    cmd = wrk_command(
-        url, seconds, connections=connections, threads=threads, script=script, script_args=script_args, cpus=cpus
-    )
+def run_wrk(url: str, seconds: float, **options: Any) -> WrkResult:
+    """One closed-loop wrk run of `seconds` against `url`; `options` are `wrk_command`'s
+    (connections, threads, script, script_args, cpus, timeout_s)."""
+    cmd = wrk_command(url, seconds, **options)
     env = {**os.environ, "BENCH_LUA_DIR": str(LUA_DIR)}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=seconds + 60, check=False)
     if done.returncode != 0:

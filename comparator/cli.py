@@ -49,12 +49,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument(
         "--request", help="for files: the request they answer, e.g. 'GET /sessions/abc' (selects route rules)"
     )
-    p.add_argument(
-        "--primary-side",
-        choices=SIDES,
-        default="legacy",
-        help="which side A is, for known differences (default legacy)",
-    )
+    add_primary_option(p, "--primary-side", "which side A is, for known differences (default legacy)")
     add_color_option(p, "color the diff")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per URL request")
     p.set_defaults(run=run_compare)
@@ -129,6 +124,11 @@ def add_rules_option(parser: argparse.ArgumentParser, help: str) -> None:
 def add_header_option(parser: argparse.ArgumentParser, help: str) -> None:
     """`-H/--header 'NAME: VALUE'`, repeatable (read with `parse_headers`)."""
     parser.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'", help=help)
+
+
+def add_primary_option(parser: argparse.ArgumentParser, flag: str, help: str) -> None:
+    """Which side played the primary (`legacy` unless told): what known differences are read by."""
+    parser.add_argument(flag, choices=SIDES, default="legacy", help=help)
 
 
 def add_color_option(parser: argparse.ArgumentParser, help: str) -> None:

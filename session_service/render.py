@@ -623,6 +623,31 @@ def _followups_and_lineage(run: dict[str, Any]) -> dict[str, Any]:
     return {name: run.get(name) for name in LINEAGE_FIELDS}
 
 
+def _run_middle(run: dict[str, Any]) -> dict[str, Any]:
+    """The fields agno's AgentRunSchema and TeamRunSchema share, in this order, after `events`."""
+    g = run.get
+    return {
+        "created_at": utc(g("created_at")),
+        "references": g("references", []),
+        "citations": g("citations"),
+        "reasoning_messages": g("reasoning_messages", []),
+        "session_state": g("session_state"),
+    }
+
+
+def _run_media(run: dict[str, Any]) -> dict[str, Any]:
+    """The output media fields of both schemas, in this order (`input_media` comes after them in
+    the agent's schema and before them in the team's)."""
+    g = run.get
+    return {
+        "images": g("images", []),
+        "videos": g("videos", []),
+        "audio": g("audio", []),
+        "files": g("files", []),
+        "response_audio": g("response_audio"),
+    }
+
+
 def agent_run(run: dict[str, Any], session: dict[str, Any] | None = None) -> dict[str, Any]:
     """`RunSchema.from_dict(run, session=session)` (all fields, None included)."""
     agent_data = None
@@ -650,16 +675,8 @@ def agent_run(run: dict[str, Any], session: dict[str, Any] | None = None) -> dic
         "messages": _list_or_none(g("messages")),
         "tools": _list_or_none(g("tools")),
         "events": _list_or_none(g("events")),
-        "created_at": utc(g("created_at")),
-        "references": g("references", []),
-        "citations": g("citations"),
-        "reasoning_messages": g("reasoning_messages", []),
-        "session_state": g("session_state"),
-        "images": g("images", []),
-        "videos": g("videos", []),
-        "audio": g("audio", []),
-        "files": g("files", []),
-        "response_audio": g("response_audio"),
+        **_run_middle(run),
+        **_run_media(run),
         "input_media": extract_input_media(run),
         **_followups_and_lineage(run),
     }
@@ -684,17 +701,9 @@ def team_run(run: dict[str, Any]) -> dict[str, Any]:
         "tools": _list_or_none(g("tools")),
         "messages": _list_or_none(g("messages")),
         "events": _list_or_none(g("events")),
-        "created_at": utc(g("created_at")),
-        "references": g("references", []),
-        "citations": g("citations"),
-        "reasoning_messages": g("reasoning_messages", []),
-        "session_state": g("session_state"),
+        **_run_middle(run),
         "input_media": extract_input_media(run),
-        "images": g("images", []),
-        "videos": g("videos", []),
-        "audio": g("audio", []),
-        "files": g("files", []),
-        "response_audio": g("response_audio"),
+        **_run_media(run),
         **_followups_and_lineage(run),
     }
 

@@ -45,9 +45,15 @@ from urllib.parse import urlencode, urlsplit
 from agentos_session.routing import SAFE_METHODS
 from agentos_session.sessions_api import route_label
 from comparator import Request, Rules, RulesError, Side, compare_async
-from comparator.cli import add_color_option, add_header_option, add_rules_option, parse_headers, use_color
+from comparator.cli import (
+    add_color_option,
+    add_header_option,
+    add_primary_option,
+    add_rules_option,
+    parse_headers,
+    use_color,
+)
 from comparator.fetch import UrlTarget
-from comparator.model import SIDES
 from comparator.report import Check, render_text, report_json, report_markdown, summary
 
 from .recorder import read_recording
@@ -116,12 +122,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     p.add_argument("--legacy", required=True, metavar="URL", help="base URL of the legacy AgentOS")
     p.add_argument("--native", required=True, metavar="URL", help="base URL of the native service")
-    p.add_argument(
-        "--primary",
-        choices=SIDES,
-        default="legacy",
-        help="the side playing the primary (default legacy)",
-    )
+    add_primary_option(p, "--primary", "the side playing the primary (default legacy)")
     add_rules_option(p, "comparator rules YAML, with the known differences it names")
     p.add_argument("--report", metavar="FILE", help="write a report: Markdown if FILE ends in .md, else JSON")
     p.add_argument("--concurrency", type=int, default=4, help="requests in flight at once (default 4)")
