@@ -16,7 +16,8 @@ primary's positions, and a difference's shadow value is the shadow's after the r
 
 What is left unpaired in a run is kept in place (the diff reports it) unless the run touches an
 edge of the page that a page cut may lie next to (`Sorted.cut_edges`): a cut can fall inside a
-tie, and then each side may hold other members of it. Those members are not compared; they
+tie, and then each side may hold other members of it (even when the page shows only one
+member of the tie, its first or its last item: a run of one there). Those members are not compared; they
 make one `tie` difference per run (the run's first position; primary and shadow: the members
 only that side holds, by `identity` when there is one). A pair whose only differences are
 `tie`s is `expected` with `known` = `PAGE_EDGE_TIE`: counted apart from matches, never
@@ -85,13 +86,15 @@ def _key(item: Any, fields: tuple[str, ...]) -> str | None:
     return None
 
 
-def _runs(keys: Sequence[str | None]) -> list[tuple[int, int]]:
-    """Maximal runs `[start, end)` of two or more adjacent equal keys."""
+def _runs(keys: Sequence[str | None], cut_start: bool, cut_end: bool) -> list[tuple[int, int]]:
+    """Maximal runs `[start, end)` of two or more adjacent equal keys, and a lone item at an
+    edge a page cut may lie next to: the tie it belongs to may go on past the cut, so it is a
+    run of one whose other members are on another page (and may differ on each side)."""
     out = []
     start = 0
     for i in range(1, len(keys) + 1):
         if i == len(keys) or keys[i] != keys[start]:
-            if i - start > 1:
+            if i - start > 1 or (cut_start and start == 0) or (cut_end and i == len(keys)):
                 out.append((start, i))
             start = i
     return out
@@ -149,7 +152,7 @@ def align_ties(primary: Any, shadow: Any, rule: Sorted, query: Mapping[str, Sequ
     out = list(right)
     moved = False
     ties: list[Difference] = []
-    for start, end in _runs(left_keys):
+    for start, end in _runs(left_keys, cut_start, cut_end):
         if any(k != left_keys[start] for k in right_keys[start:end]):
             continue  # the shadow has other keys here: the diff reports them as they are
         run = right[start:end]

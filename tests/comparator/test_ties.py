@@ -117,6 +117,21 @@ def test_tie_cut_by_the_start_of_a_later_page_is_expected():
     assert (c.result, c.known, kinds(c)) == ("expected", PAGE_EDGE_TIE, [("data[0]", "tie")])
 
 
+def test_a_tie_with_one_member_on_the_page_is_cut_too():
+    """The page's last (or a later page's first) item may be the only member of its tie the page
+    shows, the rest past the cut: each side may show another one (found by the fuzzer in CI)."""
+    end = check([A, B, C, E], [A, B, C, item("z", 1)], "?limit=4")
+    assert (end.result, end.known, kinds(end)) == ("expected", PAGE_EDGE_TIE, [("data[3]", "tie")])
+    assert (end.differences[0].primary, end.differences[0].shadow) == (["e"], ["z"])
+    start = check([A, B, C], [item("z", 9), B, C], "?page=2&limit=3")
+    assert (start.result, start.known, kinds(start)) == ("expected", PAGE_EDGE_TIE, [("data[0]", "tie")])
+    # Where no cut can be, a lone item of its key is compared as written.
+    short = check([A, B, C, E], [A, B, C, item("z", 1)], "?limit=20")
+    assert short.result == "mismatch" and ("data[3].id", "value") in kinds(short)
+    first = check([A, B, C], [item("z", 9), B, C], "?page=1&limit=3")
+    assert first.result == "mismatch" and ("data[0].id", "value") in kinds(first)
+
+
 def test_other_members_where_no_cut_can_be_are_a_mismatch():
     """Page 1 starts at the first item and a short page is the last one: a tie touching those
     edges has no other members to show, so other members there are a real difference."""
