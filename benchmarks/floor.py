@@ -30,7 +30,8 @@ SESSIONS = '"ai"."agno_sessions"'
 RUNS = '"ai"."agno_runs"'
 FIRST_RUN = "agentos_session_first_run"
 FIRST_RUN_ID = "agentos_session_first_run_id"
-NAME_INPUTS = store.NAME_INPUTS  # an expression, not a statement: the statements are spelled out here
+NAME_INPUTS = store.NAME_INPUTS  # expressions, not statements: the statements are spelled out here
+NOT_A_MEMBER_RUN = store.NOT_A_MEMBER_RUN
 
 
 def _list(where: str, order: str, n: int) -> str:
@@ -44,6 +45,7 @@ def _list(where: str, order: str, n: int) -> str:
         f"LEFT JOIN LATERAL (SELECT run_id, {NAME_INPUTS} AS run_data FROM {RUNS} "
         "WHERE session_id = page.session_id "
         "AND coalesce(page.session_data -> 'session_name', 'null'::jsonb) = 'null'::jsonb "
+        f"AND {NOT_A_MEMBER_RUN} "
         "ORDER BY run_index ASC, created_at ASC LIMIT 1) AS first_run ON true"
     )
 

@@ -88,6 +88,17 @@ NAME_INPUTS = (
 )
 
 
+# A team session's name comes from its first run that is not a member run (`agent_id` set):
+# the lateral lookup skips the runs that certainly are (a non-empty string `agent_id`), so the
+# name of a team whose first run is a member's is decided by one run too, not by loading them
+# all. Any other `agent_id` (a number, true, ...) is not skipped: `render.first_run_names` then
+# says the one run does not decide, and that session takes the full derivation.
+NOT_A_MEMBER_RUN = (
+    "(page.session_type = 'team' AND jsonb_typeof(run_data -> 'agent_id') = 'string' "
+    "AND run_data ->> 'agent_id' <> '') IS NOT TRUE"
+)
+
+
 async def keep_connection_state(conn: asyncpg.Connection) -> None:
     """For `asyncpg.create_pool(reset=keep_connection_state)`: release a connection without the
     default reset statement (`pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`), one
@@ -282,7 +293,8 @@ class Store:
         """One page of session rows, the filtered total and each unnamed row's first run, in one
         round trip: agno's two statements (the count and the page) as the two sides of a join,
         and the first run of every listed session without a stored name (what `session_name`
-        is derived from) as a lateral lookup on the runs' (session_id, run_index) index."""
+        is derived from; for a team, its first run that is not a member run) as a lateral lookup
+        on the runs' (session_id, run_index) index."""
         if not all(storable(v) for v in (q.user_id, q.component_id, q.session_name) if v is not None):
             return ListPage([], 0, {})  # a filter no stored text can equal or contain: agno answers 500 here
         where, args = self._list_where(q)
@@ -296,6 +308,7 @@ class Store:
             f"LEFT JOIN LATERAL (SELECT run_id, {NAME_INPUTS} AS run_data FROM {self.runs} "
             "WHERE session_id = page.session_id "
             "AND coalesce(page.session_data -> 'session_name', 'null'::jsonb) = 'null'::jsonb "
+            f"AND {NOT_A_MEMBER_RUN} "
             "ORDER BY run_index ASC, created_at ASC LIMIT 1) AS first_run ON true",
             *args,
             q.limit,

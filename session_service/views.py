@@ -219,7 +219,7 @@ async def list_sessions(request: CoreRequest, path: dict[str, str]) -> web.Respo
             if row.get("runs"):  # a 2.x blob comes first in the merged order
                 undecided.append(sid)
             elif sid not in listed.first_runs:
-                runs[sid] = []
+                runs[sid] = []  # no runs (a team: no runs but its members'): the name is ""
             elif render.first_run_names(first, row.get("session_type")):
                 runs[sid] = [first]
             else:
