@@ -21,13 +21,14 @@ import argparse
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from . import _harness, dataset
+from . import _harness, dataset, profile
 from .loadgen import READ_SCRIPT, WRITE_SCRIPT, Cores, WrkResult, cpu_seconds, run_wrk, settle, wrk_available
 from .servers import Server, log_dir, pin_all, start_floor, start_legacy, start_native
 from .suite import READS, RENAME_POOL, WRITES, started_together
@@ -48,6 +49,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--rounds", type=int, default=3, help="measurements per server, alternating; the least is shown (default 3)"
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also record each native and floor run with py-spy and print CPU µs per request by kind of work",
+    )
     parser.add_argument("--dsn", help="an already seeded database (e.g. from --hold): no Postgres of our own")
     parser.add_argument("--hold", action="store_true", help="seed and start, print DSN and pids, wait for Ctrl-C")
     parser.add_argument(
@@ -64,62 +70,59 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def postgres_pids(dsn_pid: int | None) -> list[int]:
-    """The postmaster `dsn_pid` and its children (backends, background workers)."""
-    if dsn_pid is None:
-        return []
-    pids = [dsn_pid]
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == dsn_pid:
-                pids.append(int(entry.name))
-    return pids
-
-
 def postmaster_pid(data_dir: Path | None) -> int | None:
     if data_dir is None or not (data_dir / "postmaster.pid").exists():
         return None
     return int((data_dir / "postmaster.pid").read_text().split()[0])
 
 
-def cpu_by_pid(pids: list[int]) -> dict[int, float]:
-    out = {}
-    for pid in pids:
+def _stat(pid: int | str) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def postgres_cpu(master: int | None) -> float:
+    """CPU seconds of the whole Postgres server so far: the postmaster, its live children
+    (backends, background workers), and the children it has reaped (its cutime + cstime).
+
+    The reaped ones matter: agno's SQLAlchemy pool opens overflow connections under load and
+    closes them when they are returned, so backends are born and end within one wrk run; a sum
+    over the live children alone would lose all of their work (it did: legacy's Postgres CPU
+    per list request read 341 µs, where its statements take 11 ms)."""
+    if master is None:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    fields = _stat(master)
+    total = sum(int(fields[i]) for i in (11, 12, 13, 14)) / ticks  # utime stime cutime cstime
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
         try:
-            out[pid] = cpu_seconds(pid)
+            child = _stat(entry.name)
         except OSError:
-            pass  # a backend that ended meanwhile
-    return out
-
-
-def cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
-    """CPU seconds between two readings: a pid born in between counts whole; one that ended in
-    between loses its last stretch (agno's pool may close backends; the native pools do not)."""
-    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
+            continue  # ended meanwhile: its time is in the postmaster's cutime/cstime once reaped
+        if int(child[1]) == master:
+            total += (int(child[11]) + int(child[12])) / ticks
+    return total
 
 
 def measure(
-    server: Server, pg_pids: Callable[[], list[int]], run: Callable[[float], WrkResult], seconds: int, warmup: int
+    server: Server, pg_cpu: Callable[[], float], run: Callable[[float], WrkResult], seconds: int, warmup: int
 ) -> dict[str, Any]:
     """One warm-up, then one measured wrk run: CPU µs per request of the server and of Postgres."""
     if warmup:
         run(warmup)
         settle(server.pid)
-    s0, p0 = cpu_seconds(server.pid), cpu_by_pid(pg_pids())
+    s0, p0 = cpu_seconds(server.pid), pg_cpu()
     result = run(seconds)
     settle(server.pid)
-    s1, p1 = cpu_seconds(server.pid), cpu_by_pid(pg_pids())
+    s1, p1 = cpu_seconds(server.pid), pg_cpu()
     n = max(result.requests, 1)
     return {
         "requests": result.requests,
         "errors": result.error_count,
         "rps": round(result.rps, 1),
         "server_us": round((s1 - s0) * 1e6 / n),
-        "postgres_us": round(cpu_spent(p0, p1) * 1e6 / n),
+        "postgres_us": round((p1 - p0) * 1e6 / n),
     }
 
 
@@ -211,6 +214,44 @@ def runner(
     return run
 
 
+def profiled(server: Server, run: Callable[[float], WrkResult], seconds: int) -> dict[str, float]:
+    """Shares of `server`'s CPU samples by kind of work (benchmarks/profile.py) over one wrk run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "raw.txt"
+        spy = profile.record(server.pid, seconds + 1, out)
+        try:
+            time.sleep(0.5)  # py-spy attached before the load starts
+            run(seconds)
+        finally:
+            spy.wait(seconds + 30)
+        return profile.shares(out.read_text().splitlines()) if out.exists() else {}
+
+
+def bounds_table(rows: list[dict[str, Any]]) -> str:
+    """Native's CPU per request split by kind of work, Postgres's next to it, and what that
+    leaves of the ratio to legacy: legacy's CPU per request (server and Postgres) over native's
+    now, and over native's Postgres alone (the ratio if native's own code cost nothing)."""
+    kinds = sorted({k for row in rows for k in row.get("native", {}).get("bins", {})})
+    head = "| endpoint | native server µs: " + ", ".join(kinds) + " | native Postgres µs | legacy server + Postgres µs "
+    head += "| legacy / native CPU | legacy / native Postgres alone |"
+    lines = [head, "|---|---|---|---|---|---|"]
+    for row in rows:
+        native, legacy = row.get("native"), row.get("legacy")
+        if native is None or "bins" not in native:
+            continue
+        split = ", ".join(f"{round(native['server_us'] * native['bins'].get(k, 0.0)):,}" for k in kinds)
+        cells = [f"{native['server_us']:,} = {split}", f"{native['postgres_us']:,}"]
+        if legacy is not None:
+            total = legacy["server_us"] + legacy["postgres_us"]
+            cells.append(f"{legacy['server_us']:,} + {legacy['postgres_us']:,}")
+            cells.append(f"{total / max(native['server_us'] + native['postgres_us'], 1):.1f}x")
+            cells.append(f"{total / max(native['postgres_us'], 1):.1f}x")
+        else:
+            cells += ["–", "–", "–"]
+        lines.append(f"| {row['endpoint']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def table(rows: list[dict[str, Any]], servers: list[str]) -> str:
     head = "| endpoint | " + " | ".join(f"{s} server / postgres µs" for s in servers) + " |"
     lines = [head, "|---|" + "---|" * len(servers)]
@@ -271,12 +312,17 @@ def main(argv: list[str] | None = None) -> int:
                     run = runner(server, endpoint, args.connections, cores.generator, used)
                     # Warm-up before the first round only; later rounds follow another server's.
                     warm = args.warmup if i == 0 else 0
-                    rounds[name].append(measure(server, lambda: postgres_pids(master), run, args.seconds, warm))
+                    rounds[name].append(measure(server, lambda: postgres_cpu(master), run, args.seconds, warm))
             for name, results in rounds.items():
                 # Interference (other processes on the cores) only adds CPU time: the least round
                 # is the closest to the server's own cost.
                 row[name] = min(results, key=lambda m: m["server_us"] + m["postgres_us"])
                 print(f"[cpu] {endpoint} {name}: {row[name]} of {len(results)} rounds", file=sys.stderr, flush=True)
+            if args.profile:
+                for name in ("native", "floor"):
+                    if name in measured:
+                        run = runner(measured[name], endpoint, args.connections, cores.generator, used)
+                        row[name]["bins"] = profiled(measured[name], run, args.seconds)
             rows.append(row)
     load = os.getloadavg()
     print(
@@ -284,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
         f"the least of {args.rounds} alternating rounds; load average at the end {load[0]:.2f})\n"
     )
     print(table(rows, [s for s in ("native", "base", "floor", "legacy") if s in servers]))
+    if args.profile:
+        print("\n" + bounds_table(rows))
     return 0
 
 
