@@ -30,10 +30,22 @@ from typing import Any
 
 from . import _harness, dataset, profile
 from .loadgen import READ_SCRIPT, WRITE_SCRIPT, Cores, WrkResult, cpu_seconds, run_wrk, settle, wrk_available
-from .servers import Server, log_dir, pin_all, start_floor, start_legacy, start_native
+from .servers import (
+    Server,
+    create_store_database,
+    log_dir,
+    pin_all,
+    start_floor,
+    start_gateway,
+    start_legacy,
+    start_native,
+)
 from .suite import READS, RENAME_POOL, WRITES, started_together
 
-SERVERS = ("native", "floor", "legacy")
+SERVERS = ("native", "floor", "legacy", "gateway_0", "gateway_100")
+# The gateway at stage `primary` (native in-process answers) with 0 % and 100 % of reads
+# mirrored to legacy: what mirroring costs the serving process, per request and per copy.
+GATEWAYS = {"gateway_0": 0.0, "gateway_100": 1.0}
 DELETE_POOL = 20_000  # ids per server for delete (each used once); more than 4 s of native deletes
 
 
@@ -67,6 +79,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = set(args.servers) - set(SERVERS) | set(args.endpoints) - set(names)
     if unknown:
         parser.error(f"unknown names {sorted(unknown)}")
+    if set(args.servers) & set(GATEWAYS) and "legacy" not in args.servers:
+        parser.error("the gateways mirror to legacy: add legacy to --servers")
     return args
 
 
@@ -112,18 +126,55 @@ def measure(
     if warmup:
         run(warmup)
         settle(server.pid)
-    s0, p0 = cpu_seconds(server.pid), pg_cpu()
+    if warmup:
+        drain(server)
+    s0, p0, c0 = cpu_seconds(server.pid), pg_cpu(), shadow_counts(server)
     result = run(seconds)
     settle(server.pid)
-    s1, p1 = cpu_seconds(server.pid), pg_cpu()
+    drain(server)
+    s1, p1, c1 = cpu_seconds(server.pid), pg_cpu(), shadow_counts(server)
     n = max(result.requests, 1)
-    return {
+    out: dict[str, Any] = {
         "requests": result.requests,
         "errors": result.error_count,
         "rps": round(result.rps, 1),
         "server_us": round((s1 - s0) * 1e6 / n),
         "postgres_us": round((p1 - p0) * 1e6 / n),
     }
+    if server.name in GATEWAYS:
+        out["compared_per_request"] = round((c1[0] - c0[0]) / n, 3)
+        out["skipped_per_request"] = round((c1[1] - c0[1]) / n, 3)
+    return out
+
+
+def drain(server: Server, timeout_s: float = 120.0) -> None:
+    """Wait until a gateway has no mirrored copy queued or in flight: the copies of a run are
+    sent and compared after wrk stops (legacy is slower than native), and their CPU belongs to
+    the run. No-op for a server that is not a gateway."""
+    if server.name not in GATEWAYS:
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if _metric_sum(server, ("shadow_mirror_queue_depth", "shadow_mirror_inflight")) == 0:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{server.name}: mirrored copies still pending after {timeout_s:.0f} s")
+
+
+def _metric_sum(server: Server, names: tuple[str, ...]) -> float:
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(server.url + "/metrics", timeout=10).text
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name in names)
+
+
+def shadow_counts(server: Server) -> tuple[float, float]:
+    """A gateway's shadow comparisons (every result) and skipped copies so far, from /metrics
+    (read with prometheus_client's parser); (0, 0) for a server that is not a gateway."""
+    if server.name not in GATEWAYS:
+        return 0.0, 0.0
+    return _metric_sum(server, ("shadow_comparisons_total",)), _metric_sum(server, ("shadow_mirror_skipped_total",))
 
 
 def start_base(dsn: str, tree: Path) -> Server:
@@ -183,13 +234,22 @@ def environment(args: argparse.Namespace) -> Iterator[tuple[str, Path | None, di
             "floor": lambda: start_floor(dsn, log_dir()),
             "legacy": lambda: start_legacy(dsn, openai_url),
         }
-        names = list(args.servers)
+        names = [n for n in args.servers if n not in GATEWAYS]
         if args.base:
             starts["base"] = lambda: start_base(dsn, args.base)
             names.insert(names.index("native") + 1 if "native" in names else 0, "base")
         servers = started_together(*(starts[name] for name in names))
         for server in servers:
             stack.callback(server.stop)
+        gateways = [n for n in args.servers if n in GATEWAYS]
+        if gateways:
+            legacy = next(s for s in servers if s.name == "legacy")
+            logs = log_dir()
+            for name in gateways:
+                store = create_store_database(dsn, f"bench_cpu_{name}")
+                gateway = start_gateway(name, dsn, store, legacy.url, "primary", GATEWAYS[name], logs)
+                stack.callback(gateway.stop)
+                servers.append(gateway)
         yield dsn, data_dir, {s.name: s for s in servers}
 
 
@@ -252,6 +312,29 @@ def bounds_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def mirroring_table(rows: list[dict[str, Any]]) -> str:
+    """What mirroring every read costs the gateway's serving process (native in-process and the
+    gateway): its CPU per request at 0 % and at 100 %, the copies compared per request (fewer
+    than one where the bounded queue dropped copies legacy could not take), and from those the
+    CPU of one compared copy and of mirroring every request, as a share of the 0 % cost. Legacy
+    serving the copies is not counted here: in a deployment it runs on its own machines, and it
+    served this traffic before the rollout began."""
+    head = "| endpoint | gateway 0 % µs/request | gateway 100 % µs/request | compared / skipped per request "
+    head += "| µs per compared copy | mirroring every read costs |"
+    lines = [head, "|---|---|---|---|---|---|"]
+    for row in rows:
+        off, on = row.get("gateway_0"), row.get("gateway_100")
+        if off is None or on is None:
+            continue
+        per_copy = (on["server_us"] - off["server_us"]) / max(on["compared_per_request"], 1e-9)
+        share = per_copy / max(off["server_us"], 1)
+        lines.append(
+            f"| {row['endpoint']} | {off['server_us']:,} | {on['server_us']:,} | "
+            f"{on['compared_per_request']:.2f} / {on['skipped_per_request']:.2f} | {per_copy:,.0f} | {share:.0%} |"
+        )
+    return "\n".join(lines)
+
+
 def table(rows: list[dict[str, Any]], servers: list[str]) -> str:
     head = "| endpoint | " + " | ".join(f"{s} server / postgres µs" for s in servers) + " |"
     lines = [head, "|---|" + "---|" * len(servers)]
@@ -305,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
                 name: server
                 for name, server in servers.items()
                 if not (name == "floor" and endpoint not in {e.name for e in READS if e.floor})
+                and not (name in GATEWAYS and endpoint in WRITES)  # mirroring is of reads
             }
             rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in measured}
             for i in range(args.rounds):
@@ -329,7 +413,9 @@ def main(argv: list[str] | None = None) -> int:
         f"CPU µs per request (utime+stime over a {args.seconds} s wrk run, {args.connections} connections, "
         f"the least of {args.rounds} alternating rounds; load average at the end {load[0]:.2f})\n"
     )
-    print(table(rows, [s for s in ("native", "base", "floor", "legacy") if s in servers]))
+    print(table(rows, [s for s in ("native", "base", "floor", "legacy", *GATEWAYS) if s in servers]))
+    if set(GATEWAYS) <= set(servers):
+        print("\n" + mirroring_table(rows))
     if args.profile:
         print("\n" + bounds_table(rows))
     return 0
