@@ -23,11 +23,12 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 from collections.abc import Callable
 from typing import cast
 
 from aiohttp import web
+
+from agentos_session.loop import new_event_loop
 
 from .config import Settings
 
@@ -116,20 +117,6 @@ async def _serve(app: web.Application, settings: Settings, on_listening: Callabl
             await asyncio.sleep(3600)
     finally:
         await runner.cleanup()
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop's loop (libuv): the same asyncio API with cheaper socket reads, writes and
-    callbacks, which is most of what a request costs besides the SQL. Parity-neutral (no byte of
-    a response depends on the loop); `AGNO_EVENT_LOOP=asyncio` keeps the stdlib loop."""
-    if os.environ.get("AGNO_EVENT_LOOP", "uvloop") != "asyncio":
-        try:
-            import uvloop
-        except ImportError:  # pragma: no cover - a dependency; only a broken install lacks it
-            log.warning("uvloop is not installed: serving on the asyncio event loop")
-        else:
-            return uvloop.new_event_loop()
-    return asyncio.new_event_loop()
 
 
 def run(app: web.Application, settings: Settings, on_listening: Callable[[], None] = lambda: None) -> None:

@@ -10,6 +10,7 @@ import os
 from aiohttp import web
 
 from agentos_session.logs import add_log_level_argument, start_logging
+from agentos_session.loop import new_event_loop
 from session_service.serving import HEAD_LIMIT
 
 from . import replay
@@ -64,10 +65,13 @@ def run_gateway(args: argparse.Namespace) -> int:
     app.on_startup.append(announce)
     # The request-head limits of the native service (uvicorn's, so a long query string is routed
     # through the gateway as the AgentOS routes it, not refused with aiohttp's plain-text 400).
+    # On uvloop as the native service (AGNO_EVENT_LOOP=asyncio keeps the stdlib loop): the hop's
+    # socket reads and writes and every mirrored copy's cost less (docs/benchmarks.md).
     web.run_app(
         app,
         host=listen.host,
         port=listen.port,
+        loop=new_event_loop(),
         print=None,
         access_log=None,
         max_line_size=HEAD_LIMIT,
