@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _harness, dataset, profile
-from .loadgen import READ_SCRIPT, WRITE_SCRIPT, Cores, WrkResult, cpu_seconds, run_wrk, settle, wrk_available
+from .loadgen import READ_SCRIPT, WRITE_SCRIPT, Cores, WrkResult, cpu_seconds, pin, run_wrk, settle, wrk_available
 from .servers import (
     Server,
     create_store_database,
@@ -359,6 +359,10 @@ def main(argv: list[str] | None = None) -> int:
     cores = Cores.split()
     with environment(args) as (dsn, data_dir, servers):
         pin_all(list(servers.values()), cores.server)
+        if set(GATEWAYS) & set(servers):
+            # The copies' legacy off the gateways' core: in a deployment it runs elsewhere, and
+            # sharing one core with it inflates the gateway's own CPU per request (cache, switches).
+            pin(servers["legacy"].pid, cores.generator)
         if args.hold:
             print(f"[cpu] DSN {dsn}  PGDATA {data_dir}", flush=True)
             for s in servers.values():
