@@ -3,7 +3,8 @@ bounded queue and its workers, the recheck of a read's mismatch, the read-back o
 the verdicts: counted, fed to the gate, and the differing ones redacted and stored.
 
 The client's answer never waits for any of it: the hot path only calls `Mirror.offer`, which
-puts a `Job` on a bounded queue (`put_nowait`) or counts why not, and `shadow.max_inflight`
+puts a `Job` on a bounded queue (`put_nowait`; `shadow.queue_size` copies and
+`shadow.queue_max_bytes` of the bodies they hold) or counts why not, and `shadow.max_inflight`
 workers send, compare and store. Writes are never applied twice when both sides share one
 database: a write goes to the primary only and, once it succeeded, the workers read back what it
 touched from both sides and compare (`shadow.mirror_writes: true` mirrors writes instead, for a
@@ -212,8 +213,15 @@ class Judge:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 
+def held_bytes(job: Job) -> int:
+    """What a queued job keeps alive besides its fixed-size parts: the request's target and body
+    and the primary's answer body (which it is compared with)."""
+    return len(job.request.target) + len(job.request.body) + len(job.primary.response.body)
+
+
 class Mirror:
-    """The bounded queue, its workers, and what each job does: mirror, recheck, verify."""
+    """The bounded queue (in copies and in bytes), its workers, and what each job does: mirror,
+    recheck, verify."""
 
     def __init__(
         self,
@@ -236,6 +244,7 @@ class Mirror:
         self.metrics = metrics
         self.recorder = recorder
         self.queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=config.shadow.queue_size)
+        self.queued_bytes = 0  # of the jobs waiting in the queue (`held_bytes`), bounded by queue_max_bytes
         self.inflight = 0
         self.rng = random.Random()
 
@@ -256,17 +265,23 @@ class Mirror:
         if len(job.request.body) > limit or len(job.primary.response.body) > limit:
             self.metrics.mirror_skipped.labels(route, "body_too_large").inc()
             return
+        size = held_bytes(job)
+        if self.queued_bytes + size > self.config.queue_max_bytes:
+            self.metrics.mirror_skipped.labels(route, "queue_full").inc()
+            return
         try:
             self.queue.put_nowait(job)
         except asyncio.QueueFull:
             self.metrics.mirror_skipped.labels(route, "queue_full").inc()
             return
+        self.queued_bytes += size
         self.metrics.mirror_queue.set(self.queue.qsize())
 
     async def worker(self) -> None:
         """One of `shadow.max_inflight` workers: so at most that many copies are in flight."""
         while True:
             job = await self.queue.get()
+            self.queued_bytes -= held_bytes(job)
             self.metrics.mirror_queue.set(self.queue.qsize())
             self.inflight += 1
             self.metrics.mirror_inflight.set(self.inflight)
