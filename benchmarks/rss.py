@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import os
 import shlex
 import signal
@@ -476,6 +477,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def stop_together(servers: Sequence[Server]) -> None:
+    """Stop the servers at once: the gateway spends up to a shadow timeout on its queue of copies
+    (shadow_proxy/app.py drains it), legacy and native need not wait for that."""
+    with concurrent.futures.ThreadPoolExecutor(max(len(servers), 1)) as pool:
+        for done in [pool.submit(server.stop) for server in servers]:
+            done.result()
+
+
 def _sigterm_as_exit(_signum: int, _frame: object) -> None:
     # A TERM'd run must still reach its `finally`s: SIGCONT to legacy, the servers stopped.
     raise SystemExit(143)
@@ -510,6 +519,17 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     logs = log_dir()
+    phases: dict[str, float] = {}
+    results["phase_seconds"] = phases
+
+    @contextmanager
+    def phase(name: str) -> Iterator[None]:
+        t0 = time.monotonic()
+        try:
+            yield
+        finally:
+            phases[name] = round(time.monotonic() - t0, 1)
+
     with ExitStack() as stack:
         if args.dsn:
             dsn = args.dsn
@@ -521,25 +541,35 @@ def main(argv: list[str] | None = None) -> int:
         stack.callback(stop_openai)
         if not args.dsn:
             print("[rss] seeding through agno", file=sys.stderr, flush=True)
-            _harness.seed(dsn, openai_url)
-            dataset.build(dsn, args.sessions, (20, 1000))
+            with phase("seed"):
+                _harness.seed(dsn, openai_url)
+                dataset.build(dsn, args.sessions, (20, 1000))
         counts = dataset.counts(dsn)
         results["dataset"] = {"sessions": counts.sessions, "runs": counts.runs}
-        legacy, native = started_together(lambda: start_legacy(dsn, openai_url), lambda: start_native(dsn))
-        stack.callback(native.stop)
-        stack.callback(legacy.stop)  # after the stall's SIGCONT (its `finally`), so TERM is acted on
-        # The gateway's store is the main database; a stage stored by an earlier run would win.
-        asyncio.run(_harness.reset_gateway_tables(dsn))
-        gateway = start_gateway("gateway_primary_100", dsn, dsn, legacy.url, "primary", 1.0, logs)
-        stack.callback(gateway.stop)
-        pin_all([legacy, native, gateway], cores.server)
-        runs = [native_run("native_reads", "native service, reads", native, READ_MIX, plan)]
-        runs.append(gateway_stall_run(gateway, legacy, READ_MIX, plan))
+        with phase("start"):
+            servers: list[Server] = []
+            # After the stall's SIGCONT (its `finally`), so legacy acts on the TERM.
+            stack.callback(stop_together, servers)
+            servers += started_together(lambda: start_legacy(dsn, openai_url), lambda: start_native(dsn))
+            legacy, native = servers
+            # The gateway's store is the main database; a stage stored by an earlier run would win.
+            asyncio.run(_harness.reset_gateway_tables(dsn))
+            gateway = start_gateway("gateway_primary_100", dsn, dsn, legacy.url, "primary", 1.0, logs)
+            servers.append(gateway)
+            pin_all([legacy, native, gateway], cores.server)
+        runs = []
+        with phase("native_reads"):
+            runs.append(native_run("native_reads", "native service, reads", native, READ_MIX, plan))
+        with phase("gateway_stall"):
+            runs.append(gateway_stall_run(gateway, legacy, READ_MIX, plan))
         # Writes last: the reads above saw exactly the built rows (as in the suite).
-        dataset.add_write_pool(dsn, WRITE_PREFIX, RENAME_POOL)
-        dataset.analyze(dsn)
-        runs.append(native_run("native_writes", "native service, writes", native, WRITE_MIX, plan))
+        with phase("native_writes"):
+            dataset.add_write_pool(dsn, WRITE_PREFIX, RENAME_POOL)
+            dataset.analyze(dsn)
+            runs.append(native_run("native_writes", "native service, writes", native, WRITE_MIX, plan))
         results["runs"] = runs
+        stopping = time.monotonic()
+    phases["stop"] = round(time.monotonic() - stopping, 1)
     results["seconds_total"] = round(time.time() - started, 1)
     results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["note"] = note(args.note, results["machine"])

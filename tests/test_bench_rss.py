@@ -30,7 +30,7 @@ from benchmarks.rss import Sample
 from shadow_proxy.metrics import GatewayMetrics
 
 SESSIONS = 300
-SECONDS, WARMUP, AFTER = 3, 1, 2
+SECONDS, WARMUP, AFTER = 3, 1, 1
 
 
 def samples(warmup: list[float], load: list[float], phase: str = "load") -> list[Sample]:
