@@ -48,11 +48,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from . import _harness, dataset, report
 from .loadgen import LUA_DIR, Cores, WrkResult, run_wrk, wrk_available
-from .servers import Server, log_dir, pin_all, start_gateway, start_legacy, start_native
+from .servers import Server, gateway_config_file, log_dir, pin_all, start_gateway, start_legacy, start_native
 from .suite import READS, RENAME_POOL, started_together
 
 SCHEMA_ID = "agentos-session-bench-rss/1"
@@ -99,16 +100,27 @@ class Sample:
     phase: str  # the phase the process was in when read
     rss_mib: float
     watched_state: str | None = None  # the watched process's state (legacy during the stall)
+    probe: float | None = None  # the probe's value (the gateway's queue of mirrored copies)
+
+
+SAMPLE_COLUMNS = ("t", "phase", "rss_mib", "watched_state", "probe")
 
 
 class Sampler:
     """A thread reading VmRSS of `pid` every `every_s` seconds, each reading tagged with the phase
     the caller is in. `enter(phase)` also reads once at the boundary (tagged with the phase that
     ends), so a phase's last reading is the one at its very end, not up to a second before.
-    `watch`: another pid whose state is read with each sample (to show legacy really stopped)."""
+    `watch`: another pid whose state is read with each sample (to show legacy really stopped);
+    `probe`: a value read with each sample (the gateway's queue depth, to show what the RSS holds)."""
 
-    def __init__(self, pid: int, every_s: float = SAMPLE_EVERY_S, watch: int | None = None) -> None:
-        self.pid, self.every_s, self.watch = pid, every_s, watch
+    def __init__(
+        self,
+        pid: int,
+        every_s: float = SAMPLE_EVERY_S,
+        watch: int | None = None,
+        probe: Callable[[], float | None] | None = None,
+    ) -> None:
+        self.pid, self.every_s, self.watch, self.probe = pid, every_s, watch, probe
         self.phase = "start"
         self.samples: list[Sample] = []
         self._lock = threading.Lock()
@@ -117,13 +129,15 @@ class Sampler:
         self._thread = threading.Thread(target=self._loop, name=f"rss-sampler-{pid}", daemon=True)
 
     def read(self) -> None:
+        value = self.probe() if self.probe is not None else None  # an HTTP call: not under the lock
         with self._lock:
             try:
                 rss = vm_rss_mib(self.pid)
             except OSError:
                 return  # the process ended: no reading (the run's error says why)
             state = process_state(self.watch) if self.watch is not None else None
-            self.samples.append(Sample(round(time.monotonic() - self._t0, 3), self.phase, round(rss, 2), state))
+            t = round(time.monotonic() - self._t0, 3)
+            self.samples.append(Sample(t, self.phase, round(rss, 2), state, value))
 
     def enter(self, phase: str) -> None:
         self.read()
@@ -275,9 +289,8 @@ def run_record(
         "rps": round(sum(phases[p].requests for p in measured) / max(sum(phases[p].seconds for p in measured), 1e-9)),
         "measured_phases": list(measured),
         "rss": judge(sampler.samples, measured),
-        "samples": [
-            [s.t, s.phase, s.rss_mib, *([s.watched_state] if s.watched_state else [])] for s in sampler.samples
-        ],
+        "sample_columns": list(SAMPLE_COLUMNS),
+        "samples": [[s.t, s.phase, s.rss_mib, s.watched_state, s.probe] for s in sampler.samples],
     }
 
 
@@ -298,7 +311,48 @@ def metrics_of(gateway: Server) -> dict[str, Any]:
     return shadow_counters(httpx.get(gateway.url + "/metrics", timeout=10).text)
 
 
-def gateway_stall_run(gateway: Server, legacy: Server, items: Sequence[str], plan: Plan) -> dict[str, Any]:
+def queue_depth_of(gateway: Server) -> Callable[[], float | None]:
+    """The gateway's shadow_mirror_queue_depth now (None when /metrics does not answer in time)."""
+
+    def read() -> float | None:
+        try:
+            return float(shadow_counters(httpx.get(gateway.url + "/metrics", timeout=2).text)["queue_depth"])
+        except httpx.HTTPError:
+            return None
+
+    return read
+
+
+def once_full(samples: Sequence[Sample], measured: Sequence[str], bound: int) -> dict[str, Any] | None:
+    """What the RSS did from the first reading with the queue at its `bound` (shadow.queue_size):
+    a bounded queue that fills after the baseline is growth of a known size (its copies hold
+    the primary's answers), not a leak; the growth once it is full is the rest. None when the
+    queue never filled."""
+    warm = [s for s in samples if s.phase == "warmup"]
+    load = [s for s in samples if s.phase in measured]
+    first = next((i for i, s in enumerate(load) if s.probe is not None and s.probe >= bound), None)
+    if not warm or first is None:
+        return None
+    base, full = warm[-1], load[first]
+    peak = max(s.rss_mib for s in load[first:])
+    per_copy = None
+    if base.probe is not None and bound > base.probe:
+        per_copy = round((full.rss_mib - base.rss_mib) * 1024 / (bound - base.probe), 1)
+    return {
+        "bound": bound,
+        "depth_at_baseline": base.probe,
+        "seconds_to_full": round(full.t - base.t, 1),
+        "rss_at_full_mib": round(full.rss_mib, 1),
+        "max_after_mib": round(peak, 1),
+        "growth_after_pct": round((peak / full.rss_mib - 1) * 100, 2),
+        "seconds_after": round(load[-1].t - full.t, 1),
+        "kib_per_queued_copy": per_copy,
+    }
+
+
+def gateway_stall_run(
+    gateway: Server, legacy: Server, items: Sequence[str], plan: Plan, queue_size: int
+) -> dict[str, Any]:
     """The gateway at `primary`, 100 % mirrored: warm-up with legacy answering, `plan.seconds`
     with legacy stopped, `plan.after_s` after it continued. The shadow counters are read at the
     end of each phase (the stall's before SIGCONT)."""
@@ -310,7 +364,7 @@ def gateway_stall_run(gateway: Server, legacy: Server, items: Sequence[str], pla
         file=sys.stderr,
         flush=True,
     )
-    with Sampler(gateway.pid, watch=legacy.pid) as sampler:
+    with Sampler(gateway.pid, watch=legacy.pid, probe=queue_depth_of(gateway)) as sampler:
         sampler.enter("warmup")
         phases["warmup"] = run(plan.warmup_s)
         readings["warmup"] = metrics_of(gateway)
@@ -328,6 +382,7 @@ def gateway_stall_run(gateway: Server, legacy: Server, items: Sequence[str], pla
     )
     order = ["start", "warmup", "stall", "after"]
     record["shadow"] = {order[i]: counters_between(readings[order[i - 1]], readings[order[i]]) for i in range(1, 4)}
+    record["queue"] = once_full(sampler.samples, record["measured_phases"], queue_size)
     stall_states = [s.watched_state for s in sampler.samples if s.phase == "stall"]
     record["legacy"] = {
         "stopped_samples": sum(1 for s in stall_states if s == "T"),
@@ -358,6 +413,10 @@ def wait_status(url: str, timeout_s: float) -> int:
 
 def _mib(x: float | None) -> str:
     return "–" if x is None else f"{x:,.1f}"
+
+
+def _depth(x: float | None) -> str:
+    return "an unknown number of copies" if x is None else f"{x:,.0f} copies"
 
 
 def _counts(counts: dict[str, int]) -> str:
@@ -421,6 +480,19 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {phase} | {w['requests']:,} | {w['error_count']:,} | {_counts(c['compared'])} "
                 f"| {_counts(c['skipped'])} | {c['fallbacks']:,} | {c['queue_depth']:,} | {c['inflight']:,} |"
             )
+        q = stall.get("queue")
+        if q:
+            sizes = results.get("answer_bytes") or {}
+            answers = ", ".join(f"`{p}` {n / 1024:,.1f} KiB" for p, n in sizes.items())
+            per_copy = f", about {q['kib_per_queued_copy']:,.1f} KiB per copy added" if q["kib_per_queued_copy"] else ""
+            out += [
+                "",
+                f"What the growth holds: the gateway's queue of mirrored copies (bounded at {q['bound']:,}, "
+                f"`shadow.queue_size`) held {_depth(q['depth_at_baseline'])} at the baseline and was full "
+                f"{q['seconds_to_full']:g} s later, at {_mib(q['rss_at_full_mib'])} MiB{per_copy}; each copy keeps the "
+                f"request and the primary's answer (the mix's answers: {answers}). From then on, "
+                f"{q['seconds_after']:g} s more: max {_mib(q['max_after_mib'])} MiB, {q['growth_after_pct']:+.1f} %.",
+            ]
     flat = all(r["rss"]["verdict"] == "flat" for r in results["runs"])
     out += [
         "",
@@ -556,12 +628,15 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_harness.reset_gateway_tables(dsn))
             gateway = start_gateway("gateway_primary_100", dsn, dsn, legacy.url, "primary", 1.0, logs)
             servers.append(gateway)
+            gateway_config = gateway_config_file(logs)  # the file the gateway was started with
             pin_all([legacy, native, gateway], cores.server)
+        results["answer_bytes"] = {p: len(httpx.get(native.url + p, timeout=30).content) for p in READ_MIX}
         runs = []
         with phase("native_reads"):
             runs.append(native_run("native_reads", "native service, reads", native, READ_MIX, plan))
         with phase("gateway_stall"):
-            runs.append(gateway_stall_run(gateway, legacy, READ_MIX, plan))
+            queue_size = int(yaml.safe_load(gateway_config.read_text())["shadow"]["queue_size"])
+            runs.append(gateway_stall_run(gateway, legacy, READ_MIX, plan, queue_size))
         # Writes last: the reads above saw exactly the built rows (as in the suite).
         with phase("native_writes"):
             dataset.add_write_pool(dsn, WRITE_PREFIX, RENAME_POOL)

@@ -73,6 +73,27 @@ def test_only_the_measured_phases_are_judged() -> None:
         rss.judge(samples([50.0], []), ("load",))
 
 
+def test_growth_once_the_bounded_queue_is_full_is_told_apart() -> None:
+    def at(t: float, phase: str, mib: float, depth: float | None) -> Sample:
+        return Sample(t, phase, mib, None, depth)
+
+    readings = [
+        at(0, "warmup", 80.0, 500),
+        at(1, "stall", 85.0, 800),
+        at(2, "stall", 92.0, 1000),
+        at(3, "stall", 93.0, 1000),
+        at(4, "after", 92.5, 990),
+    ]
+    full = rss.once_full(readings, ("stall", "after"), 1000)
+    assert full is not None
+    assert (full["seconds_to_full"], full["rss_at_full_mib"], full["max_after_mib"]) == (2.0, 92.0, 93.0)
+    assert full["growth_after_pct"] == pytest.approx(1.09, abs=0.01)
+    assert full["kib_per_queued_copy"] == pytest.approx(12 * 1024 / 500, abs=0.1)
+    assert full["seconds_after"] == 2.0
+    assert rss.once_full(readings, ("stall", "after"), 2000) is None  # never full
+    assert rss.once_full(readings[1:], ("stall",), 1000) is None  # no baseline
+
+
 def test_shadow_counters_are_read_from_the_gateways_own_metric_families() -> None:
     metrics = GatewayMetrics()
     for route in ("GET /sessions", "GET /sessions/{session_id}"):
@@ -187,6 +208,9 @@ def test_legacy_was_stopped_through_the_stall_and_answers_after_it(short_run: di
     max_inflight = yaml.safe_load((_harness.REPO_ROOT / "config" / "gateway.yaml").read_text())["shadow"][
         "max_inflight"
     ]
+    assert stall["sample_columns"][4] == "probe"
+    depths = [s[4] for s in stall["samples"]]
+    assert all(isinstance(d, float) and d >= 0 for d in depths), depths  # the queue read with every sample
     during = stall["shadow"]["stall"]
     assert during["inflight"] == max_inflight
     assert during["queue_depth"] + sum(during["skipped"].values()) > 0
