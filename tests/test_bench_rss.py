@@ -228,7 +228,7 @@ def test_the_docs_section_goes_after_the_full_suite_and_is_replaced(short_run: d
     docs.write_text(without)
     text = rss.markdown(short_run)
     assert "| native service, reads |" in text and "| stall |" in text
-    assert "not judged (runs under 60 s)" in text or "**not met**" in text
+    assert "not judged (runs under 60 s, or not every run)" in text or "**not met** (" in text
     full_end = report.markers("full")[1]
     report.write_docs(docs, text, "rss", marks=rss.MARKS, after=full_end)
     report.write_docs(docs, text.replace("### RSS", "### RSS again"), "rss", marks=rss.MARKS, after=full_end)
@@ -240,3 +240,15 @@ def test_the_docs_section_goes_after_the_full_suite_and_is_replaced(short_run: d
     assert between.strip() == ""
     section = written[written.index(begin) : written.index(end) + len(end)]
     assert written.replace(section, "").split() == without.split()  # nothing else changed
+
+
+def test_the_target_is_met_only_by_every_run_for_60_s(short_run: dict[str, Any]) -> None:
+    results = json.loads(json.dumps(short_run))
+    for run in results["runs"]:
+        run["rss"]["verdict"] = "flat"
+    assert rss.target_verdict(results).startswith("not judged")  # 3 s runs
+    results["settings"]["seconds"] = 60
+    assert rss.target_verdict(results) == "**met**"
+    assert rss.target_verdict({**results, "runs": results["runs"][:2]}).startswith("not judged")
+    results["runs"][1]["rss"]["verdict"] = "grew"
+    assert rss.target_verdict(results) == f"**not met** ({results['runs'][1]['label']})"
