@@ -376,8 +376,10 @@ def gateway_stall_run(
             sampler.enter("after")  # the stall's last reading while legacy is still stopped
         phases["after"] = run(plan.after_s)
         readings["after"] = metrics_of(gateway)
-    # Legacy answers again once continued (its backlog of mirrored copies served first).
-    legacy_health = wait_status(legacy.url + "/health", timeout_s=30)
+    # Legacy answers again once continued, after the backlog of copies it had accepted while stopped.
+    health_began = time.monotonic()
+    legacy_health = wait_status(legacy.url + "/health", timeout_s=60)
+    health_s = round(time.monotonic() - health_began + plan.after_s, 1)
     record = run_record(
         "gateway_stall", "gateway, stage primary, 100 % of reads mirrored", gateway, sampler, phases, ("stall", "after")
     )
@@ -390,6 +392,7 @@ def gateway_stall_run(
         "stall_samples": len(stall_states),
         "state_at_end": process_state(legacy.pid),
         "health_after": legacy_health,
+        "health_after_s": health_s,  # seconds from SIGCONT (the after phase included) to that answer
     }
     return record
 
@@ -479,7 +482,8 @@ def markdown(results: dict[str, Any]) -> str:
         out += [
             "",
             f"Legacy during the stall: stopped (state `T`) in {lg['stopped_samples']} of {lg['stall_samples']} readings; "
-            f"after SIGCONT its `/health` answered {lg['health_after']}. The gateway's mirroring, per phase "
+            f"after SIGCONT its `/health` answered {lg['health_after']} within {lg.get('health_after_s', '?')} s "
+            "(the after phase included). The gateway's mirroring, per phase "
             "(counter increases from its /metrics; queue and in flight at the phase's end):",
             "",
             "| phase | client requests | client errors | compared | mirrored copies skipped, by reason "
