@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import concurrent.futures
 import os
 import shlex
@@ -130,15 +131,18 @@ class Sampler:
         self._thread = threading.Thread(target=self._loop, name=f"rss-sampler-{pid}", daemon=True)
 
     def read(self) -> None:
-        value = self.probe() if self.probe is not None else None  # an HTTP call: not under the lock
-        with self._lock:
+        with self._lock:  # the reading and its phase together: a phase change waits for it
             try:
                 rss = vm_rss_mib(self.pid)
             except OSError:
                 return  # the process ended: no reading (the run's error says why)
             state = process_state(self.watch) if self.watch is not None else None
-            t = round(time.monotonic() - self._t0, 3)
-            self.samples.append(Sample(t, self.phase, round(rss, 2), state, value))
+            t, phase = round(time.monotonic() - self._t0, 3), self.phase
+        # The probe is an HTTP call, up to its timeout on a busy gateway: after the RSS is read
+        # and outside the lock; readings are kept in time order whichever finishes first.
+        value = self.probe() if self.probe is not None else None
+        with self._lock:
+            bisect.insort(self.samples, Sample(t, phase, round(rss, 2), state, value), key=lambda s: s.t)
 
     def enter(self, phase: str) -> None:
         self.read()
