@@ -505,13 +505,20 @@ def markdown(results: dict[str, Any]) -> str:
             sizes = results.get("answer_bytes") or {}
             answers = ", ".join(f"`{p}` {n / 1024:,.1f} KiB" for p, n in sizes.items())
             per_copy = f", about {q['kib_per_queued_copy']:,.1f} KiB per copy added" if q["kib_per_queued_copy"] else ""
+            depth = q["depth_at_baseline"]
+            filled = (
+                "was already full at the baseline"
+                if depth is not None and depth >= q["bound"]
+                else f"held {_depth(depth)} at the baseline and was full {q['seconds_to_full']:g} s later, at "
+                f"{_mib(q['rss_at_full_mib'])} MiB{per_copy}"
+            )
             out += [
                 "",
-                f"What the growth holds: the gateway's queue of mirrored copies (bounded at {q['bound']:,}, "
-                f"`shadow.queue_size`) held {_depth(q['depth_at_baseline'])} at the baseline and was full "
-                f"{q['seconds_to_full']:g} s later, at {_mib(q['rss_at_full_mib'])} MiB{per_copy}; each copy keeps the "
-                f"request and the primary's answer (the mix's answers: {answers}). From then on, "
-                f"{q['seconds_after']:g} s more: max {_mib(q['max_after_mib'])} MiB, {q['growth_after_pct']:+.1f} %.",
+                f"What the RSS holds: the gateway's queue of mirrored copies (bounded at {q['bound']:,} copies, "
+                f"`shadow.queue_size`, not in bytes) {filled}; each copy keeps the request and the primary's "
+                f"answer (the mix's answers: {answers}). From the first full reading on ({_mib(q['rss_at_full_mib'])} "
+                f"MiB), {q['seconds_after']:g} s more: max {_mib(q['max_after_mib'])} MiB, "
+                f"{q['growth_after_pct']:+.1f} %.",
             ]
     out += [
         "",
