@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import bisect
 import concurrent.futures
+import json
 import os
 import shlex
 import signal
@@ -328,6 +329,12 @@ def queue_depth_of(gateway: Server) -> Callable[[], float | None]:
     return read
 
 
+def enough_added(depth_at_baseline: float | None, bound: int) -> bool:
+    """Whether the queue filled by enough copies after the baseline (a tenth of it) for the RSS
+    they added to say what one copy costs."""
+    return depth_at_baseline is not None and bound - depth_at_baseline >= bound / 10
+
+
 def once_full(samples: Sequence[Sample], measured: Sequence[str], bound: int) -> dict[str, Any] | None:
     """What the RSS did from the first reading with the queue at its `bound` (shadow.queue_size):
     a bounded queue that fills after the baseline is growth of a known size (its copies hold
@@ -341,7 +348,7 @@ def once_full(samples: Sequence[Sample], measured: Sequence[str], bound: int) ->
     base, full = warm[-1], load[first]
     peak = max(s.rss_mib for s in load[first:])
     per_copy = None
-    if base.probe is not None and bound > base.probe:
+    if base.probe is not None and enough_added(base.probe, bound):
         per_copy = round((full.rss_mib - base.rss_mib) * 1024 / (bound - base.probe), 1)
     return {
         "bound": bound,
@@ -427,9 +434,27 @@ def _depth(x: float | None) -> str:
     return "an unknown number of copies" if x is None else f"{x:,.0f} copies"
 
 
+def _errors(run: dict[str, Any]) -> str:
+    """The measured phases' wrk errors, by kind (`timeout`: no answer within wrk's 5 s)."""
+    kinds: dict[str, int] = {}
+    for phase in run["measured_phases"]:
+        for kind, n in run["phases"][phase]["errors"].items():
+            kinds[kind] = kinds.get(kind, 0) + n
+    return f"{run['errors']:,}" + (f" ({_counts(kinds)})" if run["errors"] else "")
+
+
 def _counts(counts: dict[str, int]) -> str:
     shown = {k: v for k, v in counts.items() if v}
     return ", ".join(f"{k} {v:,}" for k, v in shown.items()) or "none"
+
+
+def shown_command(command: str) -> str:
+    """The command as run, its `--note` text (printed below it) shown as `...`."""
+    words = shlex.split(command)
+    for i, word in enumerate(words[:-1]):
+        if word == "--note":
+            words[i + 1] = "..."
+    return shlex.join(words)
 
 
 def target_verdict(results: dict[str, Any]) -> str:
@@ -450,7 +475,8 @@ def markdown(results: dict[str, Any]) -> str:
     out = [
         f"### RSS over a {st['seconds']} s run and while legacy stalls: {results['started_at']}",
         "",
-        f"Command: `{results['command']}` (after `make install` and `make tools`), {results['seconds_total']} s in all.",
+        f"Command: `{shown_command(results['command'])}` (after `make install` and `make tools`), "
+        f"{results['seconds_total']} s in all.",
         "",
         f"Machine: {m['cpus']} CPUs ({m.get('cpu_model') or 'unknown model'}), {m.get('memory_gib')} GiB, "
         f"Linux {m['kernel']}, Python {m['python']}, {m.get('wrk') or 'wrk'}; load average at start "
@@ -478,7 +504,7 @@ def markdown(results: dict[str, Any]) -> str:
         slope = "–" if j["slope_mib_per_min"] is None else f"{j['slope_mib_per_min']:+.2f}"
         out.append(
             f"| {r['label']} | {measured} | {_mib(j['baseline_mib'])} | {_mib(j['max_mib'])} | {_mib(j['last_mib'])} "
-            f"| {j['growth_pct']:+.1f} % | {slope} | **{j['verdict']}** | {r['requests']:,} ({r['rps']:,}) | {r['errors']:,} |"
+            f"| {j['growth_pct']:+.1f} % | {slope} | **{j['verdict']}** | {r['requests']:,} ({r['rps']:,}) | {_errors(r)} |"
         )
     stall = next((r for r in results["runs"] if r["name"] == "gateway_stall"), None)
     if stall:
@@ -500,11 +526,24 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {phase} | {w['requests']:,} | {w['error_count']:,} | {_counts(c['compared'])} "
                 f"| {_counts(c['skipped'])} | {c['fallbacks']:,} | {c['queue_depth']:,} | {c['inflight']:,} |"
             )
+        fell_back = stall["shadow"]["stall"]["fallbacks"]
+        if fell_back:
+            out += [
+                "",
+                f"During the stall the gateway fell back to legacy {fell_back:,} times: a native answer slower than "
+                "`native.timeout_s` counts as failed and the request goes to legacy, which was stopped, so that "
+                f"client waited; wrk counted {stall['phases']['stall']['error_count']:,} errors in the stall "
+                "(requests unanswered within its 5 s).",
+            ]
         q = stall.get("queue")
         if q:
             sizes = results.get("answer_bytes") or {}
             answers = ", ".join(f"`{p}` {n / 1024:,.1f} KiB" for p, n in sizes.items())
-            per_copy = f", about {q['kib_per_queued_copy']:,.1f} KiB per copy added" if q["kib_per_queued_copy"] else ""
+            per_copy = (
+                f", about {q['kib_per_queued_copy']:,.1f} KiB per copy added"
+                if q["kib_per_queued_copy"] and enough_added(q["depth_at_baseline"], q["bound"])
+                else ""
+            )
             depth = q["depth_at_baseline"]
             filled = (
                 "was already full at the baseline"
@@ -560,6 +599,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--docs", type=Path, help="the docs file (default docs/benchmarks.md; quick: none)")
     parser.add_argument("--no-docs", action="store_true", help="do not touch the docs")
     parser.add_argument("--note", help="a sentence printed next to the figures")
+    parser.add_argument("--render", type=Path, help="no run: the markdown of this results JSON, to stdout and the docs")
     parser.add_argument("--only", default=",".join(RUNS), help=f"comma-separated runs, of {', '.join(RUNS)}")
     args = parser.parse_args(argv)
     args.seconds = args.seconds if args.seconds is not None else (10 if args.quick else 60)
@@ -594,6 +634,12 @@ def _sigterm_as_exit(_signum: int, _frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render:
+        text = markdown(json.loads(args.render.read_text()))
+        print(text)
+        if args.docs is not None:
+            report.write_docs(args.docs, text, "rss", marks=MARKS, after=report.markers("full")[1])
+        return 0
     if not wrk_available():
         print("wrk is not installed: run `make tools` (Debian package wrk)", file=sys.stderr)
         return 2

@@ -91,6 +91,9 @@ def test_growth_once_the_bounded_queue_is_full_is_told_apart() -> None:
     assert full["kib_per_queued_copy"] == pytest.approx(12 * 1024 / 500, abs=0.1)
     assert full["seconds_after"] == 2.0
     assert rss.once_full(readings, ("stall", "after"), 2000) is None  # never full
+    almost = [at(0, "warmup", 80.0, 950), *readings[1:]]
+    nearly_full = rss.once_full(almost, ("stall", "after"), 1000)
+    assert nearly_full is not None and nearly_full["kib_per_queued_copy"] is None  # 50 copies say little
     assert rss.once_full(readings[1:], ("stall",), 1000) is None  # no baseline
 
 
@@ -242,6 +245,11 @@ def test_the_docs_section_goes_after_the_full_suite_and_is_replaced(short_run: d
     assert between.strip() == ""
     section = written[written.index(begin) : written.index(end) + len(end)]
     assert written.replace(section, "").split() == without.split()  # nothing else changed
+    # --render: the same section from a results file, without a run.
+    results_file = tmp_path / "rss.json"
+    results_file.write_text(json.dumps(short_run))
+    assert rss.main(["--render", str(results_file), "--docs", str(docs)]) == 0
+    assert docs.read_text().count(begin) == 1 and "### RSS over" in docs.read_text()
 
 
 def test_the_target_is_met_only_by_every_run_for_60_s(short_run: dict[str, Any]) -> None:
