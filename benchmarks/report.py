@@ -264,15 +264,23 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_docs(path: Path, section: str, mode: str) -> None:
-    """Put `section` between the markers of `mode` in `path` (appended with them the first time)."""
-    begin, end = markers(mode)
+def write_docs(
+    path: Path, section: str, mode: str, *, marks: tuple[str, str] | None = None, after: str | None = None
+) -> None:
+    """Put `section` between the markers of `mode` in `path` (appended with them the first time).
+
+    Another generator (benchmarks/rss.py) passes its own `marks`, and `after`: the line its
+    section goes right after the first time (appended when that line is missing)."""
+    begin, end = marks or markers(mode)
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     block = f"{begin}\n{section.rstrip()}\n{end}"
     if begin in text and end in text:
         head, rest = text.split(begin, 1)
         _old, tail = rest.split(end, 1)
         text = head + block + tail
+    elif after and after in text:
+        head, tail = text.split(after, 1)
+        text = head + after + "\n\n" + block + "\n" + tail
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)
