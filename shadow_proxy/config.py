@@ -212,7 +212,7 @@ class Shadow:
     timeout_s: Seconds = 5.0
     queue_size: Count = 1000
     # The queue's bound in bytes too: a queued copy keeps its request and the primary's answer,
-    # so 1,000 copies of 31 KB answers held 30 MB while legacy stalled (docs/benchmarks.md, RSS).
+    # so 1,000 queued copies held about 23 MiB while legacy stalled (docs/benchmarks.md, RSS).
     queue_max_bytes: Count = 8_388_608
     max_inflight: Count = 32
     max_body_bytes: Count = 1_048_576

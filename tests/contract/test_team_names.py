@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
@@ -51,6 +52,18 @@ CASES: dict[str, tuple[list[dict[str, Any]], str]] = {
 }
 
 
+def _remove(dsn: str, prefix: str) -> None:
+    async def run() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute("DELETE FROM ai.agno_runs WHERE starts_with(session_id, $1)", prefix)
+            await conn.execute("DELETE FROM ai.agno_sessions WHERE starts_with(session_id, $1)", prefix)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
 def _insert(dsn: str, prefix: str) -> None:
     async def run() -> None:
         conn = await asyncpg.connect(dsn)
@@ -84,10 +97,16 @@ def _insert(dsn: str, prefix: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def team_sessions(pg_dsn: str) -> str:
+def team_sessions(pg_dsn: str) -> Iterator[str]:
+    """The hand-written rows, removed afterwards: shapes agno never writes (an `agent_id` of 5)
+    must not reach the other tests of the shared database (the export/import round trip
+    validates every run it reads)."""
     prefix = "team-names-"
     _insert(pg_dsn, prefix)
-    return prefix
+    try:
+        yield prefix
+    finally:
+        _remove(pg_dsn, prefix)
 
 
 @pytest.mark.parametrize("query", ["?type=team&user_id=" + USER, "?user_id=" + USER + "&sort_by=session_id&limit=3"])
