@@ -10,6 +10,8 @@ same way and shown next to it, because on the list endpoints the SQL, not Python
     .venv/bin/python -m benchmarks.cpu --servers native --seconds 3 --endpoints list,detail
     .venv/bin/python -m benchmarks.cpu --hold                # seed, start, print pids, wait (profiling)
     .venv/bin/python -m benchmarks.cpu --dsn postgresql://...  # a database --hold already seeded
+    .venv/bin/python -m benchmarks.cpu --profile             # and CPU by kind of work (py-spy)
+    .venv/bin/python -m benchmarks.cpu --servers native,legacy,gateway_0,gateway_100  # mirroring's cost
 
 The rows are the suite's (benchmarks/dataset.py: real agno rows copied to --sessions sessions
 plus the 20- and 1,000-run sessions); the endpoints are the suite's READS and WRITES.
@@ -126,7 +128,6 @@ def measure(
     if warmup:
         run(warmup)
         settle(server.pid)
-    if warmup:
         drain(server)
     s0, p0, c0 = cpu_seconds(server.pid), pg_cpu(), shadow_counts(server)
     result = run(seconds)

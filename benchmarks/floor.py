@@ -1,7 +1,8 @@
 """The floor: the least any server can do for each read endpoint of the benchmark.
 
 A bare aiohttp handler per endpoint that runs the very statements the native service runs
-(asyncpg, the same pool size, JSONB decoded by `json.loads` as the native service does) and
+(asyncpg, the same pool size, JSONB decoded by `json.loads`; the native service uses orjson
+wherever the two agree) and
 returns the rows with `json.dumps`: no validation, no rendering, no logging, no metrics. (It
 borrows one pure rule of the native service, `first_run_names`, only to send the same follow-up
 statement on the same list pages.) The
