@@ -65,8 +65,8 @@ def run_gateway(args: argparse.Namespace) -> int:
     app.on_startup.append(announce)
     # The request-head limits of the native service (uvicorn's, so a long query string is routed
     # through the gateway as the AgentOS routes it, not refused with aiohttp's plain-text 400).
-    # On uvloop as the native service (AGNO_EVENT_LOOP=asyncio keeps the stdlib loop): the hop's
-    # socket reads and writes and every mirrored copy's cost less (docs/benchmarks.md).
+    # The native service's loop (agentos_session/loop.py: asyncio's, uvloop with
+    # AGNO_EVENT_LOOP=uvloop), so both servers are chosen and measured alike.
     web.run_app(
         app,
         host=listen.host,
