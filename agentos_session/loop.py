@@ -12,7 +12,7 @@ log = logging.getLogger("agentos_session")
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """The standard library's loop unless `AGNO_EVENT_LOOP=uvloop`.
 
-    uvloop (libuv) makes socket reads, writes and callbacks cheaper (a few to 25 % more req/s on
+    uvloop (libuv) makes socket reads, writes and callbacks cheaper (4 to 35 % more req/s on
     the benchmark), but under saturation it serves connections unfairly: at 32 closed-loop
     connections on one run by id, p50 6-9 ms with p90 0.29-0.39 s and p99 1.4-1.6 s, where
     asyncio's loop gives p99 24-29 ms (the list: p99 449 vs 209 ms; docs/benchmarks.md). A client
