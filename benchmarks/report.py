@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +98,17 @@ def _command(*cmd: str) -> str:
         return ""
     done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=10)
     return done.stdout.strip()
+
+
+def run_identity(module: str, argv: list[str] | None, started: float) -> dict[str, Any]:
+    """What every results file starts with after its schema: the command as typed (`python -m
+    module ...`), when it started (UTC) and the machine it ran on."""
+    args = sys.argv[1:] if argv is None else argv
+    return {
+        "command": shlex.join(["python", "-m", module, *args]),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "machine": machine(),
+    }
 
 
 def machine() -> dict[str, Any]:

@@ -650,9 +650,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = Plan(args.seconds, args.warmup, args.after, args.connections, cores.generator)
     results: dict[str, Any] = {
         "schema": SCHEMA_ID,
-        "command": shlex.join(["python", "-m", "benchmarks.rss", *(sys.argv[1:] if argv is None else argv)]),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "machine": report.machine(),
+        **report.run_identity("benchmarks.rss", argv, started),
         "settings": {
             "seconds": args.seconds,
             "warmup_s": args.warmup,

@@ -17,7 +17,6 @@ import argparse
 import concurrent.futures
 import contextlib
 import functools
-import shlex
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -294,9 +293,7 @@ def header(args: argparse.Namespace, argv: list[str] | None, cores: Cores, start
     return {
         "schema": report.SCHEMA_ID,
         "mode": args.mode,
-        "command": shlex.join(["python", "-m", "benchmarks.suite", *(sys.argv[1:] if argv is None else argv)]),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "machine": report.machine(),
+        **report.run_identity("benchmarks.suite", argv, started),
         "settings": {
             "sessions": args.sessions,
             "seconds": args.seconds,

@@ -53,7 +53,7 @@ def _answer_json(response: Response) -> Any:
     orjson: the stdlib parser here was a tenth of the gateway's CPU with every read mirrored
     (docs/benchmarks.md). The two strings read from it are the same to either parser."""
     body = response.body
-    if len(body) > ANSWER_PARSE_MAX or not body.lstrip()[:1] == b"{":
+    if len(body) > ANSWER_PARSE_MAX or body[:64].lstrip()[:1] != b"{":
         return None
     try:
         return orjson.loads(body)
