@@ -156,3 +156,8 @@ SESSION_WRITES = WriteVerification(
     query=("db_id", "table", "type", "user_id"),
     dropped_by_legacy=(("runs", "create-with-runs"), ("summary", "create-with-summary")),
 )
+
+# The routes whose answer is a page (`{"data": [...], "meta": {...}}`): no top-level field of one
+# session (`session_type`, `user_id`) is in it, so the gateway's report takes those cohort keys
+# from the request alone and does not parse the page (up to 64 KB per mirrored copy).
+SESSION_PAGES: frozenset[str] = frozenset({route_label("GET", "/sessions")})

@@ -109,6 +109,13 @@ def postgres_cpu(master: int | None) -> float:
     ticks = os.sysconf("SC_CLK_TCK")
     fields = _stat(master)
     total = sum(int(fields[i]) for i in (11, 12, 13, 14)) / ticks  # utime stime cutime cstime
+    for _, child in _children(master):
+        total += (int(child[11]) + int(child[12])) / ticks
+    return total
+
+
+def _children(master: int) -> Iterator[tuple[int, list[str]]]:
+    """(pid, stat fields) of the postmaster's live children."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -117,8 +124,18 @@ def postgres_cpu(master: int | None) -> float:
         except OSError:
             continue  # ended meanwhile: its time is in the postmaster's cutime/cstime once reaped
         if int(child[1]) == master:
-            total += (int(child[11]) + int(child[12])) / ticks
-    return total
+            yield int(entry.name), child
+
+
+def pin_postgres(master: int | None, cpus: str) -> None:
+    """The postmaster and its live children onto `cpus`; backends it forks later inherit it.
+    For the gateways' runs: the backends answering the mirrored copies' legacy would otherwise
+    run on the gateways' core, preempt them, and add to their CPU per request."""
+    if master is None:
+        return
+    pin(master, cpus)
+    for pid, _ in _children(master):
+        pin(pid, cpus)
 
 
 def measure(
@@ -364,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
             # The copies' legacy off the gateways' core: in a deployment it runs elsewhere, and
             # sharing one core with it inflates the gateway's own CPU per request (cache, switches).
             pin(servers["legacy"].pid, cores.generator)
+            pin_postgres(postmaster_pid(data_dir), cores.generator)
         if args.hold:
             print(f"[cpu] DSN {dsn}  PGDATA {data_dir}", flush=True)
             for s in servers.values():

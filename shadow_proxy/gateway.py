@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from agentos_session.routing import RouteTable
-from agentos_session.sessions_api import SESSION_WRITES, SESSIONS, WriteVerification
+from agentos_session.sessions_api import SESSION_PAGES, SESSION_WRITES, SESSIONS, WriteVerification
 from comparator import Rules
 from comparator.noise import NoiseModel
 
@@ -54,6 +54,7 @@ class Gateway:
         redact: Callable[[Sample], Sample] | None = None,
         routes: RouteTable = SESSIONS,
         writes: WriteVerification = SESSION_WRITES,
+        pages: frozenset[str] = SESSION_PAGES,
     ) -> None:
         self.config = config
         self.metrics = metrics
@@ -72,6 +73,7 @@ class Gateway:
             redact=redact,
             metrics=metrics,
             stats=self.rollout.stats,
+            pages=pages,
         )
         self.mirror = Mirror(
             config,

@@ -154,8 +154,10 @@ class Judge:
         redact: Callable[[Sample], Sample] | None,
         metrics: GatewayMetrics,
         stats: RouteStats | None = None,
+        pages: frozenset[str] = frozenset(),
     ) -> None:
         self.rules = rules
+        self.pages = pages  # routes answering a page: no session fields in it for the cohorts
         self.stats = stats  # the report's per-route counts (cohorts, latency), for every replica
         self.noise = noise
         self.tally = tally
@@ -182,7 +184,9 @@ class Judge:
         self.tally.count(job.route, comparison)
         windows.observe_comparison(comparison.result, job.stage)
         if self.stats is not None:
-            self.stats.add_comparison(job.route, comparison.result, cohorts(request, primary))
+            self.stats.add_comparison(
+                job.route, comparison.result, cohorts(request, primary, page=job.route in self.pages)
+            )
         if comparison.ok:
             return
         sample = Sample(

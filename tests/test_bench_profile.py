@@ -91,3 +91,38 @@ def test_postgres_cpu_counts_a_backend_that_ended(pg_dsn: str) -> None:
     assert master > 1
     assert spent >= 0.05, "the backend did too little work to tell"
     assert after - before >= 0.9 * spent
+
+
+def _affinity(pid: int) -> set[int]:
+    return cpu.os.sched_getaffinity(pid)
+
+
+@pytest.mark.skipif(len(cpu.os.sched_getaffinity(0)) < 2, reason="pinning needs two CPUs to be seen")
+def test_pin_postgres_moves_the_postmaster_its_children_and_later_backends(pg_dsn: str) -> None:
+    """The gateways' runs keep Postgres off their core: the postmaster, the backends it has, and
+    one it forks afterwards all run on the given CPU. Put back on every CPU at the end."""
+    every = cpu.os.sched_getaffinity(0)
+    one = min(every)
+
+    async def run() -> tuple[int, list[set[int]]]:
+        old = await asyncpg.connect(pg_dsn)
+        try:
+            backend = await old.fetchval("SELECT pg_backend_pid()")
+            master = _ppid(backend)
+            cpu.pin_postgres(master, str(one))
+            new = await asyncpg.connect(pg_dsn)
+            try:
+                later = await new.fetchval("SELECT pg_backend_pid()")
+                return master, [_affinity(master), _affinity(backend), _affinity(later)]
+            finally:
+                await new.close()
+        finally:
+            await old.close()
+
+    master = 0
+    try:
+        master, affinities = asyncio.run(run())
+        assert affinities == [{one}, {one}, {one}]
+    finally:
+        if master:
+            cpu.pin_postgres(master, ",".join(str(c) for c in sorted(every)))

@@ -141,3 +141,23 @@ def test_progress_says_what_promotes_and_what_rolls_back() -> None:
     assert isinstance(rollback, dict)
     assert rollback["mismatch_lower_bound"] == pytest.approx(wilson(2, 10, POLICY.z)[0])
     assert rollback["error_limit"] == POLICY.rollback_error_rate
+
+
+def test_a_window_counts_its_failures_as_outcomes_come_and_go() -> None:
+    """The running count is the sum of the last `size` outcomes after every add, as the window
+    slides past failures and successes, and nothing after `clear`."""
+    import random
+
+    from shadow_proxy.gate import Window
+
+    rng = random.Random(7)
+    window, seen = Window(50), []
+    for _ in range(1_000):
+        failed = rng.random() < 0.3
+        window.add(failed)
+        seen.append(failed)
+        assert (window.failures, window.total) == (sum(seen[-50:]), len(seen[-50:]))
+    window.clear()
+    assert (window.failures, window.total) == (0, 0)
+    window.add(True)
+    assert (window.failures, window.total) == (1, 1)

@@ -326,6 +326,14 @@ def test_cohort_keys_are_bounded():
         "user": "none",
         "size": "128",
     }  # not parsed
+    # A page (the list) is not parsed: its keys are the request's or the defaults.
+    single = Response(200, JSON, b'{"session_type": "team", "user_id": "u-7"}')
+    assert cohorts(Request("GET", "/sessions"), single)["type"] == "team"
+    assert cohorts(Request("GET", "/sessions"), single, page=True) == {"type": "agent", "user": "none", "size": "1"}
+    assert cohorts(Request("GET", "/sessions?type=team&user_id=u-7"), single, page=True)["type"] == "team"
+    from agentos_session.sessions_api import SESSION_PAGES
+
+    assert SESSION_PAGES == {"GET /sessions"}
     users = {cohorts(Request("GET", f"/sessions?user_id=u{i}"), Response(200, JSON, b""))["user"] for i in range(500)}
     assert users == {str(i) for i in range(16)}
     assert [size_bucket(n) for n in (0, 1024, 1025, 2048, 3000, 5000, 1 << 20)] == [
