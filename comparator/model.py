@@ -9,7 +9,6 @@ data, picklable, so a comparison can run in another thread or process.
 from __future__ import annotations
 
 import base64
-import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -109,18 +108,12 @@ class Response:
     error: str | None = None
 
     def header(self, name: str) -> str | None:
-        """Case-insensitive lookup; multi-valued headers are expected joined by the caller.
-        Where two names differ only in case, the first wins."""
-        return self._lowered.get(name.lower())
-
-    @functools.cached_property
-    def _lowered(self) -> dict[str, str]:
-        # Built once per answer: a comparison looks up every compared header on both sides,
-        # and a scan per lookup was a quarter of settling a mirrored copy.
-        lowered: dict[str, str] = {}
+        """Case-insensitive lookup; multi-valued headers are expected joined by the caller."""
+        lowered = name.lower()
         for key, value in self.headers.items():
-            lowered.setdefault(key.lower(), value)
-        return lowered
+            if key.lower() == lowered:
+                return value
+        return None
 
     @classmethod
     def failed(cls, error: str, side: Side | None = None) -> Response:
