@@ -139,7 +139,7 @@ class Window:
     size: int
     outcomes: deque[bool] = field(init=False)
     # Kept as outcomes come and go: summing the window (2,000 by default) on every comparison
-    # was a tenth of what settling a mirrored copy costs.
+    # cost 15 µs, a sixth or more of settling a mirrored copy (docs/benchmarks.md).
     failures: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
