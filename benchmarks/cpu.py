@@ -129,8 +129,9 @@ def _children(master: int) -> Iterator[tuple[int, list[str]]]:
 
 def pin_postgres(master: int | None, cpus: str) -> None:
     """The postmaster and its live children onto `cpus`; backends it forks later inherit it.
-    For the gateways' runs: the backends answering the mirrored copies' legacy would otherwise
-    run on the gateways' core, preempt them, and add to their CPU per request."""
+    For benchmarks/mirror_cost.py: the backends answering legacy would otherwise run on the
+    measured process's core, preempt it, and add to its CPU per copy. (Not done here: with wrk
+    and the AgentOS on the other core as well, that core was overloaded, load average 6.)"""
     if master is None:
         return
     pin(master, cpus)
@@ -381,7 +382,6 @@ def main(argv: list[str] | None = None) -> int:
             # The copies' legacy off the gateways' core: in a deployment it runs elsewhere, and
             # sharing one core with it inflates the gateway's own CPU per request (cache, switches).
             pin(servers["legacy"].pid, cores.generator)
-            pin_postgres(postmaster_pid(data_dir), cores.generator)
         if args.hold:
             print(f"[cpu] DSN {dsn}  PGDATA {data_dir}", flush=True)
             for s in servers.values():

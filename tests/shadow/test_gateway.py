@@ -218,50 +218,34 @@ async def test_legacy_down_slow_or_garbage_changes_no_primary_answer(
         assert metric(client, "shadow_comparisons_total", route=DETAIL_ROUTE, result="error") == 1
 
 
-async def test_the_queue_is_bounded_in_bytes_too(make_gateway: GatewayFactory, legacy_url: str) -> None:
-    """Room for 100 copies but bytes for one: a queued copy holds the primary's answer, so the
-    bytes bound what a stalled legacy can make the gateway keep (`shadow.queue_max_bytes`)."""
+@pytest.mark.parametrize("bound", ["copies", "bytes"])
+async def test_a_full_queue_drops_and_counts(make_gateway: GatewayFactory, legacy_url: str, bound: str) -> None:
+    """Room for one queued copy, by count (`shadow.queue_size`) or by bytes
+    (`shadow.queue_max_bytes`: a queued copy holds the primary's answer, so the bytes bound what
+    a stalled legacy can make the gateway keep): what does not fit is dropped and counted, and
+    the room is given back as copies leave the queue."""
     expected = await direct(legacy_url, DETAIL)
     one_copy = len(DETAIL) + len(expected[1])
+    limits = {"copies": {"queue_size": 1}, "bytes": {"queue_size": 100, "queue_max_bytes": one_copy + one_copy // 2}}
     async with FaultyLegacy(legacy_url) as legacy:
-        shadow = Shadow(queue_size=100, queue_max_bytes=one_copy + one_copy // 2, max_inflight=1, timeout_s=30)
+        shadow = Shadow(**limits[bound], max_inflight=1, timeout_s=30)
         client = await make_gateway(at_stage(gateway_config(legacy.url, shadow=shadow), "primary"))
         legacy.mode = "hold"
         assert (await (await client.get(DETAIL)).read()) == expected[1]
         await eventually(lambda: legacy.held == 1)  # the only worker is busy with copy 1
-        for _ in range(4):  # copy 2 takes the queue's bytes; 3, 4 and 5 do not fit
+        for _ in range(4):  # copy 2 waits in the queue; 3, 4 and 5 do not fit
             r = await client.get(DETAIL)
             assert (r.status, await r.read()) == expected
         assert metric(client, "shadow_mirror_skipped_total", route=DETAIL_ROUTE, reason="queue_full") == 3
         assert metric(client, "shadow_mirror_queue_depth") == 1
-        legacy.release.set()
-        await settled(client)
-        assert metric(client, "shadow_comparisons_total", route=DETAIL_ROUTE, result="match") == 2
-        # The bytes are given back as copies leave the queue: the next one is queued again.
-        legacy.mode = "pass"
-        await client.get(DETAIL)
-        await settled(client)
-        assert metric(client, "shadow_comparisons_total", route=DETAIL_ROUTE, result="match") == 3
-
-
-async def test_a_full_queue_drops_and_counts(make_gateway: GatewayFactory, legacy_url: str) -> None:
-    async with FaultyLegacy(legacy_url) as legacy:
-        config = at_stage(
-            gateway_config(legacy.url, shadow=Shadow(queue_size=1, max_inflight=1, timeout_s=30)), "primary"
-        )
-        client = await make_gateway(config)
-        expected = await direct(legacy_url, DETAIL)
-        legacy.mode = "hold"
-        assert (await (await client.get(DETAIL)).read()) == expected[1]
-        await eventually(lambda: legacy.held == 1)  # the only worker is busy with copy 1
-        for _ in range(4):  # copy 2 waits in the queue; 3, 4 and 5 find it full
-            r = await client.get(DETAIL)
-            assert (r.status, await r.read()) == expected
-        assert metric(client, "shadow_mirror_skipped_total", route=DETAIL_ROUTE, reason="queue_full") == 3
         assert metric(client, "shadow_mirror_inflight") == 1
         legacy.release.set()
         await settled(client)
         assert metric(client, "shadow_comparisons_total", route=DETAIL_ROUTE, result="match") == 2
+        legacy.mode = "pass"  # the room is given back: the next copy is queued again
+        await client.get(DETAIL)
+        await settled(client)
+        assert metric(client, "shadow_comparisons_total", route=DETAIL_ROUTE, result="match") == 3
 
 
 async def test_sampling_and_size_limits_are_counted(make_gateway: GatewayFactory, legacy_url: str) -> None:
